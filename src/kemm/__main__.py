@@ -1,0 +1,3 @@
+from kemm.cli import main
+
+main()

@@ -1,0 +1,193 @@
+"""Commands that simulate, train, evaluate and predict."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import typer
+import yaml
+from rich.console import Console
+
+from kemm.errors import KemmError
+
+console = Console()
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code=2)
+
+
+def _parse_sets(values: list[str]) -> dict[str, object]:
+    overrides = {}
+    for item in values:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def simulate(
+        out: Path = typer.Option(
+            ..., "--out", help="Data root to create (laid out like ../shared/data)."
+        ),
+        patients: int = typer.Option(240, help="Number of patients."),
+        feature_dim: int = typer.Option(256, help="Patch-feature dimension."),
+        min_patches: int = typer.Option(500),
+        max_patches: int = typer.Option(3000),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """Write a synthetic multimodal cohort (tables, splits, reports, HDF5 feature bags)."""
+        from kemm.engine.simulate import simulate_cohort
+
+        summary = simulate_cohort(out, n_patients=patients, feature_dim=feature_dim,
+                                  patches=(min_patches, max_patches), seed=seed)  # fmt: skip
+        console.print(
+            f"simulated {summary.patients} patients ({summary.events} deaths), {summary.slides} slides, "
+            f"{summary.patches} patches, {summary.with_report} reports → {summary.root}"
+        )
+
+    @app.command()
+    def demo(
+        out: Path = typer.Option(
+            Path("kemm-demo"), "--out", help="Folder for the simulated data and the run."
+        ),
+        patients: int = typer.Option(240, help="Simulated patients."),
+        quiet: bool = typer.Option(False, help="No progress bars."),
+    ) -> None:
+        """Simulate a cohort, cross-validate the baselines on it and print the metrics table."""
+        from kemm.engine.config import parse_config
+        from kemm.engine.results import format_table
+        from kemm.engine.runner import run_cv
+        from kemm.engine.simulate import simulate_cohort
+
+        started = time.time()
+        data_root = out / "data"
+        if not (data_root / "tcga" / "sim").is_dir():
+            simulate_cohort(data_root, n_patients=patients, show_progress=not quiet)
+        raw = yaml.safe_load(resources.files("kemm.configs").joinpath("demo.yaml").read_text())
+        raw["data"]["root"] = str(data_root)
+        raw["data"]["wsi"]["features_dir"] = str(data_root / "features")
+        try:
+            metrics = run_cv(
+                parse_config(raw, source="demo.yaml"), out / "run", show_progress=not quiet
+            )
+        except KemmError as error:
+            _fail(error)
+        console.print(format_table(metrics))
+        console.print(f"run directory: {out / 'run'}  ({time.time() - started:.0f} s)")
+
+    @app.command()
+    def train(
+        config: Path = typer.Option(..., "--config", "-c", help="YAML run config."),
+        out: Path = typer.Option(..., "--out", help="Run directory (resumed if it exists)."),
+        data_root: Path | None = typer.Option(None, "--data-root", help="Overrides data.root."),
+        set_: list[str] = typer.Option([], "--set", help="Override a config key: train.epochs=5"),
+        quiet: bool = typer.Option(False, help="No progress bars."),
+        ray_address: str | None = typer.Option(
+            None, help="Run folds as Ray tasks ('local' or ADDR)."
+        ),
+    ) -> None:
+        """Cross-validate the models of a config; an interrupted run resumes where it stopped."""
+        from kemm.engine.config import load_config
+        from kemm.engine.results import format_table
+        from kemm.engine.runner import run_cv
+
+        overrides = _parse_sets(set_)
+        if data_root is not None:
+            overrides["data.root"] = str(data_root)
+        try:
+            metrics = run_cv(
+                load_config(config, overrides),
+                out,
+                show_progress=not quiet,
+                ray_address=ray_address,
+            )
+        except KemmError as error:
+            _fail(error)
+        console.print(format_table(metrics))
+        console.print(f"selection: {metrics['protocol']['selection_note']}")
+
+    @app.command()
+    def evaluate(run_dir: Path = typer.Argument(..., help="A finished run directory.")) -> None:
+        """Print the metrics table of a run."""
+        from kemm.engine.results import format_table, read_metrics
+
+        try:
+            metrics = read_metrics(run_dir)
+        except FileNotFoundError as error:
+            _fail(error)
+        console.print(format_table(metrics))
+        console.print(f"selection: {metrics['protocol']['selection_note']}")
+
+    @app.command()
+    def predict(
+        run_dir: Path = typer.Argument(..., help="A finished run directory."),
+        cohort: Path = typer.Option(
+            ..., "--cohort", help="Patients to score (all_clean-format CSV)."
+        ),
+        model: str | None = typer.Option(None, help="Model label (default: the run's first)."),
+        reports: str | None = typer.Option(None, help="Reports CSV of these patients."),
+        features_dir: str | None = typer.Option(None, help="Feature bags of these patients."),
+        out: Path | None = typer.Option(None, "--out", help="CSV to write (default: print)."),
+    ) -> None:
+        """Risk and survival curves for new patients from the run's fold models (ensemble)."""
+        from kemm.engine.predict import predict_new
+
+        try:
+            frame = predict_new(
+                run_dir, cohort, model=model, reports_csv=reports, features_dir=features_dir
+            )
+        except KemmError as error:
+            _fail(error)
+        if out is None:
+            console.print(frame.to_string(index=False))
+        else:
+            frame.to_csv(out, index=False)
+            console.print(f"wrote {len(frame)} predictions to {out}")
+
+    @app.command()
+    def benchmark(
+        data_root: Path = typer.Option(
+            Path("../shared/data"), "--data-root", help="Data root (tcga/<cohort>/, signatures/)."
+        ),
+        out: Path = typer.Option(
+            Path("runs/benchmark"), "--out", help="Benchmark folder (resumed if it exists)."
+        ),
+        cohorts: str | None = typer.Option(
+            None, help="Comma-separated cohorts (default: brca,luad,kirc,ucec,lusc)."
+        ),
+        quick: bool = typer.Option(False, help="One cohort's worth: fewer models and epochs."),
+        ray_address: str | None = typer.Option(
+            None, help="Run cohort x fold tasks on Ray ('local' or ADDR)."
+        ),
+        table: Path | None = typer.Option(
+            None, help="Also write the markdown table here (e.g. docs/benchmarks.md)."
+        ),
+        quiet: bool = typer.Option(False, help="No progress bars."),
+    ) -> None:
+        """Baselines, KEMM and its ablations on TCGA cohorts under the honest protocol."""
+        import sys
+
+        from kemm.engine.benchmark import format_benchmark, provenance, run_benchmark
+
+        chosen = [c.strip().lower() for c in cohorts.split(",")] if cohorts else None
+        try:
+            summary = run_benchmark(data_root, out, cohorts=chosen, quick=quick, ray_address=ray_address,
+                                    show_progress=not quiet)  # fmt: skip
+        except KemmError as error:
+            _fail(error)
+        text = format_benchmark(summary)
+        console.print(text)
+        if table is not None:
+            command = "kemm " + " ".join(sys.argv[1:])
+            table.parent.mkdir(parents=True, exist_ok=True)
+            table.write_text(
+                "# Benchmark\n\n" + provenance(command, summary["wall_seconds"]) + "\n" + text
+            )
+            console.print(f"wrote {table}")

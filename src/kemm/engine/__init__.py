@@ -1,0 +1,1 @@
+"""kemm.engine"""

@@ -1,0 +1,234 @@
+"""The TCGA benchmark: every cohort × model (baselines, KEMM, ablations) under one protocol.
+
+Each (cohort, data variant) is one cross-validation run directory; the table gathers them.
+Data variants differ only in what the models read:
+
+* ``families``   — genomics grouped into the 6 gene families, reports refined by the
+  extractive backend (raw OCR text), PBK of the cancer type, clinical covariates;
+* ``hallmarks``  — RNA grouped into the 50 Hallmark pathways (for SurvPath; UCEC uses its
+  RNA table), same text;
+* ``raw_reports`` — the report modality as unrefined sentences of the cleaned OCR text;
+* ``llm_reports`` — the report modality from the shipped LLM summaries (``llm_text``);
+* ``site_held_out`` — ``families`` with folds that keep each tissue-source site on one side.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kemm.cohort import read_all_clean
+from kemm.engine.config import RunConfig, parse_config
+from kemm.engine.results import METRIC_KEYS
+from kemm.errors import InputDataError
+
+COHORTS = ("brca", "luad", "kirc", "ucec", "lusc")
+CLINICAL = ["age", "is_female", "stage"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    model: str
+    variant: str
+    params: tuple = ()
+
+
+ENTRIES = (
+    Entry("CoxNet (genomics)", "coxnet", "families"),
+    Entry("SNN (genomics)", "snn", "families"),
+    Entry("Report-only", "report_only", "families"),
+    Entry("Clinical Cox (age, sex, stage)", "clinical_cox", "families"),
+    Entry("MCAT-style", "mcat", "families"),
+    Entry("SurvPath-style (Hallmarks)", "survpath", "hallmarks"),
+    Entry("PORPOISE-style", "porpoise", "families"),
+    Entry("KEMM", "kemm", "families"),
+    Entry("KEMM −report", "kemm_no_report", "families"),
+    Entry("KEMM −PBK", "kemm_no_pbk", "families"),
+    Entry("KEMM −KECM (plain co-attention)", "kemm_no_kecm", "families"),
+    Entry("KEMM −distillation", "kemm_no_kd", "families"),
+    Entry("KEMM raw reports (unrefined)", "kemm", "raw_reports"),
+    Entry("KEMM LLM-refined reports (llm_text)", "kemm", "llm_reports"),
+)
+SITE_HELD_OUT_MODELS = ("kemm", "clinical_cox")
+
+
+def required_files(root: Path, cohort: str) -> list[Path]:
+    folder = root / "tcga" / cohort
+    return [folder / f"tcga_{cohort}_all_clean.csv", folder / "splits", folder / "reports.csv",
+            root / "signatures" / "gene_families.csv", root / "signatures" / "hallmarks_signatures.csv"]  # fmt: skip
+
+
+def check_data_root(root: Path, cohorts: list[str]) -> None:
+    for cohort in cohorts:
+        for path in required_files(root, cohort):
+            if not path.exists():
+                raise InputDataError(
+                    f"benchmark input missing for cohort {cohort!r}", file=str(path)
+                )
+
+
+def _rna_table(root: Path, cohort: str) -> str | None:
+    """The table with RNA for Hallmark pathways: UCEC keeps it in a separate MCAT file."""
+    folder = root / "tcga" / cohort
+    alternative = folder / f"tcga_{cohort}_rna_cnv_all_clean.csv"
+    default = folder / f"tcga_{cohort}_all_clean.csv"
+    header = pd.read_csv(default, nrows=0).columns
+    if any(str(c).endswith("_rnaseq") for c in header):
+        return None
+    if alternative.is_file():
+        return alternative.name
+    raise InputDataError(
+        f"cohort {cohort!r} has no RNA columns for Hallmark pathways", file=str(default)
+    )
+
+
+def site_splits(root: Path, cohort: str, out: Path, n_folds: int = 5) -> Path:
+    """Folds that keep each tissue-source site (barcode characters 6–7) on one side: sites are
+    dealt, largest first, to the fold with the fewest patients."""
+    table = read_all_clean(
+        root / "tcga" / cohort / f"tcga_{cohort}_all_clean.csv", modalities=["mut"]
+    )
+    sites = pd.Series([c.split("-")[1] for c in table.case_ids], index=table.case_ids)
+    sizes = sites.value_counts()
+    folds: list[list[str]] = [[] for _ in range(n_folds)]
+    for site in sorted(sizes.index, key=lambda s: (-sizes[s], s)):
+        target = min(range(n_folds), key=lambda k: (len(folds[k]), k))
+        folds[target].extend(sites.index[sites == site])
+    folder = out / "site_splits"
+    folder.mkdir(parents=True, exist_ok=True)
+    everyone = set(table.case_ids)
+    for k, test in enumerate(folds):
+        train = sorted(everyone - set(test))
+        pd.DataFrame({"train": pd.Series(train), "val": pd.Series(sorted(test))}).to_csv(
+            folder / f"splits_{k}.csv"
+        )
+    return folder
+
+
+def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], out: Path,
+                   *, epochs: int, seed: int) -> RunConfig:  # fmt: skip
+    data: dict = {
+        "root": str(root), "cohort": cohort, "pbk": True, "clinical": CLINICAL,
+        "genomics": {"modalities": ["rnaseq", "cnv", "mut"], "grouping": "families"},
+        "reports": {"column": "raw_text", "refiner": "extractive", "max_statements": 12},
+    }  # fmt: skip
+    if variant == "hallmarks":
+        data["genomics"] = {"modalities": ["rnaseq"], "grouping": "hallmarks", "on_empty": "drop"}
+        data["table"] = _rna_table(root, cohort)
+    elif variant == "raw_reports":
+        data["reports"] = {"column": "raw_text", "refiner": "sentences", "max_statements": 24}
+    elif variant == "llm_reports":
+        data["reports"] = {"column": "llm_text", "refiner": "sentences", "max_statements": 12}
+    elif variant == "site_held_out":
+        data["splits"] = str(site_splits(root, cohort, out))
+    raw = {
+        "name": f"benchmark_{cohort}_{variant}",
+        "data": data,
+        "models": [{"name": e.model, "label": e.label, "params": dict(e.params)} for e in models],
+        "train": {
+            "epochs": epochs,
+            "batch_size": 32,
+            "lr": 5e-4,
+            "weight_decay": 1e-4,
+            "seed": seed,
+        },
+    }
+    return parse_config(raw, source=f"benchmark:{cohort}:{variant}")
+
+
+def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | None = None,
+                  quick: bool = False, ray_address: str | None = None, seed: int = 0,
+                  show_progress: bool = True) -> dict:  # fmt: skip
+    """Run (or resume) the benchmark; returns ``{cohort: {label: metrics-entry}}``."""
+    from kemm.engine.runner import run_cv
+
+    root, out = Path(root), Path(out)
+    cohorts = list(cohorts or COHORTS)
+    check_data_root(root, cohorts)
+    started = time.time()
+    epochs = 5 if quick else 20
+    entries = [
+        e
+        for e in ENTRIES
+        if not quick or e.model in ("coxnet", "clinical_cox", "kemm", "kemm_no_report")
+    ]
+    entries = [e for e in entries if not quick or e.variant == "families"]
+    table: dict[str, dict] = {}
+    for cohort in cohorts:
+        table[cohort] = {}
+        variants = list(dict.fromkeys(e.variant for e in entries))
+        if not quick:
+            variants.append("site_held_out")
+        for variant in variants:
+            chosen = [e for e in entries if e.variant == variant]
+            if variant == "site_held_out":
+                chosen = [Entry(f"{e.label} [site-held-out]", e.model, variant) for e in ENTRIES
+                          if e.variant == "families" and e.model in SITE_HELD_OUT_MODELS]  # fmt: skip
+            config = variant_config(
+                root, cohort, variant, chosen, out / cohort, epochs=epochs, seed=seed
+            )
+            metrics = run_cv(
+                config, out / cohort / variant, show_progress=show_progress, ray_address=ray_address
+            )
+            for entry in chosen:
+                table[cohort][entry.label] = metrics["models"][entry.label]
+    summary = {"cohorts": cohorts, "quick": quick, "seed": seed, "wall_seconds": round(time.time() - started, 1),
+               "table": table}  # fmt: skip
+    (out / "benchmark.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary
+
+
+def format_benchmark(summary: dict, command: str | None = None) -> str:
+    """Markdown: one row per model, Harrell C mean ± std per cohort and the cohort mean, then
+    Uno C and IBS tables."""
+    cohorts = summary["cohorts"]
+    labels = list(dict.fromkeys(label for c in cohorts for label in summary["table"][c]))
+    lines = []
+    for key, title in (
+        ("c_index", "Harrell C-index"),
+        ("uno_c", "Uno's IPCW C-index"),
+        ("ibs", "Integrated Brier score (lower is better)"),
+    ):
+        lines += [f"### {title} (mean ± std over 5 folds)", "",
+                  "| model | " + " | ".join(c.upper() for c in cohorts) + " | mean |",
+                  "|---|" + "---|" * (len(cohorts) + 1)]  # fmt: skip
+        for label in labels:
+            cells, means = [], []
+            for cohort in cohorts:
+                entry = summary["table"][cohort].get(label)
+                if entry is None:
+                    cells.append("—")
+                    continue
+                cells.append(f"{entry[key]['mean']:.3f} ± {entry[key]['std']:.3f}")
+                means.append(entry[key]["mean"])
+            mean = f"{np.mean(means):.3f}" if len(means) == len(cohorts) else "—"
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def provenance(command: str, wall_seconds: float) -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = "unknown"
+    import os
+
+    return (
+        f"- command: `{command}`\n- commit: `{commit or 'unknown'}`\n"
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}\n"
+        f"- wall time: {wall_seconds / 60:.1f} min\n"
+    )
+
+
+__all__ = ["COHORTS", "ENTRIES", "METRIC_KEYS", "format_benchmark", "run_benchmark", "site_splits"]

@@ -1,0 +1,144 @@
+"""Typed run configuration: YAML in, validated pydantic objects inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kemm.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenomicsConfig(_Strict):
+    modalities: list[Literal["rnaseq", "cnv", "mut"]] = ["rnaseq", "cnv", "mut"]
+    grouping: Literal["families", "hallmarks", "combine", "none"] = "families"
+    signatures: str | None = None  # explicit signature CSV (overrides `grouping`'s file)
+    on_empty: Literal["error", "drop"] = "error"
+    top_variance: int | None = Field(None, ge=1)  # per-group filter fitted on the training fold
+
+
+class WSIConfig(_Strict):
+    features_dir: str | None = None  # folder of <slide_id>.h5 / .pt bags
+    encoder: str | None = None  # required encoder name in the bag attributes, when given
+    dim: int | None = None
+
+
+class ReportsConfig(_Strict):
+    csv: str | None = None  # default: <root>/tcga/<cohort>/reports.csv
+    column: str = "raw_text"
+    refiner: Literal["extractive", "jsonl", "sentences"] = "extractive"
+    refined_jsonl: str | None = None  # output of `kemm knowledge refine` when refiner=jsonl
+    max_statements: int = Field(12, ge=1)
+
+
+class DataConfig(_Strict):
+    root: str = "../shared/data"
+    cohort: str  # folder name under <root>/tcga/
+    table: str | None = None  # explicit table CSV, relative to the cohort folder or absolute
+    splits: str | None = None  # default: <cohort folder>/splits
+    folds: list[int] | None = None  # subset of folds to run (default: all)
+    cancer: str | None = None  # cancer code for PBK; default: the cohort folder name
+    genomics: GenomicsConfig | None = GenomicsConfig()
+    wsi: WSIConfig | None = None
+    reports: ReportsConfig | None = None
+    pbk: bool = False
+    clinical: list[str] = []  # numeric covariates, e.g. [age, is_female, stage]
+    text_encoder: str = "all-MiniLM-L6-v2"
+    cache_dir: str | None = None  # text-embedding cache; default ~/.cache/kemm
+
+
+class ModelConfig(_Strict):
+    name: str
+    label: str | None = None  # column name in the results table (default: name)
+    params: dict[str, Any] = {}
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)  # patients per optimizer step
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    nll_alpha: float = Field(0.0, ge=0, le=1)
+    n_bins: int = Field(4, ge=2)
+    legacy_binning: bool = False  # whole-cohort bins (MCAT habit; leaky, for reproduction only)
+    selection: Literal["last", "inner_val"] = "last"
+    inner_val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    bag_cap: int | None = 4096  # train-time random subsample of patches
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA only
+    num_threads: int | None = None
+
+
+class EvalConfig(_Strict):
+    bootstrap: int = Field(0, ge=0)  # bootstrap resamples for confidence intervals (0 = off)
+    risk_groups: int = Field(2, ge=2, le=4)
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    data: DataConfig
+    models: list[ModelConfig]
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    seeds: list[int] | None = None  # repeat the CV per seed; default [train.seed]
+
+    @field_validator("models")
+    @classmethod
+    def _unique_labels(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        labels = [m.display for m in models]
+        duplicates = {x for x in labels if labels.count(x) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate model labels {sorted(duplicates)}: give each a `label`")
+        if not models:
+            raise ValueError("at least one model is required")
+        return models
+
+    @property
+    def seed_list(self) -> list[int]:
+        return self.seeds or [self.train.seed]
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read and validate a YAML run config; ``overrides`` maps dotted keys to values."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    return parse_config(raw or {}, source=str(path), overrides=overrides)
+
+
+def parse_config(
+    raw: dict[str, Any], source: str = "<config>", overrides: dict[str, Any] | None = None
+) -> RunConfig:
+    raw = dict(raw)
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,471 @@
+"""Everything a run needs from its data, and the per-fold preprocessing fitted on train only.
+
+:class:`PreparedCohort` is fold-independent (tables, genomic groups, frozen text embeddings,
+feature-bag locations). :class:`FoldPreprocessor` holds what is fitted on the training part of a
+fold (feature filters, scalers, imputation values) and turns patients into model inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kemm.cohort import (
+    SIGNATURE_FILES,
+    Cohort,
+    GenomicGroup,
+    GroupingReport,
+    Split,
+    group_features,
+    read_all_clean,
+    read_signatures,
+    read_splits,
+    single_group,
+)
+from kemm.engine.config import DataConfig
+from kemm.errors import InputDataError
+from kemm.models.base import InputDims, ModelInput
+
+log = logging.getLogger(__name__)
+
+SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms")
+
+
+@dataclass
+class TextModality:
+    """Frozen text embeddings: per-patient report statements and the cohort's PBK."""
+
+    encoder: str
+    dim: int
+    report_statements: dict[str, list[str]] = field(default_factory=dict)
+    report_embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # case -> (M, E)
+    pbk_statements: list[str] = field(default_factory=list)
+    pbk_general: np.ndarray | None = None  # (P, E)
+    pbk_risk: np.ndarray | None = None  # (3, E): low, intermediate, high prototypes
+    reports_without_statements: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedCohort:
+    cohort: Cohort
+    splits: list[Split]
+    groups: list[GenomicGroup]
+    grouping_report: GroupingReport | None
+    clinical: pd.DataFrame  # case_id x numeric covariates (raw; NaN = missing)
+    text: TextModality | None = None
+    bag_paths: dict[str, list[Path]] = field(default_factory=dict)
+    wsi_dim: int | None = None
+    bag_report: dict[str, object] = field(default_factory=dict)
+    bag_requirements: tuple[str | None, int | None] = (None, None)  # (encoder, dim)
+
+    @property
+    def available_modalities(self) -> set[str]:
+        found = set()
+        if self.groups:
+            found.add("genomics")
+        if self.bag_paths:
+            found.add("wsi")
+        if self.text is not None and self.text.report_embeddings:
+            found.add("report")
+        if self.text is not None and self.text.pbk_general is not None:
+            found.add("pbk")
+        if not self.clinical.empty:
+            found.add("clinical")
+        return found
+
+    def has_modality(self, case_id: str, modality: str) -> bool:
+        if modality == "genomics":
+            return bool(self.groups) and case_id in self.cohort.genomics.index
+        if modality == "wsi":
+            return case_id in self.bag_paths
+        if modality == "report":
+            return self.text is not None and case_id in self.text.report_embeddings
+        if modality == "pbk":
+            return self.text is not None and self.text.pbk_general is not None
+        if modality == "clinical":
+            return not self.clinical.empty
+        raise ValueError(modality)
+
+
+def cohort_dir(config: DataConfig) -> Path:
+    return Path(config.root) / "tcga" / config.cohort
+
+
+def resolve_table_path(config: DataConfig) -> Path:
+    folder = cohort_dir(config)
+    if config.table:
+        table = Path(config.table)
+        return table if table.is_absolute() else folder / table
+    path = folder / f"tcga_{config.cohort}_all_clean.csv"
+    if not path.is_file():
+        candidates = sorted(folder.glob("*_all_clean.csv"))
+        if len(candidates) == 1:
+            return candidates[0]
+        raise InputDataError(
+            f"no cohort table: expected {path.name} (or set data.table); found {[p.name for p in candidates]}",
+            file=str(folder),
+        )
+    return path
+
+
+def prepare_cohort(
+    config: DataConfig, *, text_loader=None, with_splits: bool = True
+) -> PreparedCohort:
+    """Read and validate everything fold-independent. ``text_loader`` builds the text modality
+    (see :func:`kemm.engine.text.load_text_modality`); it is injected to keep this testable."""
+    table_path = resolve_table_path(config)
+    modalities = config.genomics.modalities if config.genomics else []
+    cohort = read_all_clean(table_path, name=config.cohort, modalities=modalities or ["rnaseq"])
+    splits_dir = Path(config.splits) if config.splits else cohort_dir(config) / "splits"
+    splits = read_splits(splits_dir) if with_splits else []
+    if with_splits and config.folds is not None:
+        unknown = [k for k in config.folds if k >= len(splits) or k < 0]
+        if unknown:
+            raise InputDataError(
+                f"folds {unknown} requested; {len(splits)} split files exist", file=str(splits_dir)
+            )
+        splits = [splits[k] for k in config.folds]
+    for split in splits:
+        split.check_against(cohort.case_ids)
+
+    groups: list[GenomicGroup] = []
+    report = None
+    if config.genomics is not None:
+        genomics = config.genomics
+        if genomics.grouping == "none" and not genomics.signatures:
+            groups = single_group(cohort.genomics.columns, genomics.modalities)
+        else:
+            signature_path = (
+                Path(genomics.signatures)
+                if genomics.signatures
+                else (Path(config.root) / "signatures" / SIGNATURE_FILES[genomics.grouping])
+            )
+            groups, report = group_features(
+                cohort.genomics.columns,
+                read_signatures(signature_path),
+                modalities=genomics.modalities,
+                signature_file=str(signature_path),
+                on_empty=genomics.on_empty,
+            )
+    clinical = _clinical_frame(config, cohort, table_path)
+    prepared = PreparedCohort(cohort, splits, groups, report, clinical)
+    if config.wsi is not None and config.wsi.features_dir:
+        _attach_bags(prepared, config)
+    if text_loader is not None and (config.reports is not None or config.pbk):
+        prepared.text = text_loader(config, cohort)
+    return prepared
+
+
+def _clinical_frame(config: DataConfig, cohort: Cohort, table_path: Path) -> pd.DataFrame:
+    """Numeric covariates by name. ``stage`` is parsed from the report text (raw OCR first, the
+    LLM summary column as fallback) and comes with a ``stage_missing`` indicator."""
+    frame = pd.DataFrame(index=cohort.patients.index)
+    for column in config.clinical:
+        if column == "stage":
+            stage = report_stages(config, cohort)
+            frame["stage"] = stage
+            frame["stage_missing"] = stage.isna().astype(float)
+            continue
+        if column not in cohort.patients.columns:
+            raise InputDataError(
+                f"clinical covariate column {column!r} not in the table", file=str(table_path)
+            )
+        frame[column] = pd.to_numeric(cohort.patients[column], errors="coerce")
+    return frame
+
+
+def report_stages(config: DataConfig, cohort: Cohort) -> pd.Series:
+    from kemm.knowledge.reports import read_reports
+    from kemm.knowledge.stage import numeric_stage
+
+    csv = (
+        Path(config.reports.csv)
+        if config.reports and config.reports.csv
+        else cohort_dir(config) / "reports.csv"
+    )
+    if not csv.is_file():
+        raise InputDataError("clinical covariate 'stage' needs a reports CSV", file=str(csv))
+    stage = pd.Series(np.nan, index=cohort.patients.index, dtype=float)
+    columns = pd.read_csv(csv, nrows=0).columns
+    for column in ("raw_text", "llm_text"):
+        if column not in columns:
+            continue
+        for case_id, text in read_reports(csv, text_column=column).items():
+            if case_id in stage.index and np.isnan(stage[case_id]):
+                stage[case_id] = numeric_stage(text)
+    return stage
+
+
+def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
+    """Find each patient's feature files (``<slide_id>.h5`` or ``.pt``); the first bag fixes
+    the run's dimension, and every bag is checked against it when it is loaded."""
+    from kemm.wsi.features import check_compatible, read_bag
+
+    assert config.wsi is not None and config.wsi.features_dir
+    folder = Path(config.wsi.features_dir)
+    if not folder.is_dir():
+        raise InputDataError("feature folder not found", file=str(folder))
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.h5")) + sorted(folder.glob("*.pt")):
+        found.setdefault(path.stem, path)
+    missing_slides: list[str] = []
+    for case_id, slides in prepared.cohort.patients["slide_ids"].items():
+        paths = []
+        for slide in slides:
+            stem = str(slide)
+            if stem.lower().endswith(SLIDE_SUFFIXES):
+                stem = Path(stem).stem
+            if stem in found:
+                paths.append(found[stem])
+            else:
+                missing_slides.append(str(slide))
+        if paths:
+            prepared.bag_paths[case_id] = paths
+    if prepared.bag_paths:
+        first = read_bag(next(iter(prepared.bag_paths.values()))[0], with_coords=False)
+        check_compatible(first, config.wsi.encoder, config.wsi.dim)
+        prepared.wsi_dim = first.dim
+    prepared.bag_requirements = (config.wsi.encoder, prepared.wsi_dim)
+    prepared.bag_report = {
+        "features_dir": str(folder),
+        "patients_with_bags": len(prepared.bag_paths),
+        "patients_without_bags": len(prepared.cohort) - len(prepared.bag_paths),
+        "slides_without_features": len(missing_slides),
+        "example_missing": missing_slides[:5],
+    }
+    if missing_slides:
+        log.warning(
+            "%d slide(s) listed in the table have no feature file in %s, e.g. %s",
+            len(missing_slides), folder, missing_slides[:3],
+        )  # fmt: skip
+
+
+class BagCache:
+    """Reads feature bags once and keeps them in memory up to a byte budget."""
+
+    def __init__(
+        self,
+        requirements: tuple[str | None, int | None] = (None, None),
+        budget_bytes: int = 4 << 30,
+    ):
+        self.requirements = requirements
+        self.budget = budget_bytes
+        self.used = 0
+        self._bags: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def get(self, case_id: str, paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if case_id in self._bags:
+            return self._bags[case_id]
+        from kemm.wsi.features import check_compatible, read_bag
+
+        bags = [read_bag(p) for p in paths]
+        for bag in bags:
+            try:
+                check_compatible(bag, *self.requirements)
+            except InputDataError as error:
+                raise InputDataError(error.problem, file=error.file, patient=case_id) from None
+        features = torch.from_numpy(np.concatenate([b.features for b in bags]).astype(np.float32))
+        coords = None
+        if all(b.coords is not None for b in bags):
+            coords = torch.from_numpy(np.concatenate([b.coords for b in bags]).astype(np.int64))
+        size = features.numel() * 4
+        if self.used + size <= self.budget:
+            self._bags[case_id] = (features, coords)
+            self.used += size
+        return features, coords
+
+
+@dataclass
+class FoldPreprocessor:
+    """Feature filters and scalers fitted on the training part of one fold."""
+
+    group_names: list[str]
+    group_features: list[list[str]]
+    group_mean: list[np.ndarray]
+    group_std: list[np.ndarray]
+    clinical_columns: list[str]
+    clinical_fill: np.ndarray
+    clinical_mean: np.ndarray
+    clinical_std: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, data: PreparedCohort, train_ids: list[str], top_variance: int | None = None
+    ) -> FoldPreprocessor:
+        genomics = data.cohort.genomics
+        train_genomic = genomics.loc[[c for c in train_ids if c in genomics.index]]
+        names, features, means, stds = [], [], [], []
+        for group in data.groups:
+            values = train_genomic[list(group.features)]
+            variance = values.var(axis=0, ddof=0)
+            keep = variance[variance > 1e-12]
+            if top_variance is not None and len(keep) > top_variance:
+                keep = keep.sort_values(ascending=False, kind="stable").iloc[:top_variance]
+            kept = [f for f in group.features if f in keep.index]
+            if not kept:
+                log.warning(
+                    "genomic group %r has no feature varying on this training fold; dropped",
+                    group.name,
+                )
+                continue
+            names.append(group.name)
+            features.append(kept)
+            means.append(values[kept].mean(axis=0).to_numpy(np.float32))
+            stds.append(values[kept].std(axis=0, ddof=0).to_numpy(np.float32))
+        clinical = data.clinical.loc[train_ids]
+        fill = clinical.median(axis=0).fillna(0.0).to_numpy(np.float32)
+        filled = clinical.fillna(pd.Series(fill, index=clinical.columns))
+        std = filled.std(axis=0, ddof=0).to_numpy(np.float32)
+        return cls(names, features, means, stds, list(clinical.columns), fill,
+                   filled.mean(axis=0).to_numpy(np.float32), np.where(std > 1e-12, std, 1.0))  # fmt: skip
+
+    def dims(self, data: PreparedCohort) -> InputDims:
+        return InputDims(
+            genomic_groups=[len(f) for f in self.group_features],
+            genomic_group_names=list(self.group_names),
+            wsi_dim=data.wsi_dim,
+            text_dim=data.text.dim if data.text is not None else None,
+            clinical_dim=len(self.clinical_columns) or None,
+        )
+
+    def genomic_arrays(
+        self, data: PreparedCohort, case_ids: list[str]
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        genomics = data.cohort.genomics
+        mask = np.array([c in genomics.index for c in case_ids])
+        present = [c for c, m in zip(case_ids, mask, strict=True) if m]
+        arrays = []
+        for features, mean, std in zip(
+            self.group_features, self.group_mean, self.group_std, strict=True
+        ):
+            out = np.zeros((len(case_ids), len(features)), dtype=np.float32)
+            if present:
+                values = genomics.loc[present, features].to_numpy(np.float32)
+                out[mask] = (values - mean) / np.where(std > 1e-12, std, 1.0)
+            arrays.append(out)
+        return arrays, mask
+
+    def clinical_array(self, data: PreparedCohort, case_ids: list[str]) -> np.ndarray:
+        if not self.clinical_columns:
+            return np.zeros((len(case_ids), 0), dtype=np.float32)
+        values = data.clinical.loc[case_ids, self.clinical_columns].to_numpy(np.float32)
+        values = np.where(np.isnan(values), self.clinical_fill, values)
+        return (values - self.clinical_mean) / self.clinical_std
+
+    def tabular_matrix(
+        self, data: PreparedCohort, case_ids: list[str], modalities: set[str]
+    ) -> tuple[np.ndarray, list[str]]:
+        """A flat design matrix (unique genomic features, then clinical) for tabular models."""
+        blocks, names = [], []
+        if "genomics" in modalities:
+            arrays, _ = self.genomic_arrays(data, case_ids)
+            seen: dict[str, int] = {}
+            for array, features in zip(arrays, self.group_features, strict=True):
+                for j, feature in enumerate(features):
+                    if feature not in seen:
+                        seen[feature] = len(names)
+                        names.append(feature)
+                        blocks.append(array[:, j])
+        if "clinical" in modalities:
+            clinical = self.clinical_array(data, case_ids)
+            for j, column in enumerate(self.clinical_columns):
+                names.append(column)
+                blocks.append(clinical[:, j])
+        if not blocks:
+            raise InputDataError(f"no tabular features for modalities {sorted(modalities)}")
+        return np.stack(blocks, axis=1).astype(np.float32), names
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "groups": [
+                {"name": n, "features": f, "mean": m.tolist(), "std": s.tolist()}
+                for n, f, m, s in zip(
+                    self.group_names,
+                    self.group_features,
+                    self.group_mean,
+                    self.group_std,
+                    strict=True,
+                )
+            ],
+            "clinical": {
+                "columns": self.clinical_columns,
+                "fill": self.clinical_fill.tolist(),
+                "mean": self.clinical_mean.tolist(),
+                "std": self.clinical_std.tolist(),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict) -> FoldPreprocessor:
+        groups = state["groups"]
+        clinical = state["clinical"]
+        return cls(
+            [g["name"] for g in groups],
+            [list(g["features"]) for g in groups],
+            [np.asarray(g["mean"], np.float32) for g in groups],
+            [np.asarray(g["std"], np.float32) for g in groups],
+            list(clinical["columns"]),
+            np.asarray(clinical["fill"], np.float32),
+            np.asarray(clinical["mean"], np.float32),
+            np.asarray(clinical["std"], np.float32),
+        )
+
+
+class FoldInputs:
+    """Turns lists of patients into :class:`ModelInput` batches for one fold and one model."""
+
+    def __init__(self, data: PreparedCohort, pre: FoldPreprocessor, case_ids: list[str],
+                 modalities: set[str], bag_cache: BagCache | None = None):  # fmt: skip
+        self.data = data
+        self.case_ids = list(case_ids)
+        self.modalities = modalities & data.available_modalities
+        self.genomics, self.genomics_mask = pre.genomic_arrays(data, self.case_ids)
+        self.clinical = pre.clinical_array(data, self.case_ids)
+        self.bags = bag_cache or BagCache(data.bag_requirements)
+
+    def batch(self, positions: list[int], device: torch.device | str = "cpu") -> ModelInput:
+        ids = [self.case_ids[i] for i in positions]
+        x = ModelInput()
+        if "genomics" in self.modalities:
+            x.genomics = [torch.from_numpy(g[positions]) for g in self.genomics]
+            x.genomics_mask = torch.from_numpy(self.genomics_mask[positions])
+        if "clinical" in self.modalities:
+            x.clinical = torch.from_numpy(self.clinical[positions])
+        if "wsi" in self.modalities:
+            bags, coords = [], []
+            for case_id in ids:
+                if case_id in self.data.bag_paths:
+                    features, xy = self.bags.get(case_id, self.data.bag_paths[case_id])
+                    bags.append(features)
+                    coords.append(xy)
+                else:
+                    bags.append(None)
+                    coords.append(None)
+            x.wsi, x.wsi_coords = bags, coords
+        text = self.data.text
+        if text is not None and "report" in self.modalities:
+            x.report, x.report_mask = _pad([text.report_embeddings.get(c) for c in ids], text.dim)
+        if text is not None and "pbk" in self.modalities and text.pbk_general is not None:
+            general = torch.from_numpy(text.pbk_general)
+            x.pbk = general.unsqueeze(0).expand(len(ids), -1, -1).contiguous()
+            x.pbk_mask = torch.ones(x.pbk.shape[:2], dtype=torch.bool)
+            x.pbk_risk = (
+                torch.from_numpy(text.pbk_risk).unsqueeze(0).expand(len(ids), -1, -1).contiguous()
+            )
+        return x.to(device)
+
+
+def _pad(items: list[np.ndarray | None], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max([len(a) for a in items if a is not None] + [1])
+    values = torch.zeros(len(items), width, dim)
+    mask = torch.zeros(len(items), width, dtype=torch.bool)
+    for i, array in enumerate(items):
+        if array is not None and len(array):
+            values[i, : len(array)] = torch.from_numpy(array)
+            mask[i, : len(array)] = True
+    return values, mask

@@ -1,0 +1,150 @@
+"""Metrics tables, Kaplan-Meier plots and the run report, all readable back from a run dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from kemm.survival import harrell_c, kaplan_meier, logrank_p  # noqa: E402
+
+METRIC_KEYS = ("c_index", "uno_c", "ibs", "mean_auc")
+
+
+def _summary(values: list[float]) -> dict:
+    array = np.asarray(values, dtype=float)
+    finite = array[np.isfinite(array)]
+    return {
+        "mean": float(finite.mean()) if len(finite) else float("nan"),
+        "std": float(finite.std()) if len(finite) else float("nan"),
+        "folds": [float(v) for v in array],
+    }
+
+
+def aggregate_metrics(results: list[dict], config, protocol: dict, *, bootstrap: int = 0,
+                      predictions: pd.DataFrame | None = None) -> dict:  # fmt: skip
+    models: dict[str, dict] = {}
+    for model in config.models:
+        rows = [r for r in results if r["model"] == model.display]
+        entry = {
+            key: _summary([r["metrics"].get(key, float("nan")) for r in rows])
+            for key in METRIC_KEYS
+        }
+        entry["name"] = model.name
+        entry["selection"] = sorted({r.get("selection", "") for r in rows})
+        entry["excluded_patients"] = sorted(
+            {c for r in rows for part in r["excluded"].values() for c in part}
+        )
+        collapsed = [
+            f"seed{r['seed']}/{r['fold']}" for r in rows if r["metrics"].get("risk_std", 1.0) < 1e-8
+        ]
+        entry["constant_risk_folds"] = collapsed
+        if bootstrap and predictions is not None and len(predictions):
+            entry["c_index"]["ci95"] = bootstrap_mean_c(
+                predictions[predictions["model"] == model.display], bootstrap
+            )
+        models[model.display] = entry
+    return {"protocol": protocol, "models": models}
+
+
+def bootstrap_mean_c(predictions: pd.DataFrame, n_boot: int, seed: int = 0) -> list[float]:
+    """95% interval of the fold-mean Harrell C, resampling patients within each fold."""
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in predictions.groupby(["seed", "fold"])]
+    means = []
+    for _ in range(n_boot):
+        values = []
+        for group in groups:
+            index = rng.integers(0, len(group), len(group))
+            sample = group.iloc[index]
+            if sample["event"].sum() == 0:
+                continue
+            values.append(
+                harrell_c(
+                    sample["event"].to_numpy(bool),
+                    sample["time"].to_numpy(),
+                    sample["risk"].to_numpy(),
+                )
+            )
+        if values:
+            means.append(np.mean(values))
+    return (
+        [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+        if means
+        else [float("nan")] * 2
+    )
+
+
+def plot_km(predictions: pd.DataFrame, path: Path, title: str, n_groups: int = 2) -> float:
+    """Kaplan-Meier curves of risk groups (split at the training-fold median risk) with the
+    log-rank p-value; returns the p-value."""
+    high = (predictions["risk"] > predictions["train_risk_median"]).to_numpy().astype(int)
+    time = predictions["time"].to_numpy(float)
+    event = predictions["event"].to_numpy(bool)
+    p_value = float("nan")
+    if len(np.unique(high)) > 1:
+        p_value = logrank_p(time, event, high)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    for group, label in ((0, "low risk"), (1, "high risk")):
+        chosen = high == group
+        if chosen.sum() == 0:
+            continue
+        t, s = kaplan_meier(time[chosen], event[chosen])
+        ax.step(np.r_[0, t], np.r_[1, s], where="post", label=f"{label} (n={int(chosen.sum())})")
+    ax.set_xlabel("time (months)")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{title}: out-of-fold risk groups\nlog-rank p = {p_value:.2g}")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return p_value
+
+
+def format_table(metrics: dict) -> str:
+    """A markdown table: model -> Harrell C mean ± std, Uno C, IBS, mean AUC."""
+    lines = [
+        "| model | C-index | Uno C | IBS | mean AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in metrics["models"].items():
+        cells = [f"{entry[k]['mean']:.3f} ± {entry[k]['std']:.3f}" for k in METRIC_KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, metrics: dict) -> None:
+    protocol = metrics["protocol"]
+    text = [
+        f"# kemm run: {protocol.get('cohort')}",
+        "",
+        f"Model selection: {protocol['selection_note']}. Time bins: {protocol['binning']}.",
+        f"Folds: {', '.join(protocol['folds'])}; seeds: {protocol['seeds']}.",
+        "",
+        format_table(metrics),
+        "",
+    ]
+    for name, entry in metrics["models"].items():
+        if entry.get("constant_risk_folds"):
+            text.append(
+                f"WARNING: {name} predicted a constant risk in {entry['constant_risk_folds']}"
+            )
+        if entry.get("excluded_patients"):
+            text.append(
+                f"{name}: {len(entry['excluded_patients'])} patient(s) lacked its required modality and were excluded"
+            )
+    (out / "report.md").write_text("\n".join(text) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no metrics.json (is this a finished kemm run directory?)")
+    return json.loads(path.read_text())

@@ -1,0 +1,401 @@
+"""K-fold cross-validation on given splits, with resume, predictions, metrics and plots.
+
+Layout of a run directory::
+
+    config.yaml            resolved config (a rerun with a different config is refused)
+    data.json              cohort summary, genomic grouping, text/bag coverage, exclusions
+    folds/<model>/seed<s>/<fold>/   result.json, predictions.csv, preprocess.json,
+                           model.json + weights.safetensors (torch) or model_state.json (tabular)
+    predictions.csv        every out-of-fold prediction (risk and survival curve)
+    metrics.json           {"protocol": {...}, "models": {NAME: {"c_index": {...}, ...}}}
+    km_<model>.png         Kaplan-Meier curves of predicted risk groups with the log-rank p
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors.torch import save_file
+
+from kemm import __version__
+from kemm.cohort import Split, SurvivalTarget
+from kemm.engine.config import ModelConfig, RunConfig, dump_config
+from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor, PreparedCohort, prepare_cohort
+from kemm.engine.results import aggregate_metrics, plot_km, write_report
+from kemm.engine.trainer import (
+    fit_bins,
+    predict_logits,
+    resolve_device,
+    seed_everything,
+    train_model,
+)
+from kemm.errors import ConfigError
+from kemm.models.registry import create, get_entry
+from kemm.survival import evaluate, integrated_brier, risk_from_logits, survival_from_logits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FoldTask:
+    seed: int
+    fold_index: int
+    split: Split
+    model: ModelConfig
+
+    def directory(self, root: Path) -> Path:
+        return root / "folds" / self.model.display / f"seed{self.seed}" / self.split.name
+
+
+def fold_seed(seed: int, fold_index: int) -> int:
+    return seed * 1000 + fold_index
+
+
+def inner_split(
+    positions: list[int], event: np.ndarray, fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """A validation part carved from the training fold, stratified by event."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for flag in (True, False):
+        group = [p for p in positions if bool(event[p]) == flag]
+        rng.shuffle(group)
+        n_val = int(round(len(group) * fraction))
+        val += group[:n_val]
+        train += group[n_val:]
+    return sorted(train), sorted(val)
+
+
+class CrossValidationRunner:
+    """Runs every (seed, fold, model) of a config into ``out_dir``; finished folds are skipped."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | Path,
+        *,
+        text_loader: Callable | None = None,
+        show_progress: bool = True,
+        on_fold_done: Callable[[FoldTask, dict], None] | None = None,
+        ray_address: str | None = None,
+    ):
+        self.config = config
+        self.out = Path(out_dir)
+        self.text_loader = text_loader
+        self.show_progress = show_progress
+        self.on_fold_done = on_fold_done
+        self.device = resolve_device(config.train.device)
+        self.ray_address = ray_address
+
+    def _claim_directory(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "config.yaml"
+        text = dump_config(self.config)
+        if path.exists() and path.read_text() != text:
+            raise ConfigError(
+                f"{self.out} holds a run with a different config; choose a new --out "
+                f"or delete the folder to start over"
+            )
+        path.write_text(text)
+
+    def run(self) -> dict:
+        started = time.time()
+        self._claim_directory()
+        if self.config.train.num_threads:
+            torch.set_num_threads(self.config.train.num_threads)
+        data = prepare_cohort(self.config.data, text_loader=self.text_loader)
+        bag_cache = BagCache(data.bag_requirements)
+        tasks = self.tasks(data)
+        results: list[dict] = []
+        pending: list[int] = []
+        for index, task in enumerate(tasks):
+            done = task.directory(self.out) / "result.json"
+            if done.exists():
+                log.info(
+                    "resume: %s seed %d %s already finished",
+                    task.model.display,
+                    task.seed,
+                    task.split.name,
+                )
+                results.append(json.loads(done.read_text()))
+            else:
+                pending.append(index)
+        if self.ray_address and pending:
+            results += self._run_on_ray(pending)
+        else:
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.show_progress,
+            ) as progress:  # fmt: skip
+                bar = progress.add_task(
+                    "cross-validation", total=len(tasks), completed=len(tasks) - len(pending)
+                )
+                for index in pending:
+                    task = tasks[index]
+                    progress.update(
+                        bar, description=f"{task.model.display} seed{task.seed} {task.split.name}"
+                    )
+                    result = self._run_fold(task, data, bag_cache, task.directory(self.out))
+                    results.append(result)
+                    if self.on_fold_done is not None:
+                        self.on_fold_done(task, result)
+                    progress.advance(bar)
+        return self._finish(data, results, time.time() - started)
+
+    def tasks(self, data: PreparedCohort) -> list[FoldTask]:
+        return [
+            FoldTask(seed, k, split, model)
+            for seed in self.config.seed_list
+            for k, split in enumerate(data.splits)
+            for model in self.config.models
+        ]
+
+    def _run_on_ray(self, pending: list[int]) -> list[dict]:
+        """Each pending (seed, fold, model) becomes a Ray task; results land in the same folders."""
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=None if self.ray_address == "local" else self.ray_address, include_dashboard=False,
+                     ignore_reinit_error=True, log_to_driver=False)  # fmt: skip
+        remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(_run_task_remotely)
+        raw = self.config.model_dump(mode="json")
+        futures = [remote.remote(raw, str(self.out), index) for index in pending]
+        return ray.get(futures)
+
+    def _run_fold(
+        self, task: FoldTask, data: PreparedCohort, bag_cache: BagCache, folder: Path
+    ) -> dict:
+        config = self.config
+        cohort = data.cohort
+        info = get_entry(task.model.name)
+        modalities = set(info.modalities) & data.available_modalities
+        required = set(info.requires_any_of) or modalities
+
+        def usable(ids) -> tuple[list[str], list[str]]:
+            keep = [c for c in ids if any(data.has_modality(c, m) for m in required)]
+            return keep, [c for c in ids if c not in set(keep)]
+
+        train_ids, excluded_train = usable(task.split.train)
+        test_ids, excluded_test = usable(task.split.test)
+        if not modalities:
+            raise ConfigError(
+                f"model {task.model.name!r} uses {sorted(info.modalities)} but the config provides "
+                f"{sorted(data.available_modalities)}"
+            )
+        pre = FoldPreprocessor.fit(
+            data, train_ids, config.data.genomics.top_variance if config.data.genomics else None
+        )
+        train_target = cohort.subset(train_ids).target
+        test_target = cohort.subset(test_ids).target
+        bins = fit_bins(train_target, cohort.target, config.train)
+        seed = fold_seed(task.seed, task.fold_index)
+        seed_everything(seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "preprocess.json").write_text(
+            json.dumps({"bins": bins.to_dict(), **pre.to_dict()})
+        )
+        started = time.time()
+        if info.kind == "tabular":
+            train_risk, test_risk, curves, extra = self._fit_tabular(
+                task, data, pre, train_ids, test_ids, train_target, test_target, bins, folder
+            )
+            metrics = evaluate(train_target, test_target, test_risk)
+            metrics["ibs"] = extra.pop("ibs")
+        else:
+            train_risk, test_risk, curves, extra = self._fit_torch(
+                task, data, pre, train_ids, test_ids, train_target, bins, seed, bag_cache, folder
+            )
+            metrics = evaluate(train_target, test_target, test_risk, curves, bins)
+        predictions = pd.DataFrame({
+            "case_id": test_ids, "seed": task.seed, "fold": task.split.name, "model": task.model.display,
+            "time": test_target.time, "event": test_target.event.astype(int), "risk": test_risk,
+            "train_risk_median": float(np.median(train_risk)),
+        })  # fmt: skip
+        for k in range(curves.shape[1]):
+            predictions[f"surv_{k}"] = curves[:, k]
+        predictions.to_csv(folder / "predictions.csv", index=False)
+        result = {
+            "model": task.model.display, "name": task.model.name, "seed": task.seed, "fold": task.split.name,
+            "metrics": metrics, "n_train": len(train_ids), "n_test": len(test_ids),
+            "excluded": {"train": excluded_train, "test": excluded_test},
+            "bins": bins.to_dict(), "seconds": time.time() - started, **extra,
+        }  # fmt: skip
+        (folder / "result.json").write_text(json.dumps(result, indent=1, default=float))
+        return result
+
+    def _fit_tabular(
+        self, task, data, pre, train_ids, test_ids, train_target, test_target, bins, folder
+    ):
+        info = get_entry(task.model.name)
+        modalities = set(info.modalities) & data.available_modalities
+        x_train, names = pre.tabular_matrix(data, train_ids, modalities)
+        x_test, _ = pre.tabular_matrix(data, test_ids, modalities)
+        model = create(task.model.name, feature_names=names, **task.model.params)
+        model.fit(x_train, train_target)
+        train_risk = model.predict_risk(x_train)
+        test_risk = model.predict_risk(x_test)
+        curves = model.predict_survival(x_test, bins.bin_times)
+        ibs = float("nan")
+        try:
+            ibs = integrated_brier(
+                train_target, test_target, lambda t: model.predict_survival(x_test, t)
+            )
+        except Exception as error:  # noqa: BLE001 - reported as NaN like every undefined metric
+            log.warning("IBS undefined for %s: %s", task.model.display, error)
+        if hasattr(model, "to_state"):
+            (folder / "model_state.json").write_text(json.dumps(model.to_state()))
+        return (
+            train_risk,
+            test_risk,
+            curves,
+            {"ibs": ibs, "selection": "none (closed-form fit on the training fold)"},
+        )
+
+    def _fit_torch(
+        self, task, data, pre, train_ids, test_ids, train_target, bins, seed, bag_cache, folder
+    ):
+        config = self.config
+        info = get_entry(task.model.name)
+        dims = pre.dims(data)
+        params = (
+            {"bag_cap": config.train.bag_cap, **task.model.params}
+            if "wsi" in info.modalities
+            else dict(task.model.params)
+        )
+        model = create(task.model.name, dims=dims, n_bins=bins.n_bins, **params)
+        all_ids = train_ids + test_ids
+        inputs = FoldInputs(data, pre, all_ids, set(info.modalities), bag_cache)
+        positions = list(range(len(train_ids)))
+        test_positions = list(range(len(train_ids), len(all_ids)))
+        event = np.concatenate([train_target.event, np.zeros(len(test_ids), bool)]).astype(
+            np.float32
+        )
+        bin_index = np.concatenate(
+            [bins.transform(train_target.time), np.zeros(len(test_ids), int)]
+        )
+        val_positions = None
+        if config.train.selection == "inner_val":
+            positions, val_positions = inner_split(
+                positions, event, config.train.inner_val_fraction, seed
+            )
+        result = train_model(
+            model, inputs, positions, bin_index, event,
+            config.train.model_copy(update={"seed": seed}), self.device,
+            val_positions=val_positions,
+            val_time=train_target.time[val_positions] if val_positions else None,
+        )  # fmt: skip
+        train_logits = predict_logits(model, inputs, list(range(len(train_ids))), self.device)
+        test_logits = predict_logits(model, inputs, test_positions, self.device)
+        train_risk = risk_from_logits(torch.from_numpy(train_logits)).numpy()
+        test_risk = risk_from_logits(torch.from_numpy(test_logits)).numpy()
+        curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            folder / "weights.safetensors",
+        )
+        (folder / "model.json").write_text(json.dumps({
+            "name": task.model.name, "params": params, "n_bins": bins.n_bins,
+            "dims": dims.__dict__, "kemm_version": __version__,
+        }))  # fmt: skip
+        return train_risk, test_risk, curves, {
+            "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
+        }  # fmt: skip
+
+    def _finish(self, data: PreparedCohort, results: list[dict], seconds: float) -> dict:
+        config = self.config
+        frames = [
+            pd.read_csv(p) for p in sorted((self.out / "folds").glob("*/seed*/*/predictions.csv"))
+        ]
+        predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        predictions.to_csv(self.out / "predictions.csv", index=False)
+        protocol = {
+            "cohort": config.data.cohort,
+            "folds": [s.name for s in data.splits],
+            "seeds": config.seed_list,
+            "selection": config.train.selection,
+            "selection_note": (
+                "fixed number of epochs (last epoch), evaluation fold never used for selection"
+                if config.train.selection == "last"
+                else "best epoch on an inner validation split carved from the training fold"
+            ),
+            "binning": "whole-cohort (legacy, leaky)" if config.train.legacy_binning else "training-fold quartiles of uncensored times",
+            "preprocessing": "genomic scalers and filters fitted on the training fold only",
+            "std": "population std (ddof=0) over folds x seeds",
+            "kemm_version": __version__,
+            "wall_seconds": round(seconds, 1),
+        }  # fmt: skip
+        metrics = aggregate_metrics(
+            results, config, protocol, bootstrap=config.eval.bootstrap, predictions=predictions
+        )
+        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+        (self.out / "data.json").write_text(json.dumps(_data_summary(data), indent=1, default=str))
+        for model in config.models:
+            subset = (
+                predictions[predictions["model"] == model.display]
+                if len(predictions)
+                else predictions
+            )
+            if len(subset):
+                p_value = plot_km(
+                    subset,
+                    self.out / f"km_{model.display}.png",
+                    model.display,
+                    config.eval.risk_groups,
+                )
+                metrics["models"][model.display]["logrank_p"] = p_value
+        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
+        write_report(self.out, metrics)
+        return metrics
+
+
+def _run_task_remotely(raw_config: dict, out: str, index: int) -> dict:
+    """A Ray worker: prepare the data (text embeddings come from the shared disk cache) and run
+    one (seed, fold, model) task."""
+    from kemm.engine.config import RunConfig
+    from kemm.engine.text import load_text_modality
+
+    config = RunConfig.model_validate(raw_config)
+    runner = CrossValidationRunner(config, out, text_loader=load_text_modality, show_progress=False)
+    data = prepare_cohort(config.data, text_loader=load_text_modality)
+    task = runner.tasks(data)[index]
+    return runner._run_fold(task, data, BagCache(data.bag_requirements), task.directory(runner.out))
+
+
+def _data_summary(data: PreparedCohort) -> dict:
+    out: dict = {
+        "cohort": data.cohort.summary(),
+        "genomic_groups": {g.name: len(g.features) for g in data.groups},
+    }
+    if data.grouping_report is not None:
+        out["grouping"] = data.grouping_report.to_dict()
+    if data.text is not None:
+        out["text"] = {
+            "encoder": data.text.encoder,
+            "patients_with_report_statements": len(data.text.report_embeddings),
+            "reports_without_statements": len(data.text.reports_without_statements),
+            "pbk_statements": len(data.text.pbk_statements),
+        }
+    if data.bag_report:
+        out["wsi"] = data.bag_report
+    return out
+
+
+def run_cv(config: RunConfig, out_dir: str | Path, **kwargs) -> dict:
+    """Run (or resume) a cross-validation and return its metrics."""
+    from kemm.engine.text import load_text_modality
+
+    kwargs.setdefault("text_loader", load_text_modality)
+    return CrossValidationRunner(config, out_dir, **kwargs).run()
+
+
+def target_of(frame: pd.DataFrame) -> SurvivalTarget:
+    return SurvivalTarget(frame["event"].to_numpy(), frame["time"].to_numpy())

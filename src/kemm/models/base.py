@@ -1,0 +1,117 @@
+"""The contract between the engine and every torch survival model.
+
+The engine builds a :class:`ModelInput` for a batch of B patients and calls
+``model.training_step`` while training and ``model(x)`` at evaluation. Every model predicts
+discrete-time hazard logits over ``n_bins`` time bins; survival curves and risks are derived from
+them in :mod:`kemm.survival.discrete`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+MODALITIES = ("genomics", "wsi", "report", "pbk", "clinical")
+
+
+@dataclass
+class InputDims:
+    """Sizes of each modality, fixed per run (fitted on the training fold)."""
+
+    genomic_groups: list[int] = field(default_factory=list)  # features per genomic group
+    genomic_group_names: list[str] = field(default_factory=list)
+    wsi_dim: int | None = None  # patch feature dimension D
+    text_dim: int | None = None  # frozen text-embedding dimension E (reports and PBK)
+    clinical_dim: int | None = None
+
+
+@dataclass
+class ModelInput:
+    """A batch of B patients. A modality is ``None`` when the run does not use it; a patient
+    missing a modality is marked by its mask (never by zero-filled fake tokens)."""
+
+    genomics: list[Tensor] | None = None  # G tensors, each (B, g_i)
+    genomics_mask: Tensor | None = None  # (B,) bool: patient has genomics
+    wsi: list[Tensor | None] | None = None  # B entries: (N_i, D) patch features or None
+    wsi_coords: list[Tensor | None] | None = None  # B entries: (N_i, 2) level-0 coords or None
+    report: Tensor | None = None  # (B, M, E) report-statement embeddings (padded)
+    report_mask: Tensor | None = None  # (B, M) bool; a patient without a report is all False
+    pbk: Tensor | None = None  # (B, P, E) general PBK statement embeddings (padded)
+    pbk_mask: Tensor | None = None  # (B, P) bool
+    pbk_risk: Tensor | None = None  # (B, 3, E) low / intermediate / high risk prototypes
+    clinical: Tensor | None = None  # (B, C) numeric covariates (scaled on the training fold)
+
+    @property
+    def batch_size(self) -> int:
+        for name in ("genomics_mask", "report_mask", "clinical", "pbk"):
+            value = getattr(self, name)
+            if value is not None:
+                return int(value.shape[0])
+        if self.wsi is not None:
+            return len(self.wsi)
+        raise ValueError("ModelInput has no modality")
+
+    def has_report(self) -> Tensor:
+        """(B,) bool: which patients have at least one report statement."""
+        if self.report_mask is None:
+            return torch.zeros(self.batch_size, dtype=torch.bool)
+        return self.report_mask.any(dim=1)
+
+    def has_wsi(self) -> Tensor:
+        if self.wsi is None:
+            return torch.zeros(self.batch_size, dtype=torch.bool)
+        return torch.tensor([bag is not None and len(bag) > 0 for bag in self.wsi])
+
+    def to(self, device: torch.device | str) -> ModelInput:
+        def move(value: Any) -> Any:
+            if isinstance(value, Tensor):
+                return value.to(device, non_blocking=True)
+            if isinstance(value, list):
+                return [move(v) for v in value]
+            return value
+
+        return ModelInput(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def without_report(self) -> ModelInput:
+        """The same batch with the report modality removed (the distillation student's view)."""
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
+        kwargs["report"] = None
+        kwargs["report_mask"] = None
+        return ModelInput(**kwargs)
+
+
+@dataclass
+class ModelOutput:
+    logits: Tensor  # (B, n_bins) discrete-time hazard logits
+    embedding: Tensor | None = None  # (B, d) fused patient embedding
+    explanation: dict[str, Any] = field(default_factory=dict)  # attention maps etc.
+
+
+SurvivalLoss = Callable[[Tensor, Tensor, Tensor], Tensor]  # (logits, bin, event) -> loss
+
+
+class SurvivalModel(nn.Module):
+    """Base class of torch survival models.
+
+    Subclasses set ``modalities`` (the inputs they can use), build themselves from
+    ``(dims, n_bins, **hparams)`` and implement ``forward``. Models with extra objectives
+    (alignment, distillation) override ``training_step``.
+    """
+
+    modalities: ClassVar[frozenset[str]] = frozenset()
+    requires_any_of: ClassVar[frozenset[str]] = frozenset()  # patient needs >= 1 of these
+
+    def forward(self, x: ModelInput) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def training_step(
+        self, x: ModelInput, bins: Tensor, event: Tensor, survival_loss: SurvivalLoss
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Loss for one batch. ``bins`` (B,) long time-bin index, ``event`` (B,) float 0/1."""
+        out = self(x)
+        loss = survival_loss(out.logits, bins, event)
+        return loss, {"survival": float(loss.detach())}

@@ -1,0 +1,47 @@
+"""kemm.survival: time binning, discrete-time and Cox losses, metrics, Kaplan-Meier helpers."""
+
+from kemm.survival.binning import TimeBins
+from kemm.survival.discrete import (
+    hazards_from_logits,
+    log_survival_from_logits,
+    risk_from_logits,
+    survival_at_times,
+    survival_from_logits,
+)
+from kemm.survival.km import kaplan_meier, logrank_p, risk_groups, risk_thresholds
+from kemm.survival.losses import cox_ph, nll_discrete
+from kemm.survival.metrics import (
+    bootstrap_ci,
+    default_eval_times,
+    evaluate,
+    harrell_c,
+    integrated_brier,
+    ipcw_horizon,
+    is_constant,
+    time_dependent_auc,
+    uno_c,
+)
+
+__all__ = [
+    "TimeBins",
+    "bootstrap_ci",
+    "cox_ph",
+    "default_eval_times",
+    "evaluate",
+    "harrell_c",
+    "hazards_from_logits",
+    "integrated_brier",
+    "ipcw_horizon",
+    "is_constant",
+    "kaplan_meier",
+    "log_survival_from_logits",
+    "logrank_p",
+    "nll_discrete",
+    "risk_from_logits",
+    "risk_groups",
+    "risk_thresholds",
+    "survival_at_times",
+    "survival_from_logits",
+    "time_dependent_auc",
+    "uno_c",
+]

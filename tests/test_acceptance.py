@@ -1,0 +1,43 @@
+"""End-to-end checks as a new user would run them (slow tier)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kemm.cli import app
+from kemm.engine.results import read_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+SINGLE_MODALITY = ("coxnet", "snn", "abmil")
+MULTIMODAL = ("mcat", "survpath", "porpoise")
+
+
+@pytest.mark.slow
+def test_demo_baselines_learn_the_planted_signal(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "| porpoise |" in result.output
+    models = read_metrics(tmp_path / "run")["models"]
+    means = {name: entry["c_index"]["mean"] for name, entry in models.items()}
+    for name in SINGLE_MODALITY:
+        assert means[name] > 0.55, means
+    best_multimodal = max(means[name] for name in MULTIMODAL)
+    assert all(best_multimodal > means[name] for name in SINGLE_MODALITY), means
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_kirc_genomics_reaches_published_range(data_root, tmp_path):
+    out = tmp_path / "kirc"
+    result = CliRunner().invoke(app, [
+        "train", "--config", str(REPO / "examples" / "tcga_kirc_genomics.yaml"),
+        "--out", str(out), "--data-root", str(data_root), "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = read_metrics(out)
+    assert metrics["protocol"]["selection"] == "last"
+    for name in ("coxnet", "snn"):
+        assert metrics["models"][name]["c_index"]["mean"] >= 0.60, metrics["models"][name]["c_index"]

@@ -1,0 +1,166 @@
+"""The cross-validation engine on a small simulated cohort: outputs, determinism, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from kemm.engine.config import load_config, parse_config
+from kemm.engine.runner import CrossValidationRunner, run_cv
+from kemm.engine.simulate import simulate_cohort
+from kemm.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def sim_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sim")
+    simulate_cohort(root, n_patients=80, patches=(40, 80), feature_dim=16, show_progress=False)
+    return root
+
+
+def _config(root: Path, models=("coxnet", "snn"), **train) -> dict:
+    return {
+        "name": "test",
+        "data": {"root": str(root), "cohort": "sim", "folds": [0, 1, 2],
+                 "wsi": {"features_dir": str(root / "features"), "encoder": "simulated"}},
+        "models": [{"name": m} for m in models],
+        "train": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "bag_cap": 64, **train},
+    }  # fmt: skip
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"data": {"cohort": "x", "bogus": 1}, "models": [{"name": "snn"}]}))
+    with pytest.raises(ConfigError, match=r"bad.yaml: data.bogus"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="duplicate model labels"):
+        parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn"}, {"name": "snn"}]})
+    config = parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn"}]}, overrides={"train.epochs": 7})
+    assert config.train.epochs == 7
+
+
+def test_run_writes_a_readable_run_directory(sim_root, tmp_path):
+    out = tmp_path / "run"
+    metrics = run_cv(parse_config(_config(sim_root, models=("coxnet", "snn", "abmil"))), out, show_progress=False)
+    assert set(metrics["models"]) == {"coxnet", "snn", "abmil"}
+    for entry in metrics["models"].values():
+        for key in ("c_index", "uno_c", "ibs"):
+            assert set(entry[key]) >= {"mean", "std", "folds"}
+            assert len(entry[key]["folds"]) == 3
+        assert 0.0 <= entry["c_index"]["mean"] <= 1.0
+    assert metrics["protocol"]["selection"] == "last"
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics, default=float))
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert {"case_id", "fold", "model", "risk", "time", "event", "surv_0", "surv_3"} <= set(predictions.columns)
+    assert len(predictions) == 3 * 3 * 16  # 3 models x 3 folds x 16 test patients
+    surv = predictions[[f"surv_{k}" for k in range(4)]].to_numpy()
+    assert np.all(np.diff(surv, axis=1) <= 1e-6), "survival curves must be non-increasing"
+    assert (out / "km_snn.png").stat().st_size > 1000
+    assert (out / "folds" / "abmil" / "seed0" / "fold0" / "weights.safetensors").exists()
+    assert load_config(out / "config.yaml").models[0].name == "coxnet"
+    # A different config may not silently reuse the directory.
+    with pytest.raises(ConfigError, match="different config"):
+        run_cv(parse_config(_config(sim_root, models=("snn",))), out, show_progress=False)
+
+
+def test_same_seed_gives_identical_metrics(sim_root, tmp_path):
+    config = parse_config(_config(sim_root, models=("snn", "abmil")))
+    first = run_cv(config, tmp_path / "a", show_progress=False)
+    second = run_cv(config, tmp_path / "b", show_progress=False)
+    for name in ("snn", "abmil"):
+        assert first["models"][name]["c_index"]["folds"] == second["models"][name]["c_index"]["folds"]
+        assert first["models"][name]["ibs"]["folds"] == second["models"][name]["ibs"]["folds"]
+    other = run_cv(parse_config(_config(sim_root, models=("snn",), seed=5)), tmp_path / "c", show_progress=False)
+    assert other["models"]["snn"]["c_index"]["folds"] != first["models"]["snn"]["c_index"]["folds"]
+
+
+def test_inner_validation_selection_is_recorded(sim_root, tmp_path):
+    metrics = run_cv(parse_config(_config(sim_root, models=("snn",), selection="inner_val")), tmp_path / "r", show_progress=False)
+    assert metrics["protocol"]["selection"] == "inner_val"
+    result = json.loads((tmp_path / "r" / "folds" / "snn" / "seed0" / "fold0" / "result.json").read_text())
+    assert result["selection"] == "inner_val"
+    assert 1 <= result["selected_epoch"] <= 3
+    assert all("inner_val_c" in h for h in result["history"])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_without_redoing_finished_folds(sim_root, tmp_path):
+    config = parse_config(_config(sim_root, models=("snn",)))
+    out = tmp_path / "run"
+    finished = []
+
+    def crash_after_first(task, result):
+        finished.append(task.split.name)
+        raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        CrossValidationRunner(config, out, show_progress=False, on_fold_done=crash_after_first).run()
+    first = out / "folds" / "snn" / "seed0" / "fold0" / "result.json"
+    stamp = first.stat().st_mtime_ns
+    redone = []
+    from kemm.engine.text import load_text_modality
+
+    resumed = CrossValidationRunner(config, out, show_progress=False, text_loader=load_text_modality,
+                                    on_fold_done=lambda task, result: redone.append(task.split.name)).run()  # fmt: skip
+    assert finished == ["fold0"] and redone == ["fold1", "fold2"]
+    assert first.stat().st_mtime_ns == stamp
+    fresh = run_cv(config, tmp_path / "fresh", show_progress=False)
+    assert resumed["models"]["snn"]["c_index"]["folds"] == fresh["models"]["snn"]["c_index"]["folds"]
+
+
+@pytest.mark.slow
+def test_killed_process_resumes(sim_root, tmp_path):
+    config_path = tmp_path / "cfg.yaml"
+    config_path.write_text(yaml.safe_dump(_config(sim_root, models=("snn", "abmil"), epochs=6)))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "kemm", "train", "--config", str(config_path), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "folds" / "snn" / "seed0" / "fold0" / "result.json"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert first.exists(), "the first fold never finished"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    stamp = first.stat().st_mtime_ns
+    assert not (out / "metrics.json").exists()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert first.stat().st_mtime_ns == stamp
+    assert len(list((out / "folds").glob("*/seed0/*/result.json"))) == 6
+    assert (out / "metrics.json").exists()
+
+
+def test_predict_new_patients_and_cli(sim_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from kemm.cli import app
+
+    out = tmp_path / "run"
+    run_cv(parse_config(_config(sim_root, models=("snn", "coxnet"))), out, show_progress=False)
+    table = sim_root / "tcga" / "sim" / "tcga_sim_all_clean.csv"
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(out), "--cohort", str(table), "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(tmp_path / "p.csv")
+    assert len(predictions) == 80 and predictions["risk"].notna().all()
+    assert predictions["n_fold_models"].iloc[0] == 3
+    result = runner.invoke(app, ["predict", str(out), "--cohort", str(table), "--model", "coxnet"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", str(out)])
+    assert result.exit_code == 0 and "| snn |" in result.output
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "no metrics.json" in result.output
