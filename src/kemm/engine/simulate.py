@@ -225,6 +225,7 @@ def _write_bags(rng, folder: Path, slide_ids: list[str], histology: np.ndarray,
             folder / f"{slide_id}.h5", features.astype(np.float16), grid.astype(np.int64),
             {"encoder": "simulated", "feature_dim": dim, "patch_size": 256, "magnification": 20.0,
              "mpp": 0.5},
+            dtype=np.float16,
         )  # fmt: skip
         total += count
     return total

@@ -1,0 +1,215 @@
+"""``kemm extract`` (slides → HDF5 patch features) and ``kemm heatmap`` (scores over a slide)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kemm.errors import KemmError
+
+console = Console(stderr=True)
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code=2)
+
+
+def _list_encoders(value: bool) -> None:
+    if not value:
+        return
+    from kemm.wsi.encoders import describe_encoders
+
+    for name, description in describe_encoders().items():
+        typer.echo(f"{name:18s} {description}")
+    raise typer.Exit()
+
+
+def _configure_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logger = logging.getLogger("kemm.wsi")
+    if not logger.handlers:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _print_summary(summary, out: Path) -> None:
+    counts = summary.to_dict()["counts"]
+    rate = summary.to_dict()["patches_per_second"]
+    console.print(
+        f"processed {counts['processed']}, skipped {counts['skipped']}, failed {counts['failed']} "
+        f"slides; {summary.num_patches} patches at {rate} patches/s → {out}"
+    )
+    if summary.failed:
+        table = Table("slide", "path", "reason", title="failed slides", show_lines=False)
+        for result in summary.failed:
+            table.add_row(result.slide_id, result.slide_path, result.reason)
+        console.print(table)
+    console.print(f"run summary: {out / 'run_summary.json'}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def extract(
+        slides: Path = typer.Argument(
+            ..., help="A folder of slides, one slide, or a text/CSV file listing slide paths."
+        ),
+        out: Path = typer.Option(..., "--out", help="Output folder for <slide>.h5 feature files."),
+        encoder: str = typer.Option(
+            "resnet50_trunc",
+            help="Patch encoder: resnet50_trunc, tiny_random, phikon, timm:<name>, hf:<id|dir>.",
+        ),
+        weights: str | None = typer.Option(
+            None, help="Local weights: .safetensors/.pth file, or a Hugging Face model folder."
+        ),
+        random_weights: bool = typer.Option(
+            False, "--random-weights", help="Allow resnet50_trunc without weights (timing only)."
+        ),
+        magnification: float = typer.Option(20.0, help="Target magnification (20 ≈ 0.5 µm/px)."),
+        patch_size: int = typer.Option(256, help="Patch side in pixels at that magnification."),
+        min_tissue: float = typer.Option(0.5, help="Minimum tissue fraction of a kept patch."),
+        overlap: int = typer.Option(0, help="Overlap of neighbouring patches, in pixels."),
+        mpp_override: Path | None = typer.Option(
+            None,
+            "--mpp-override",
+            help="CSV (columns slide,mpp) or YAML/JSON (slide: mpp) for slides lacking mpp.",
+        ),
+        batch_size: int = typer.Option(64, help="Patches per forward pass."),
+        workers: int = typer.Option(2, help="DataLoader worker processes reading patches."),
+        fp16: bool = typer.Option(False, "--fp16", help="Store features as float16."),
+        ray_address: str | None = typer.Option(
+            None,
+            "--ray-address",
+            help="Spread slides over a Ray cluster (address, or 'local' for a local instance).",
+        ),
+        device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+        overwrite: bool = typer.Option(False, help="Redo slides that are already done."),
+        review: bool = typer.Option(True, help="Save review thumbnails (tissue + patch grid)."),
+        progress: bool = typer.Option(True, help="Show progress bars."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Log tracebacks of failures."),
+        list_encoders: bool = typer.Option(
+            False,
+            "--list-encoders",
+            callback=_list_encoders,
+            is_eager=True,
+            help="List the encoders and exit.",
+        ),
+    ) -> None:
+        """Segment tissue, tile and encode slides into CLAM/TRIDENT-compatible HDF5 bags.
+
+        Resumable: slides already done are skipped; a failed slide is recorded in
+        run_summary.json and the batch goes on. Exits 1 when any slide failed.
+        """
+        from kemm.wsi.encoders import check_name
+        from kemm.wsi.extract import ExtractionConfig, extract_features
+        from kemm.wsi.slide import MppOverrides
+        from kemm.wsi.tiling import TilingParams
+
+        _configure_logging(verbose)
+        try:
+            tiling = TilingParams(
+                magnification=magnification,
+                patch_size=patch_size,
+                min_tissue=min_tissue,
+                overlap=overlap,
+            )
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from error
+        try:
+            overrides = MppOverrides.load(mpp_override) if mpp_override else None
+            encoder_kwargs: dict[str, object] = {}
+            if random_weights:
+                if encoder != "resnet50_trunc":
+                    raise typer.BadParameter("--random-weights applies to resnet50_trunc only")
+                encoder_kwargs["allow_random"] = True
+            check_name(encoder)
+            config = ExtractionConfig(
+                encoder=encoder,
+                weights=weights,
+                encoder_kwargs=encoder_kwargs,
+                tiling=tiling,
+                batch_size=batch_size,
+                num_workers=workers,
+                device=device,
+                fp16_storage=fp16,
+                mpp_overrides=overrides,
+                save_review=review,
+                overwrite=overwrite,
+                progress=progress,
+            )
+            if ray_address:
+                from kemm.wsi.distributed import extract_features_ray
+
+                summary = extract_features_ray(slides, out, config, address=ray_address)
+            else:
+                summary = extract_features(slides, out, config)
+        except KemmError as error:
+            _fail(error)
+            return
+        _print_summary(summary, out)
+        if summary.failed:
+            raise typer.Exit(code=1)
+
+    @app.command()
+    def heatmap(
+        explanation: Path = typer.Argument(
+            ..., help="JSON with coords and scores per patch (from kemm explain)."
+        ),
+        slide: Path = typer.Option(..., "--slide", help="The slide the patches come from."),
+        out: Path = typer.Option(..., "--out", help="PNG to write."),
+        slide_id: str | None = typer.Option(
+            None, help="Which slide of a multi-slide explanation file."
+        ),
+        features: Path | None = typer.Option(
+            None, help="The slide's feature file, to read the patch size from."
+        ),
+        patch_size_level0: int | None = typer.Option(
+            None, help="Patch side in level-0 pixels (if neither JSON nor features give it)."
+        ),
+        colormap: str = typer.Option("jet", help="Matplotlib colormap."),
+        alpha: float = typer.Option(0.45, help="Opacity of the heat layer."),
+        normalize: str = typer.Option("rank", help="rank, minmax or none."),
+        max_side: int = typer.Option(2048, help="Longest side of the PNG."),
+    ) -> None:
+        """Render per-patch scores over the slide thumbnail as a PNG."""
+        from kemm.wsi.features import read_bag
+        from kemm.wsi.heatmap import load_patch_scores, render_heatmap
+        from kemm.wsi.slide import slide_id_of
+
+        try:
+            coords, scores, recorded_size = load_patch_scores(
+                explanation, slide_id=slide_id or None
+            )
+            size = patch_size_level0 or recorded_size
+            if size is None and features is not None:
+                size = int(read_bag(features, with_coords=False).attrs["patch_size_level0"])
+            if size is None:
+                raise typer.BadParameter(
+                    "the patch size is unknown: pass --patch-size-level0 or --features"
+                )
+            path = render_heatmap(
+                slide,
+                coords,
+                scores,
+                int(size),
+                out,
+                colormap=colormap,
+                alpha=alpha,
+                normalize=normalize,
+                max_side=max_side,
+            )
+        except KemmError as error:
+            _fail(error)
+            return
+        except KeyError as error:
+            _fail(KemmError(f"{features}: no attribute {error} in the feature file"))
+            return
+        console.print(f"heatmap of {len(scores)} patches of {slide_id_of(slide)} → {path}")
