@@ -28,3 +28,14 @@ def data_root() -> Path:
             pytest.fail(message + "; KEMM_REQUIRE_DATA=1 makes it mandatory")
         pytest.skip(message)
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_torch_thread():
+    """Tests use tiny models: one thread is faster and immune to CPU oversubscription."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

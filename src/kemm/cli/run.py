@@ -191,3 +191,32 @@ def register(app: typer.Typer) -> None:
                 "# Benchmark\n\n" + provenance(command, summary["wall_seconds"]) + "\n" + text
             )
             console.print(f"wrote {table}")
+
+    @app.command()
+    def explain(
+        run_dir: Path = typer.Argument(..., help="A finished run directory."),
+        case: str = typer.Option(..., "--case", help="Patient (case_id) to explain."),
+        model: str | None = typer.Option(None, help="Model label (default: the run's KEMM model)."),
+        out: Path | None = typer.Option(
+            None, "--out", help="Folder for the JSON (and heatmap PNG)."
+        ),
+        slide: str | None = typer.Option(None, help="The patient's slide, to draw a heatmap."),
+        patch_size_level0: int | None = typer.Option(
+            None, help="Patch size in level-0 pixels (heatmap)."
+        ),
+    ) -> None:
+        """Which knowledge statements the model weighed, and where they looked (patches, genes)."""
+        from kemm.engine.explain import explain_case, write_explanation
+
+        try:
+            result = explain_case(run_dir, case, model=model)
+        except KemmError as error:
+            _fail(error)
+        written = write_explanation(
+            result, out or run_dir / "explanations", slide, patch_size_level0
+        )
+        for statement, weight in zip(
+            result["statements"], result["statement_weight"] or [], strict=False
+        ):
+            console.print(f"{weight:6.3f}  {statement['text']}")
+        console.print("wrote " + ", ".join(str(p) for p in written))

@@ -57,6 +57,8 @@ class ModelConfig(_Strict):
     name: str
     label: str | None = None  # column name in the results table (default: name)
     params: dict[str, Any] = {}
+    # Restrict the inputs the model receives (default: every modality it can use that the data has).
+    modalities: list[Literal["genomics", "wsi", "report", "pbk", "clinical"]] | None = None
 
     @property
     def display(self) -> str:
@@ -77,7 +79,7 @@ class TrainConfig(_Strict):
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
-    num_threads: int | None = None
+    num_threads: int | None = None  # CPU threads; default: 1 without WSI bags, else torch's
 
 
 class EvalConfig(_Strict):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from kemm.engine.config import RunConfig, load_config
 from kemm.engine.data import FoldInputs, FoldPreprocessor, prepare_cohort
+from kemm.engine.runner import used_modalities
 from kemm.errors import ConfigError
 from kemm.models.base import InputDims
 from kemm.models.registry import create, get_entry
@@ -57,9 +58,7 @@ def predict_new(run_dir: str | Path, table: str | Path, *, model: str | None = N
             if not saved.exists():
                 raise ConfigError(f"{folder}: model {label!r} saved no state; it cannot predict")
             fitted = info.factory.from_state(json.loads(saved.read_text()))
-            x, _ = pre.tabular_matrix(
-                data, case_ids, set(info.modalities) & data.available_modalities
-            )
+            x, _ = pre.tabular_matrix(data, case_ids, used_modalities(spec, data))
             risks.append(fitted.predict_risk(x))
             curves.append(fitted.predict_survival(x, reference_times))
             continue
@@ -69,7 +68,7 @@ def predict_new(run_dir: str | Path, table: str | Path, *, model: str | None = N
         )
         network.load_state_dict(load_file(folder / "weights.safetensors"))
         network.eval()
-        inputs = FoldInputs(data, pre, case_ids, set(info.modalities))
+        inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data))
         with torch.no_grad():
             logits = torch.cat([network(inputs.batch([i])).logits for i in range(len(case_ids))])
         risks.append(risk_from_logits(logits).numpy())

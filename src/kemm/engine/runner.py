@@ -56,6 +56,13 @@ class FoldTask:
         return root / "folds" / self.model.display / f"seed{self.seed}" / self.split.name
 
 
+def used_modalities(spec: ModelConfig, data: PreparedCohort) -> set[str]:
+    """What the model reads: what it can use, that the data has, that the config allows."""
+    entry = get_entry(spec.name)
+    used = set(entry.modalities) & data.available_modalities
+    return used & set(spec.modalities) if spec.modalities is not None else used
+
+
 def fold_seed(seed: int, fold_index: int) -> int:
     return seed * 1000 + fold_index
 
@@ -110,9 +117,12 @@ class CrossValidationRunner:
     def run(self) -> dict:
         started = time.time()
         self._claim_directory()
-        if self.config.train.num_threads:
-            torch.set_num_threads(self.config.train.num_threads)
         data = prepare_cohort(self.config.data, text_loader=self.text_loader)
+        threads = self.config.train.num_threads
+        if threads is None and self.device.type == "cpu" and "wsi" not in data.available_modalities:
+            threads = 1  # small dense models: thread hand-offs cost more than they save on CPU
+        if threads:
+            torch.set_num_threads(threads)
         bag_cache = BagCache(data.bag_requirements)
         tasks = self.tasks(data)
         results: list[dict] = []
@@ -177,8 +187,8 @@ class CrossValidationRunner:
         config = self.config
         cohort = data.cohort
         info = get_entry(task.model.name)
-        modalities = set(info.modalities) & data.available_modalities
-        required = set(info.requires_any_of) or modalities
+        modalities = used_modalities(task.model, data)
+        required = (set(info.requires_any_of) & modalities) or modalities
 
         def usable(ids) -> tuple[list[str], list[str]]:
             keep = [c for c in ids if any(data.has_modality(c, m) for m in required)]
@@ -235,8 +245,7 @@ class CrossValidationRunner:
     def _fit_tabular(
         self, task, data, pre, train_ids, test_ids, train_target, test_target, bins, folder
     ):
-        info = get_entry(task.model.name)
-        modalities = set(info.modalities) & data.available_modalities
+        modalities = used_modalities(task.model, data)
         x_train, names = pre.tabular_matrix(data, train_ids, modalities)
         x_test, _ = pre.tabular_matrix(data, test_ids, modalities)
         model = create(task.model.name, feature_names=names, **task.model.params)
@@ -264,16 +273,14 @@ class CrossValidationRunner:
         self, task, data, pre, train_ids, test_ids, train_target, bins, seed, bag_cache, folder
     ):
         config = self.config
-        info = get_entry(task.model.name)
         dims = pre.dims(data)
-        params = (
-            {"bag_cap": config.train.bag_cap, **task.model.params}
-            if "wsi" in info.modalities
-            else dict(task.model.params)
-        )
+        params = dict(task.model.params)
+        accepted = get_entry(task.model.name).hparam_names() or []
+        if "max_train_patches" in accepted:  # the train-time bag cap of WSI models
+            params.setdefault("max_train_patches", config.train.bag_cap)
         model = create(task.model.name, dims=dims, n_bins=bins.n_bins, **params)
         all_ids = train_ids + test_ids
-        inputs = FoldInputs(data, pre, all_ids, set(info.modalities), bag_cache)
+        inputs = FoldInputs(data, pre, all_ids, used_modalities(task.model, data), bag_cache)
         positions = list(range(len(train_ids)))
         test_positions = list(range(len(train_ids), len(all_ids)))
         event = np.concatenate([train_target.event, np.zeros(len(test_ids), bool)]).astype(

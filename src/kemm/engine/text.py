@@ -25,17 +25,25 @@ def default_cache_dir() -> Path:
 
 class EmbeddingCache:
     """Statement embeddings keyed by (encoder, sha256 of the text) in one HDF5 file per encoder,
-    so repeated runs never re-encode a statement."""
+    so repeated runs never re-encode a statement (nor load the encoder when all are cached)."""
 
-    def __init__(self, encoder, cache_dir: Path):
-        self.encoder = encoder
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", encoder.name)
+    def __init__(self, encoder_name: str, cache_dir: Path, device: str = "cpu"):
+        self.encoder_name = encoder_name
+        self.device = device
+        self._encoder = None
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", encoder_name)
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.path = cache_dir / f"text_embeddings_{safe}.h5"
 
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from kemm.knowledge.encoders import create_text_encoder
+
+            self._encoder = create_text_encoder(self.encoder_name, device=self.device)
+        return self._encoder
+
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.encoder.dim), np.float32)
         keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
         found: dict[str, np.ndarray] = {}
         if self.path.exists():
@@ -52,7 +60,17 @@ class EmbeddingCache:
                     found[key] = np.asarray(vector, np.float32)
                     if key not in store:
                         store[key] = found[key]
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        if self.path.exists():
+            with h5py.File(self.path, "r") as store:
+                for key in store:
+                    return int(store[key].shape[0])
+        return int(self.encoder.dim)
 
 
 def split_sentences(text: str, max_statements: int) -> list[str]:
@@ -96,13 +114,9 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
 
 
 def load_text_modality(config: DataConfig, cohort: Cohort) -> TextModality:
-    from kemm.knowledge.encoders import create_text_encoder
-
-    encoder = create_text_encoder(config.text_encoder)
-    cache = EmbeddingCache(
-        encoder, Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    )
-    text = TextModality(encoder=encoder.name, dim=encoder.dim)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    cache = EmbeddingCache(config.text_encoder, cache_dir)
+    text = TextModality(encoder=config.text_encoder, dim=0)
     if config.reports is not None:
         statements, empty = report_statements(config, cohort)
         text.report_statements = statements
@@ -129,4 +143,5 @@ def load_text_modality(config: DataConfig, cohort: Cohort) -> TextModality:
             vector = cache.encode(list(level)).mean(axis=0)
             prototypes.append(vector / max(np.linalg.norm(vector), 1e-8))
         text.pbk_risk = np.stack(prototypes).astype(np.float32)
+    text.dim = cache.dim
     return text

@@ -1,0 +1,129 @@
+"""Per-patient explanations from a finished run: which knowledge statements looked where."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+from kemm.engine.config import load_config
+from kemm.engine.data import FoldInputs, FoldPreprocessor, prepare_cohort
+from kemm.engine.runner import used_modalities
+from kemm.errors import ConfigError, InputDataError
+from kemm.models.base import InputDims
+from kemm.models.registry import create
+
+
+def _statement_text(label: str, reports: list[str], pbk: list[str]) -> str:
+    kind, _, index = label.partition(":")
+    i = int(index) if index.isdigit() else -1
+    if kind == "report" and 0 <= i < len(reports):
+        return reports[i]
+    if kind == "pbk" and 0 <= i < len(pbk):
+        return pbk[i]
+    return f"({label}: learned query)"
+
+
+def _to_list(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().float().cpu().numpy().round(6).tolist()
+    if isinstance(value, np.ndarray):
+        return value.round(6).tolist()
+    return value
+
+
+def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None) -> dict:
+    """Explain one patient with the fold model that held it out (so the explanation is
+    out-of-fold); returns a JSON-ready dict with statements, their weights and attention maps."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    labels = [m.display for m in config.models]
+    label = model or next(
+        (m.display for m in config.models if m.name.startswith("kemm")), labels[0]
+    )
+    spec = next((m for m in config.models if m.display == label), None)
+    if spec is None:
+        raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    rows = predictions[(predictions["case_id"] == case_id) & (predictions["model"] == label)]
+    if rows.empty:
+        raise InputDataError(
+            f"no out-of-fold prediction for this patient in model {label!r}",
+            file=str(run_dir),
+            patient=case_id,
+        )
+    row = rows.iloc[0]
+    folder = run_dir / "folds" / label / f"seed{row['seed']}" / row["fold"]
+    if not (folder / "model.json").is_file():
+        raise ConfigError(f"{folder}: model {label!r} has no torch weights to explain")
+    from kemm.engine.text import load_text_modality
+
+    data = prepare_cohort(config.data, text_loader=load_text_modality)
+    state = json.loads((folder / "preprocess.json").read_text())
+    meta = json.loads((folder / "model.json").read_text())
+    network = create(
+        meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
+    )
+    network.load_state_dict(load_file(folder / "weights.safetensors"))
+    network.eval()
+    inputs = FoldInputs(
+        data, FoldPreprocessor.from_dict(state), [case_id], used_modalities(spec, data)
+    )
+    x = inputs.batch([0])
+    with torch.no_grad():
+        try:
+            out = network(x, explain=True)
+        except TypeError:
+            raise ConfigError(f"model {meta['name']!r} does not produce explanations") from None
+    patient = out.explanation["patients"][0]
+    reports = data.text.report_statements.get(case_id, []) if data.text else []
+    pbk = data.text.pbk_statements if data.text else []
+    statements = [_statement_text(s, reports, pbk) for s in patient.get("statements", [])]
+    result = {
+        "case_id": case_id, "model": label, "fold": row["fold"], "risk": float(row["risk"]),
+        "time": float(row["time"]), "event": int(row["event"]),
+        "statements": [{"label": lab, "text": text} for lab, text in zip(patient.get("statements", []), statements, strict=True)],
+        "statement_weight": _to_list(patient.get("statement_weight")),
+        "genomic_groups": out.explanation.get("genomic_groups", []),
+        "genomic_attention": _to_list(patient.get("genomic_attention")),
+        "genomic_pool": _to_list(patient.get("genomic_pool")),
+    }  # fmt: skip
+    if "patch_attention" in patient:
+        attention = patient["patch_attention"].float().cpu().numpy()
+        bag, coords = inputs.bags.get(case_id, data.bag_paths[case_id])
+        index = patient.get("patch_index")
+        coords_np = coords.numpy() if coords is not None else None
+        if coords_np is not None and index is not None:
+            coords_np = coords_np[index.cpu().numpy()]
+        result["patch_queries"] = patient.get("patch_queries")
+        result["patch_attention"] = attention.round(6).tolist()
+        pool = patient.get("patch_pool")
+        result["scores"] = _to_list(pool if pool is not None else attention.mean(axis=0))
+        if coords_np is not None:
+            result["coords"] = coords_np.tolist()
+    return result
+
+
+def write_explanation(result: dict, out_dir: str | Path, slide: str | None = None,
+                      patch_size_level0: int | None = None) -> list[Path]:  # fmt: skip
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / f"{result['case_id']}_explanation.json"]
+    written[0].write_text(json.dumps(result, indent=1))
+    if slide and "coords" in result and patch_size_level0:
+        from kemm.wsi.heatmap import render_heatmap
+
+        png = out_dir / f"{result['case_id']}_heatmap.png"
+        render_heatmap(
+            slide,
+            np.asarray(result["coords"]),
+            np.asarray(result["scores"]),
+            patch_size_level0,
+            png,
+        )
+        written.append(png)
+    return written
