@@ -1,0 +1,316 @@
+"""LLM backends behind one interface.
+
+- :class:`LlamaCppBackend`: embedded llama.cpp (``llama-cpp-python``) on a local GGUF file; the
+  chat template comes from the file's metadata.
+- :class:`OpenAICompatibleBackend`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, a
+  llama.cpp server) through the ``openai`` client: base URL and model from config, API key read
+  from an environment variable (never logged or stored in reprs), request timeout, retries with
+  exponential backoff and jitter, bounded concurrency.
+- :class:`ExtractiveBackend`: no LLM; answers the refine prompt with the rule-based extraction of
+  the delimited report (offline and fast runs, and a check on the LLM).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from kemm.errors import ConfigError, KemmError
+
+__all__ = [
+    "BACKEND_KINDS",
+    "ExtractiveBackend",
+    "LLMBackend",
+    "LLMError",
+    "LlamaCppBackend",
+    "OpenAICompatibleBackend",
+    "create_backend",
+]
+
+log = logging.getLogger(__name__)
+
+Message = Mapping[str, str]
+
+
+class LLMError(KemmError, RuntimeError):
+    """An LLM call failed (after retries, where the backend retries)."""
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    """What refinement and PBK generation need from a backend."""
+
+    name: str
+    model: str
+    concurrency: int
+    calls: int
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> str:
+        """The assistant's reply to ``messages``."""
+        ...
+
+
+class LlamaCppBackend:
+    """Embedded llama.cpp on a local GGUF file (loaded lazily, one call at a time)."""
+
+    name = "llama_cpp"
+
+    def __init__(
+        self,
+        gguf_path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        verbose: bool = False,
+    ):
+        from kemm.knowledge.model_files import check_gguf, locate_gguf
+
+        self.gguf_path = check_gguf(gguf_path) if gguf_path else locate_gguf()
+        self.model = self.gguf_path.name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.n_batch = n_batch
+        self.verbose = verbose
+        self.concurrency = 1
+        self.calls = 0
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as error:  # pragma: no cover - depends on the environment
+                raise ConfigError(
+                    "the embedded backend needs llama-cpp-python: pip install 'kemm[llm]'"
+                ) from error
+            self._llm = Llama(
+                model_path=str(self.gguf_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_batch=self.n_batch,
+                seed=0,
+                verbose=self.verbose,
+            )
+        return self._llm
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> str:
+        with self._lock:
+            llm = self._load()
+            self.calls += 1
+            try:
+                out = llm.create_chat_completion(
+                    messages=[dict(m) for m in messages],
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                )
+            except Exception as error:  # llama.cpp raises plain ValueError/RuntimeError
+                raise LLMError(f"llama.cpp completion failed: {error}") from error
+        return out["choices"][0]["message"]["content"] or ""
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend(gguf_path={str(self.gguf_path)!r}, n_ctx={self.n_ctx})"
+
+
+class OpenAICompatibleBackend:
+    """Any OpenAI-compatible chat-completions endpoint."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str | None,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        concurrency: int = 4,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+    ):
+        try:
+            import openai
+        except ImportError as error:  # pragma: no cover - openai is a core dependency
+            raise ConfigError("the openai backend needs the openai package") from error
+        if not model:
+            raise ConfigError("the openai backend needs a model name (--model)")
+        self.base_url = base_url
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.concurrency = max(1, int(concurrency))
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.calls = 0
+        self._semaphore = threading.BoundedSemaphore(self.concurrency)
+        self._count_lock = threading.Lock()
+        # Local servers (llama.cpp, vLLM, Ollama) accept any key; the real key stays in the env.
+        key = os.environ.get(api_key_env) or "not-needed"
+        self._openai = openai
+        self._client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
+
+    def _retryable(self, error: Exception) -> bool:
+        o = self._openai
+        if isinstance(error, (o.APIConnectionError, o.APITimeoutError, o.RateLimitError)):
+            return True
+        if isinstance(error, o.APIStatusError):
+            return error.status_code in (408, 409, 429) or error.status_code >= 500
+        return False
+
+    def _delay(self, attempt: int) -> float:
+        return min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> str:
+        last: Exception | None = None
+        with self._semaphore:
+            for attempt in range(self.max_retries + 1):
+                with self._count_lock:
+                    self.calls += 1
+                try:
+                    response = self._client.chat.completions.create(
+                        model=self.model,
+                        messages=[dict(m) for m in messages],  # type: ignore[misc]
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        seed=seed,
+                    )
+                    return response.choices[0].message.content or ""
+                except Exception as error:
+                    last = error
+                    if not self._retryable(error) or attempt == self.max_retries:
+                        break
+                    delay = self._delay(attempt)
+                    log.warning(
+                        "%s %s: %s (attempt %d/%d), retrying in %.1fs",
+                        self.base_url or "openai",
+                        self.model,
+                        type(error).__name__,
+                        attempt + 1,
+                        self.max_retries + 1,
+                        delay,
+                    )
+                    time.sleep(delay)
+        raise LLMError(f"{self.base_url or 'openai'} {self.model}: {type(last).__name__}: {last}")
+
+    def __repr__(self) -> str:  # the key itself is never shown
+        return (
+            f"OpenAICompatibleBackend(base_url={self.base_url!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r}, timeout={self.timeout}, "
+            f"max_retries={self.max_retries}, concurrency={self.concurrency})"
+        )
+
+
+class ExtractiveBackend:
+    """Rule-based extraction behind the LLM interface (no model, no network)."""
+
+    name = "extractive"
+    model = "rules-v1"
+
+    def __init__(self, concurrency: int = 1):
+        self.concurrency = concurrency
+        self.calls = 0
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> str:
+        from kemm.knowledge.extractive import refine_extractive
+
+        self.calls += 1
+        user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        m = re.search(r"<report>\n?(.*)\n?</report>", user, re.DOTALL)
+        text = m.group(1) if m else user
+        n = re.search(r"at most (\d+)", user)
+        max_statements = int(n.group(1)) if n else 12
+        return "\n".join(f"- {s}" for s in refine_extractive(text, max_statements))
+
+    def __repr__(self) -> str:
+        return "ExtractiveBackend()"
+
+
+BACKEND_KINDS = ("extractive", "llama_cpp", "openai")
+_ALIASES = {
+    "embedded": "llama_cpp",
+    "llama": "llama_cpp",
+    "llamacpp": "llama_cpp",
+    "llama-cpp": "llama_cpp",
+    "gguf": "llama_cpp",
+    "openai-compatible": "openai",
+    "openai_compatible": "openai",
+    "vllm": "openai",
+    "ollama": "openai",
+    "server": "openai",
+    "rules": "extractive",
+}
+
+
+def create_backend(config: Mapping[str, Any] | str) -> LLMBackend:
+    """A backend from a config mapping (``{"kind": ..., ...}``) or a kind name.
+
+    Keys: ``kind`` (extractive | llama_cpp | openai); llama_cpp: ``gguf_path``, ``n_ctx``,
+    ``n_threads``; openai: ``base_url``, ``model``, ``api_key_env``, ``timeout``,
+    ``max_retries``, ``concurrency``.
+    """
+    cfg: dict[str, Any] = {"kind": config} if isinstance(config, str) else dict(config)
+    kind = str(cfg.pop("kind", cfg.pop("backend", "extractive"))).lower()
+    kind = _ALIASES.get(kind, kind)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    if kind == "extractive":
+        return ExtractiveBackend()
+    if kind == "llama_cpp":
+        allowed = {"gguf_path", "n_ctx", "n_threads", "n_batch", "verbose"}
+        _check_keys(kind, cfg, allowed)
+        if "gguf_path" in cfg:
+            cfg["gguf_path"] = Path(cfg["gguf_path"])
+        return LlamaCppBackend(**cfg)
+    if kind == "openai":
+        allowed = {"base_url", "model", "api_key_env", "timeout", "max_retries", "concurrency"}
+        _check_keys(kind, cfg, allowed)
+        if "model" not in cfg:
+            raise ConfigError("the openai backend needs 'model'")
+        return OpenAICompatibleBackend(cfg.pop("base_url", None), cfg.pop("model"), **cfg)
+    raise ConfigError(f"unknown LLM backend {kind!r}; choose one of {', '.join(BACKEND_KINDS)}")
+
+
+def _check_keys(kind: str, cfg: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {unknown} for the {kind} backend; allowed: {sorted(allowed)}"
+        )

@@ -1,0 +1,83 @@
+"""Reading cohort report tables and refined-statement files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from kemm.errors import InputDataError
+
+__all__ = ["read_refined", "read_reports"]
+
+
+def read_reports(
+    csv_path: str | os.PathLike[str], text_column: str = "raw_text", *, id_column: str = "case_id"
+) -> dict[str, str]:
+    """``case_id -> report text`` from a CSV (e.g. ``tcga/<c>/reports.csv``).
+
+    Rows with an empty text are left out (a patient without a report simply has none).
+    Raises :class:`~kemm.errors.InputDataError` for a missing file or column, or a case_id that
+    appears twice.
+    """
+    path = Path(csv_path)
+    if not path.is_file():
+        raise InputDataError("reports file not found", file=str(path))
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputDataError(f"cannot parse CSV: {error}", file=str(path)) from error
+    for column in (id_column, text_column):
+        if column not in table.columns:
+            raise InputDataError(
+                f"missing column {column!r}; columns are {list(table.columns)}"
+                + (" (choose the text column with --text-column)" if column == text_column else ""),
+                file=str(path),
+            )
+    ids = table[id_column].str.strip()
+    if (ids == "").any():
+        row = int((ids == "").to_numpy().nonzero()[0][0]) + 2
+        raise InputDataError(f"empty {id_column} on line {row}", file=str(path))
+    duplicated = ids[ids.duplicated()].unique().tolist()
+    if duplicated:
+        raise InputDataError(
+            f"{len(duplicated)} duplicate {id_column}(s), one row per patient expected "
+            f"(first: {duplicated[:5]})",
+            file=str(path),
+            patient=duplicated[0],
+        )
+    texts = table[text_column].fillna("")
+    return {cid: text for cid, text in zip(ids, texts, strict=True) if text.strip()}
+
+
+def read_refined(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """``case_id -> statements`` from a ``kemm knowledge refine`` JSON-lines file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError("refined statements file not found", file=str(path))
+    out: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                case_id, statements = record["case_id"], record["statements"]
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise InputDataError(
+                    f"line {number}: not a refine record ({error})", file=str(path)
+                ) from error
+            if case_id in out:
+                raise InputDataError(
+                    f"line {number}: duplicate case_id", file=str(path), patient=case_id
+                )
+            if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+                raise InputDataError(
+                    f"line {number}: statements must be a list of strings",
+                    file=str(path),
+                    patient=case_id,
+                )
+            out[case_id] = statements
+    return out

@@ -1,0 +1,37 @@
+"""Survival models: shared layers, baselines, KEMM and tabular Cox models, by name.
+
+>>> from kemm.models import create, list_models
+>>> model = create("kemm", dims=dims, n_bins=4)          # doctest: +SKIP
+"""
+
+from kemm.models import baselines as _baselines  # noqa: F401  (registers the baselines)
+from kemm.models import kemm as _kemm  # noqa: F401  (registers KEMM and its ablations)
+from kemm.models import tabular as _tabular  # noqa: F401  (registers the tabular models)
+from kemm.models.base import (
+    MODALITIES,
+    InputDims,
+    ModelInput,
+    ModelOutput,
+    SurvivalLoss,
+    SurvivalModel,
+)
+from kemm.models.kemm import KEMM
+from kemm.models.registry import ModelEntry, create, get_entry, list_models, register
+from kemm.models.tabular import ClinicalCox, CoxNet
+
+__all__ = [
+    "MODALITIES",
+    "KEMM",
+    "ClinicalCox",
+    "CoxNet",
+    "InputDims",
+    "ModelEntry",
+    "ModelInput",
+    "ModelOutput",
+    "SurvivalLoss",
+    "SurvivalModel",
+    "create",
+    "get_entry",
+    "list_models",
+    "register",
+]

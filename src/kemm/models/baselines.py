@@ -1,0 +1,436 @@
+"""Baselines, written from the papers' equations (no peer code): SNN, ABMIL, MCAT-, SurvPath- and
+PORPOISE-style models, a report-only model, and ``floor`` (the cost floor used by the benchmark).
+
+Every patch-level computation is linear in the bag size N (few queries over N patches, never
+patch-to-patch attention). Multimodal baselines fall back to the modality a patient has when the
+other one is missing; the fusion layer is used only for patients with both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from kemm.errors import ConfigError
+from kemm.models.base import InputDims, ModelInput, ModelOutput, SurvivalModel
+from kemm.models.layers import (
+    CrossAttention,
+    GatedAttentionPool,
+    GenomicTokenizer,
+    PatchProjection,
+    SurvivalHead,
+    TransformerBlock,
+    masked_mean,
+    presence,
+    require_any,
+    snn_stack,
+)
+from kemm.models.registry import register
+
+
+def _need(dims: InputDims, model: str, *, wsi: bool = False, genomics: bool = False) -> None:
+    if wsi and dims.wsi_dim is None:
+        raise ConfigError(f"{model} needs WSI features (dims.wsi_dim is None)")
+    if genomics and not dims.genomic_groups:
+        raise ConfigError(f"{model} needs genomics (dims.genomic_groups is empty)")
+
+
+def _concat_genomics(x: ModelInput, mask: Tensor, device: torch.device, dtype) -> Tensor:
+    """(B, sum g_i): all genomic groups side by side; rows without genomics are zeros."""
+    flat = torch.cat([g.to(device, dtype) for g in x.genomics], dim=1)
+    return torch.where(mask[:, None], flat, torch.zeros((), dtype=dtype, device=device))
+
+
+def _fallback(both: Tensor, fused: Tensor, has_wsi: Tensor, path: Tensor, omic: Tensor) -> Tensor:
+    """Fused embedding where a patient has both modalities, else the one it has."""
+    single = torch.where(has_wsi[:, None], path, omic)
+    return torch.where(both[:, None], fused, single)
+
+
+def _patch_projection(dims: InputDims, dim: int, dropout: float, **kw) -> PatchProjection:
+    # the MIL convention (CLAM, MCAT, PORPOISE): Linear + ReLU + Dropout
+    return PatchProjection(dims.wsi_dim, dim, dropout=dropout, activation="relu", **kw)
+
+
+@register("floor", description="Cost floor for benchmarks: Linear(D->d) over the bag, mean, head")
+class Floor(SurvivalModel):
+    """Cost floor for benchmarks: one Linear(D -> d) over the whole bag, mean, linear head."""
+
+    modalities = frozenset({"wsi"})
+    requires_any_of = frozenset({"wsi"})
+
+    def __init__(
+        self, dims: InputDims, n_bins: int, *, dim: int = 256, max_train_patches: int | None = None
+    ) -> None:
+        super().__init__()
+        _need(dims, "floor", wsi=True)
+        self.proj = nn.Linear(dims.wsi_dim, dim)
+        self.head = nn.Linear(dim, n_bins)
+
+    def forward(self, x: ModelInput) -> ModelOutput:
+        require_any(presence(x, self.head.weight.device), self.requires_any_of, "floor")
+        z = torch.stack([self.proj(bag.to(self.head.weight.dtype)).mean(0) for bag in x.wsi])
+        return ModelOutput(self.head(z), z)
+
+
+@register("snn")
+class SNN(SurvivalModel):
+    """Self-normalising network on the concatenated genomic groups (Klambauer et al.)."""
+
+    modalities = frozenset({"genomics"})
+    requires_any_of = frozenset({"genomics"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        hidden: Sequence[int] = (256, 256),
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        _need(dims, "snn", genomics=True)
+        self.net = snn_stack(sum(dims.genomic_groups), hidden, dropout)
+        self.head = nn.Linear(hidden[-1], n_bins)
+
+    def forward(self, x: ModelInput) -> ModelOutput:
+        device, dtype = self.head.weight.device, self.head.weight.dtype
+        present = presence(x, device)
+        require_any(present, self.requires_any_of, "snn")
+        z = self.net(_concat_genomics(x, present["genomics"], device, dtype))
+        return ModelOutput(self.head(z), z)
+
+
+@register("abmil")
+class ABMIL(SurvivalModel):
+    """Gated attention MIL over the WSI bag (Ilse et al. 2018)."""
+
+    modalities = frozenset({"wsi"})
+    requires_any_of = frozenset({"wsi"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        dim: int = 256,
+        attn_hidden: int = 128,
+        dropout: float = 0.25,
+        max_train_patches: int | None = 4096,
+        eval_chunk_size: int | None = 16384,
+    ) -> None:
+        super().__init__()
+        _need(dims, "abmil", wsi=True)
+        self.proj = _patch_projection(
+            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
+        )
+        self.pool = GatedAttentionPool(dim, attn_hidden, dropout)
+        self.rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.head = SurvivalHead(dim, n_bins)
+
+    def forward(self, x: ModelInput, explain: bool = False) -> ModelOutput:
+        require_any(presence(x, self.rho[0].weight.device), self.requires_any_of, "abmil")
+        pooled, weights = [], []
+        for i, bag in enumerate(x.wsi):
+            self.proj.check(bag, i)
+            p, w = self.pool(self.proj(bag))
+            pooled.append(p)
+            weights.append(w.detach())
+        z = self.rho(torch.stack(pooled))
+        explanation = {"patients": [{"patch_pool": w} for w in weights]} if explain else {}
+        return ModelOutput(self.head(z), z, explanation)
+
+
+@register("mcat")
+class MCAT(SurvivalModel):
+    """MCAT-style genomic-guided co-attention (Chen et al. 2021): genomic group tokens query the
+    patch tokens (G co-attended WSI tokens, linear in N); a transformer and gated attention pooling
+    per modality; concatenation fusion. Without genomics the WSI branch pools the patches directly;
+    without WSI the genomic embedding is used alone."""
+
+    modalities = frozenset({"wsi", "genomics"})
+    requires_any_of = frozenset({"wsi", "genomics"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        dim: int = 256,
+        heads: int = 8,
+        layers: int = 2,
+        dropout: float = 0.25,
+        max_train_patches: int | None = 4096,
+        eval_chunk_size: int | None = 16384,
+    ) -> None:
+        super().__init__()
+        _need(dims, "mcat", wsi=True, genomics=True)
+        self.proj = _patch_projection(
+            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
+        )
+        self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=dropout)
+        self.coattn = CrossAttention(dim, 1, project_kv=True)  # MCAT: one head
+
+        def branch() -> tuple[nn.ModuleList, GatedAttentionPool, nn.Sequential]:
+            blocks = nn.ModuleList(
+                TransformerBlock(dim, heads, dropout=dropout) for _ in range(layers)
+            )
+            rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
+            return blocks, GatedAttentionPool(dim, dim, dropout), rho
+
+        self.path_blocks, self.path_pool, self.path_rho = branch()
+        self.omic_blocks, self.omic_pool, self.omic_rho = branch()
+        self.path_fallback = GatedAttentionPool(dim, dim, dropout)
+        self.fuse = nn.Sequential(
+            nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU()
+        )
+        self.head = SurvivalHead(dim, n_bins)
+
+    def forward(self, x: ModelInput) -> ModelOutput:
+        device, dtype = self.head.net[-1].weight.device, self.head.net[-1].weight.dtype
+        present = presence(x, device)
+        require_any(present, self.requires_any_of, "mcat")
+        has_wsi, has_gen = present["wsi"], present["genomics"]
+        batch = x.batch_size
+        if x.genomics is not None:
+            tokens = self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)
+        else:
+            tokens = torch.zeros(batch, len(self.genomic.nets), self.path_rho[0].in_features)
+            tokens = tokens.to(device, dtype)
+        zero = tokens.new_zeros(tokens.shape[-1])
+        path = []
+        for b in range(batch):
+            if not bool(has_wsi[b]):
+                path.append(zero)
+                continue
+            self.proj.check(x.wsi[b], b)
+            h = self.proj(x.wsi[b])
+            if bool(has_gen[b]):
+                co = self.coattn(tokens[b : b + 1], h[None]).out
+                for block in self.path_blocks:
+                    co, _ = block(co)
+                path.append(self.path_pool(co[0])[0])
+            else:
+                path.append(self.path_fallback(h)[0])
+        path = self.path_rho(torch.stack(path))
+        omic = tokens
+        for block in self.omic_blocks:
+            omic, _ = block(omic)
+        omic = self.omic_rho(self.omic_pool(omic)[0])
+        z = _fallback(has_wsi & has_gen, self.fuse(torch.cat([path, omic], 1)), has_wsi, path, omic)
+        return ModelOutput(self.head(z), z)
+
+
+@register("survpath")
+class SurvPath(SurvivalModel):
+    """SurvPath-style structured attention (Jaume et al. 2024): pathway (genomic group) tokens and
+    patch tokens in one attention layer where pathway->pathway, pathway->patch and patch->pathway
+    interactions are kept and patch<->patch is dropped (linear in N); mean of each token set,
+    concatenated. With one modality missing, its attention terms are dropped."""
+
+    modalities = frozenset({"wsi", "genomics"})
+    requires_any_of = frozenset({"wsi", "genomics"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        dim: int = 256,
+        dropout: float = 0.25,
+        max_train_patches: int | None = 4096,
+        eval_chunk_size: int | None = 16384,
+    ) -> None:
+        super().__init__()
+        _need(dims, "survpath", wsi=True, genomics=True)
+        self.proj = _patch_projection(
+            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
+        )
+        self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=dropout)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = CrossAttention(dim, 1, project_kv=True)
+        self.post_norm = nn.LayerNorm(dim)
+        self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.head = SurvivalHead(dim, n_bins, hidden=dim // 2)
+
+    def forward(self, x: ModelInput) -> ModelOutput:
+        device, dtype = self.norm.weight.device, self.norm.weight.dtype
+        present = presence(x, device)
+        require_any(present, self.requires_any_of, "survpath")
+        has_wsi, has_gen = present["wsi"], present["genomics"]
+        tokens = None
+        if x.genomics is not None:
+            tokens = self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)
+        paths, patches = [], []
+        for b in range(x.batch_size):
+            pw = self.norm(tokens[b]) if bool(has_gen[b]) else None
+            if bool(has_wsi[b]):
+                self.proj.check(x.wsi[b], b)
+                ph = self.norm(self.proj(x.wsi[b]))
+            else:
+                ph = None
+            if pw is not None:
+                keys = pw if ph is None else torch.cat([pw, ph])  # pathway -> pathway, patches
+                upd = self.attn(pw[None], keys[None]).out[0]
+                paths.append(self.post_norm(pw + upd).mean(0))
+            else:
+                paths.append(self.norm.weight.new_zeros(self.norm.weight.shape[0]))
+            if ph is not None:
+                upd = self.attn(ph[None], pw[None]).out[0] if pw is not None else 0.0
+                patches.append(self.post_norm(ph + upd).mean(0))  # patch -> pathway only
+            else:
+                patches.append(self.norm.weight.new_zeros(self.norm.weight.shape[0]))
+        path_emb, patch_emb = torch.stack(paths), torch.stack(patches)
+        fused = self.fuse(torch.cat([path_emb, patch_emb], 1))
+        z = _fallback(has_wsi & has_gen, fused, has_wsi, patch_emb, path_emb)
+        return ModelOutput(self.head(z), z)
+
+
+class _KroneckerFusion(nn.Module):
+    """Gated Kronecker (bilinear) fusion (Pathomic Fusion / PORPOISE): each modality is gated by
+    both, reduced to k dims, extended by a constant 1 and the outer product is projected."""
+
+    def __init__(self, dim: int, k: int = 32, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.gate_p, self.gate_g = nn.Linear(2 * dim, k), nn.Linear(2 * dim, k)
+        self.red_p, self.red_g = nn.Linear(dim, k), nn.Linear(dim, k)
+        self.out = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear((k + 1) ** 2, dim), nn.ReLU(), nn.Dropout(dropout)
+        )
+
+    def forward(self, hp: Tensor, hg: Tensor) -> Tensor:
+        both = torch.cat([hp, hg], 1)
+        op = torch.relu(self.red_p(hp)) * torch.sigmoid(self.gate_p(both))
+        og = torch.relu(self.red_g(hg)) * torch.sigmoid(self.gate_g(both))
+        one = op.new_ones(op.shape[0], 1)
+        outer = torch.cat([op, one], 1)[:, :, None] * torch.cat([og, one], 1)[:, None, :]
+        return self.out(outer.flatten(1))
+
+
+class _GatedConcat(nn.Module):
+    """Each modality scaled by a sigmoid gate computed from both, concatenated, projected."""
+
+    def __init__(self, dim: int, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.gate = nn.Linear(2 * dim, 2)
+        self.out = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Dropout(dropout))
+
+    def forward(self, hp: Tensor, hg: Tensor) -> Tensor:
+        g = torch.sigmoid(self.gate(torch.cat([hp, hg], 1)))
+        return self.out(torch.cat([g[:, :1] * hp, g[:, 1:] * hg], 1))
+
+
+@register("porpoise")
+class PORPOISE(SurvivalModel):
+    """PORPOISE-style late fusion (Chen et al. 2022): ABMIL WSI embedding + SNN genomic embedding,
+    gated Kronecker (``fusion="kron"``) or gated concatenation (``"concat"``) fusion."""
+
+    modalities = frozenset({"wsi", "genomics"})
+    requires_any_of = frozenset({"wsi", "genomics"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        dim: int = 256,
+        fusion: str = "kron",
+        fusion_dim: int = 32,
+        dropout: float = 0.25,
+        max_train_patches: int | None = 4096,
+        eval_chunk_size: int | None = 16384,
+    ) -> None:
+        super().__init__()
+        _need(dims, "porpoise", wsi=True, genomics=True)
+        self.proj = _patch_projection(
+            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
+        )
+        self.pool = GatedAttentionPool(dim, dim, dropout)
+        self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
+        self.snn = snn_stack(sum(dims.genomic_groups), [dim, dim], dropout)
+        if fusion == "kron":
+            self.fusion = _KroneckerFusion(dim, fusion_dim, dropout)
+        elif fusion == "concat":
+            self.fusion = _GatedConcat(dim, dropout)
+        else:
+            raise ConfigError(f"porpoise fusion must be 'kron' or 'concat', got {fusion!r}")
+        self.head = SurvivalHead(dim, n_bins)
+
+    def forward(self, x: ModelInput) -> ModelOutput:
+        device, dtype = self.path_rho[0].weight.device, self.path_rho[0].weight.dtype
+        present = presence(x, device)
+        require_any(present, self.requires_any_of, "porpoise")
+        has_wsi, has_gen = present["wsi"], present["genomics"]
+        zero = torch.zeros(self.path_rho[0].in_features, device=device, dtype=dtype)
+        pooled = []
+        for b in range(x.batch_size):
+            if bool(has_wsi[b]):
+                self.proj.check(x.wsi[b], b)
+                pooled.append(self.pool(self.proj(x.wsi[b]))[0])
+            else:
+                pooled.append(zero)
+        path = self.path_rho(torch.stack(pooled))
+        if x.genomics is not None:
+            omic = self.snn(_concat_genomics(x, has_gen, device, dtype))
+        else:
+            omic = torch.zeros_like(path)
+        z = _fallback(has_wsi & has_gen, self.fusion(path, omic), has_wsi, path, omic)
+        return ModelOutput(self.head(z), z)
+
+
+@register("report_only")
+class ReportOnly(SurvivalModel):
+    """Report statements (frozen text embeddings, projected) pooled by gated attention or mean,
+    optionally with the PBK statements, -> survival head."""
+
+    modalities = frozenset({"report", "pbk"})
+    requires_any_of = frozenset({"report"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        dim: int = 256,
+        pool: str = "attention",
+        use_pbk: bool = False,
+        dropout: float = 0.25,
+    ) -> None:
+        super().__init__()
+        if dims.text_dim is None:
+            raise ConfigError("report_only needs text embeddings (dims.text_dim is None)")
+        if pool not in ("attention", "mean"):
+            raise ConfigError(f"report_only pool must be 'attention' or 'mean', got {pool!r}")
+        self.use_pbk, self.pool_kind = use_pbk, pool
+        self.proj = nn.Sequential(
+            nn.Linear(dims.text_dim, dim), nn.GELU(), nn.Dropout(dropout), nn.LayerNorm(dim)
+        )
+        self.text_type = nn.Parameter(torch.zeros(2, dim))
+        self.pool = GatedAttentionPool(dim, dim // 2) if pool == "attention" else None
+        self.head = SurvivalHead(dim, n_bins, dropout=dropout)
+
+    def _tokens(self, emb: Tensor, mask: Tensor | None, kind: int) -> tuple[Tensor, Tensor]:
+        dtype, device = self.text_type.dtype, self.text_type.device
+        emb = emb.detach().to(device, dtype)
+        if mask is None:
+            mask = torch.ones(emb.shape[:2], dtype=torch.bool, device=device)
+        mask = mask.to(device).bool()
+        emb = torch.where(mask[..., None], emb, torch.zeros((), dtype=dtype, device=device))
+        return self.proj(emb) + self.text_type[kind], mask
+
+    def forward(self, x: ModelInput, explain: bool = False) -> ModelOutput:
+        require_any(presence(x, self.text_type.device), self.requires_any_of, "report_only")
+        tokens, mask = self._tokens(x.report, x.report_mask, 1)
+        if self.use_pbk and x.pbk is not None:
+            pbk, pmask = self._tokens(x.pbk, x.pbk_mask, 0)
+            tokens, mask = torch.cat([tokens, pbk], 1), torch.cat([mask, pmask], 1)
+        if self.pool is None:
+            z, weights = masked_mean(tokens, mask), None
+        else:
+            z, weights = self.pool(tokens, mask)
+        explanation = {}
+        if explain and weights is not None:
+            explanation = {"patients": [{"statement_weight": w.detach()} for w in weights]}
+        return ModelOutput(self.head(z), z, explanation)

@@ -1,0 +1,613 @@
+"""KEMM: LLM-driven knowledge-enhanced multimodal survival model, as reconstructed in DESIGN §2.
+
+Per patient: a WSI bag, genomic groups, refined report statements and the PBK of the cancer type
+(general statements + low / intermediate / high risk prototypes), all optional except that WSI or
+genomics must be present. Text arrives as frozen embeddings (E) and is projected to d.
+
+Forward (one *view* of the knowledge): knowledge tokens K = [learned slots; PBK; report]
+(the *student* view drops the report tokens) ->
+KECM (a) each knowledge token queries the patch tokens and the genomic tokens -> one
+knowledge-focused WSI token and genomic token per knowledge token (linear in N);
+(b) gated attention pools of patches and of genomic tokens, biased by each token's similarity to
+the knowledge centroid -> global WSI and genomic embeddings;
+(c) co-attention between the focused WSI and genomic token sets, then a small transformer over
+[CLS; WSI global; WSI tokens; genomic global; genomic tokens] -> fused embedding z -> hazard logits.
+
+Training (``training_step``): survival loss on the teacher view (with reports); for patients with a
+report, the student view (without) gets the survival loss too and distils the teacher's hazards
+(KL) and embedding (MSE, teacher detached); PBK risk alignment of z to the risk prototypes;
+report alignment of the (report-free) modality embeddings to the mean report embedding.
+Inference: ``forward`` uses reports where a patient has them; for a patient without one the
+teacher view *is* the student view, so reports are never required.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kemm.errors import ConfigError
+from kemm.models.base import InputDims, ModelInput, ModelOutput, SurvivalLoss, SurvivalModel
+from kemm.models.layers import (
+    BagAttention,
+    CrossAttention,
+    GatedAttentionPool,
+    GenomicTokenizer,
+    SurvivalHead,
+    TransformerBlock,
+    masked_mean,
+    presence,
+)
+from kemm.models.registry import register
+
+RISK_LEVELS = ("low", "intermediate", "high")  # order of ModelInput.pbk_risk
+KD_LOSSES = ("kl", "bce", "event_time")
+REPORT_ALIGNMENTS = ("cosine", "infonce")
+_SEGMENTS = ("cls", "wsi_global", "wsi_tokens", "genomic_global", "genomic_tokens", "knowledge")
+
+
+# --------------------------------------------------------------------------------------------
+# loss helpers (pure functions, tested on their own)
+# --------------------------------------------------------------------------------------------
+
+
+def risk_level_of_bin(n_bins: int) -> Tensor:
+    """(n_bins,) risk level index of an event in each bin: first bin -> high (2), last bin ->
+    low (0), any bin in between -> intermediate (1)."""
+    levels = torch.ones(n_bins, dtype=torch.long)
+    if n_bins >= 2:
+        levels[0], levels[-1] = 2, 0
+    return levels
+
+
+def risk_level_targets(bins: Tensor, event: Tensor, n_bins: int) -> Tensor:
+    """(B, 3) bool: the risk levels (low, intermediate, high) consistent with each outcome.
+
+    An event in bin b allows only that bin's level. A patient censored in bin b is known to have
+    its event in bin b or later, so every level of a bin >= b is allowed: censored in the last bin
+    -> low; in a middle bin -> low or intermediate; in the first bin -> anything (uninformative,
+    the row is all True and contributes no loss).
+    """
+    if n_bins < 2:
+        return torch.ones(bins.shape[0], 3, dtype=torch.bool, device=bins.device)
+    onehot = F.one_hot(risk_level_of_bin(n_bins), 3).bool().to(bins.device)  # (n_bins, 3)
+    later = onehot.flip(0).cummax(0).values.flip(0)  # any level at bin >= b
+    bins = bins.long().clamp(0, n_bins - 1)
+    return torch.where(event.bool()[:, None], onehot[bins], later[bins])
+
+
+def hazard_distillation(student_logits: Tensor, teacher_logits: Tensor, kind: str = "kl") -> Tensor:
+    """(B,) distance from the student's to the (detached) teacher's discrete-time hazards.
+
+    ``kl``: sum over bins of the Bernoulli KL(teacher || student) of the per-bin hazards;
+    ``bce``: the same with the teacher's hazards as soft targets (KL + teacher entropy);
+    ``event_time``: KL between the event-time distributions (n_bins + 1 outcomes: an event in each
+    bin, or survival past the last one).
+    """
+    t = teacher_logits.detach()
+    s = student_logits
+    if kind == "kl":
+        pt = torch.sigmoid(t)
+        per_bin = pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (
+            F.logsigmoid(-t) - F.logsigmoid(-s)
+        )
+        return per_bin.sum(1)
+    if kind == "bce":
+        target = torch.sigmoid(t)
+        return F.binary_cross_entropy_with_logits(s, target, reduction="none").sum(1)
+    if kind == "event_time":
+
+        def log_dist(logits: Tensor) -> Tensor:
+            log_surv = torch.cumsum(F.logsigmoid(-logits), 1)
+            before = F.pad(log_surv[:, :-1], (1, 0))
+            return torch.cat([F.logsigmoid(logits) + before, log_surv[:, -1:]], 1)
+
+        lt, ls = log_dist(t), log_dist(s)
+        return (lt.exp() * (lt - ls)).sum(1)
+    raise ConfigError(f"kd_loss must be one of {KD_LOSSES}, got {kind!r}")
+
+
+def alignment_loss(pred: Tensor, target: Tensor, kind: str = "cosine", tau: float = 0.1) -> Tensor:
+    """Align predictions (n, E) with targets (n, E): mean (1 - cosine), or InfoNCE over the batch
+    (falls back to cosine for fewer than two pairs)."""
+    if kind == "cosine" or pred.shape[0] < 2:
+        return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
+    if kind == "infonce":
+        logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).t() / tau
+        return F.cross_entropy(logits, torch.arange(pred.shape[0], device=pred.device))
+    raise ConfigError(f"report_alignment must be one of {REPORT_ALIGNMENTS}, got {kind!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Encoded:
+    """Per-batch state shared by the views (see :meth:`KEMM._encode`)."""
+
+    has_wsi: Tensor  # (B,)
+    has_gen: Tensor  # (B,)
+    knowledge: Tensor | None  # (B, K, d) knowledge tokens (teacher view)
+    view_masks: dict[str, Tensor]  # view -> (B, K) valid knowledge positions
+    labels: list[str]  # K knowledge position labels ("learned:0", "pbk:3", "report:1")
+    wsi_tokens: Tensor  # (B, Tw, d)
+    wsi_pos: dict[str, Tensor]  # view -> (B, Tw) valid WSI token positions
+    gen_tokens: Tensor  # (B, Tg, d)
+    gen_pos: dict[str, Tensor]  # view -> (B, Tg)
+    wsi_global: dict[str, Tensor]  # view -> (B, d)
+    gen_global: dict[str, Tensor]  # view -> (B, d)
+    explain: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _ViewOut:
+    logits: Tensor
+    z: Tensor
+    cls_attention: Tensor | None = None  # (B, T) last-layer CLS attention (explanations)
+    segments: dict[str, slice] = field(default_factory=dict)
+
+
+@register("kemm")
+@register(
+    "kemm_no_report",
+    modalities=("wsi", "genomics", "pbk"),
+    use_report=False,
+    use_distillation=False,
+    use_report_alignment=False,
+)
+@register(
+    "kemm_no_pbk", modalities=("wsi", "genomics", "report"), use_pbk=False, use_risk_alignment=False
+)
+@register("kemm_no_kecm", use_kecm=False)
+@register("kemm_no_kd", use_distillation=False)
+@register("kemm_no_risk_align", use_risk_alignment=False)
+@register("kemm_no_report_align", use_report_alignment=False)
+class KEMM(SurvivalModel):
+    """KEMM: knowledge-enhanced multimodal survival (WSI + genomics + report + PBK)."""
+
+    modalities = frozenset({"wsi", "genomics", "report", "pbk"})
+    requires_any_of = frozenset({"wsi", "genomics"})
+
+    def __init__(
+        self,
+        dims: InputDims,
+        n_bins: int,
+        *,
+        dim: int = 256,
+        heads: int = 4,
+        fusion_layers: int = 2,
+        n_learned_queries: int = 4,
+        dropout: float = 0.1,
+        patch_dropout: float = 0.25,
+        genomic_dropout: float = 0.25,
+        pool_hidden: int = 16,
+        patch_activation: str = "gelu",
+        max_train_patches: int | None = 4096,
+        eval_chunk_size: int | None = 16384,
+        use_report: bool = True,
+        use_pbk: bool = True,
+        use_kecm: bool = True,
+        use_distillation: bool = True,
+        use_risk_alignment: bool = True,
+        use_report_alignment: bool = True,
+        lambda_kd: float = 0.5,
+        lambda_risk: float = 0.2,
+        lambda_report: float = 0.2,
+        kd_loss: str = "kl",
+        kd_embedding_weight: float = 1.0,
+        student_survival_weight: float = 1.0,
+        risk_temperature: float = 0.1,
+        report_alignment: str = "cosine",
+        report_temperature: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.has_wsi_branch = dims.wsi_dim is not None
+        self.has_gen_branch = bool(dims.genomic_groups)
+        if not (self.has_wsi_branch or self.has_gen_branch):
+            raise ConfigError("KEMM needs WSI (dims.wsi_dim) or genomics (dims.genomic_groups)")
+        text_users = {
+            "use_report": use_report,
+            "use_pbk": use_pbk,
+            "use_risk_alignment": use_risk_alignment,
+            "use_report_alignment": use_report_alignment,
+        }
+        if dims.text_dim is None and any(text_users.values()):
+            on = ", ".join(f"{k}=False" for k, v in text_users.items() if v)
+            raise ConfigError(
+                "KEMM uses report/PBK text embeddings but dims.text_dim is None: prepare the cohort "
+                f"with knowledge embeddings, or pass {on}"
+            )
+        if kd_loss not in KD_LOSSES:
+            raise ConfigError(f"kd_loss must be one of {KD_LOSSES}, got {kd_loss!r}")
+        if report_alignment not in REPORT_ALIGNMENTS:
+            raise ConfigError(
+                f"report_alignment must be one of {REPORT_ALIGNMENTS}, got {report_alignment!r}"
+            )
+        self.dims, self.n_bins, self.dim = dims, n_bins, dim
+        self.use_report, self.use_pbk, self.use_kecm = use_report, use_pbk, use_kecm
+        self.use_distillation = use_distillation and use_report
+        self.use_risk_alignment = use_risk_alignment
+        self.use_report_alignment = use_report_alignment
+        self.lambda_kd, self.lambda_risk, self.lambda_report = lambda_kd, lambda_risk, lambda_report
+        self.kd_loss, self.kd_embedding_weight = kd_loss, kd_embedding_weight
+        self.student_survival_weight = student_survival_weight
+        self.risk_temperature = risk_temperature
+        self.report_alignment, self.report_temperature = report_alignment, report_temperature
+        self.n_learned = n_learned_queries
+
+        # knowledge tokens: learned slots (always), PBK and report statements from frozen text
+        self.learned = nn.Parameter(torch.randn(n_learned_queries, dim) * 0.02)
+        if use_report or use_pbk:
+            self.text_proj = nn.Sequential(nn.Linear(dims.text_dim, dim), nn.LayerNorm(dim))
+            self.text_type = nn.Parameter(torch.zeros(2, dim))  # 0: PBK, 1: report
+        self.query_norm = nn.LayerNorm(dim)
+
+        if self.has_wsi_branch:
+            self.bag = BagAttention(
+                dims.wsi_dim,
+                dim,
+                pool_hidden=pool_hidden,
+                dropout=patch_dropout,
+                max_train_patches=max_train_patches,
+                eval_chunk_size=eval_chunk_size,
+                activation=patch_activation,
+            )
+            self.bag_out = nn.Linear(dim, dim)
+            self.wsi_norm = nn.LayerNorm(dim)
+        if self.has_gen_branch:
+            self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=genomic_dropout)
+            self.gen_pool = GatedAttentionPool(dim, dim // 4)
+            self.gen_norm = nn.LayerNorm(dim)
+            if use_kecm:
+                self.gen_attn = CrossAttention(dim, heads, dropout=dropout)
+                self.gen_beta = nn.Parameter(torch.ones(()))
+
+        # cross-modal co-attention and fusion transformer
+        self.co_norm_w, self.co_norm_g = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.co_w = CrossAttention(dim, heads, dropout=dropout)  # WSI tokens -> genomic tokens
+        self.co_g = CrossAttention(dim, heads, dropout=dropout)  # genomic tokens -> WSI tokens
+        self.cls = nn.Parameter(torch.zeros(1, dim))
+        self.segment = nn.Parameter(torch.randn(len(_SEGMENTS), dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, heads, dropout=dropout) for _ in range(fusion_layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.head = SurvivalHead(dim, n_bins, hidden=dim // 2, dropout=dropout)
+
+        if use_risk_alignment:
+            self.risk_z = nn.Linear(dim, dim)
+            self.risk_text = nn.Linear(dims.text_dim, dim)
+        if use_report_alignment:
+            if self.has_wsi_branch:
+                self.report_from_wsi = nn.Linear(dim, dims.text_dim)
+            if self.has_gen_branch:
+                self.report_from_gen = nn.Linear(dim, dims.text_dim)
+
+    # ---------------------------------------------------------------- knowledge and encoding
+
+    def _text_tokens(self, emb: Tensor, mask: Tensor | None, kind: int) -> tuple[Tensor, Tensor]:
+        """Frozen text embeddings (B, M, E) -> tokens (B, M, d) and mask (B, M)."""
+        emb = emb.detach().to(self.cls.device, self.cls.dtype)
+        if mask is None:
+            mask = torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device)
+        mask = mask.to(emb.device).bool()
+        emb = torch.where(mask[..., None], emb, torch.zeros((), dtype=emb.dtype, device=emb.device))
+        return self.text_proj(emb) + self.text_type[kind], mask
+
+    def _knowledge(
+        self, x: ModelInput, batch: int, with_report: bool
+    ) -> tuple[Tensor, Tensor, Tensor, list[str]]:
+        """Knowledge tokens (B, K, d), their mask, which positions are report statements (K,),
+        and a label per position."""
+        device = self.cls.device
+        tokens = [self.learned.unsqueeze(0).expand(batch, -1, -1)]
+        masks = [torch.ones(batch, self.n_learned, dtype=torch.bool, device=device)]
+        labels = [f"learned:{i}" for i in range(self.n_learned)]
+        is_report = [False] * self.n_learned
+        if self.use_pbk and x.pbk is not None:
+            tok, mask = self._text_tokens(x.pbk, x.pbk_mask, 0)
+            tokens.append(tok)
+            masks.append(mask)
+            labels += [f"pbk:{i}" for i in range(tok.shape[1])]
+            is_report += [False] * tok.shape[1]
+        if with_report and x.report is not None:
+            tok, mask = self._text_tokens(x.report, x.report_mask, 1)
+            tokens.append(tok)
+            masks.append(mask)
+            labels += [f"report:{i}" for i in range(tok.shape[1])]
+            is_report += [True] * tok.shape[1]
+        report_pos = torch.tensor(is_report, dtype=torch.bool, device=device)
+        return torch.cat(tokens, 1), torch.cat(masks, 1), report_pos, labels
+
+    def _encode(self, x: ModelInput, views: tuple[str, ...], explain: bool) -> _Encoded:
+        """Everything before the per-view fusion; the patch side runs once for all views."""
+        device, dtype = self.cls.device, self.cls.dtype
+        batch = x.batch_size
+        present = presence(x, device)
+        has_wsi = present["wsi"] & self.has_wsi_branch
+        has_gen = present["genomics"] & self.has_gen_branch
+        missing = ~(has_wsi | has_gen)
+        if bool(missing.any()):
+            index = int(missing.nonzero()[0, 0])
+            raise ValueError(f"KEMM: patient at batch index {index} has neither WSI nor genomics")
+
+        with_report = self.use_report and "teacher" in views
+        know, kmask, report_pos, labels = self._knowledge(x, batch, with_report)
+        view_masks = {"teacher": kmask, "student": kmask & ~report_pos[None, :]}
+        queries = self.query_norm(know)
+        n_know = know.shape[1]
+
+        n_groups = len(self.dims.genomic_groups) or 1
+        if self.has_gen_branch and x.genomics is not None:
+            groups = [g.to(device, dtype) for g in x.genomics]
+            gen_raw = self.genomic(groups, has_gen)  # (B, G, d)
+        else:
+            gen_raw = torch.zeros(batch, n_groups, self.dim, device=device, dtype=dtype)
+        gen_mask = has_gen[:, None].expand(batch, gen_raw.shape[1])
+        gen_q = gen_raw  # normalised genomic tokens (queries / tokens without KECM)
+        if self.has_gen_branch and not self.use_kecm:
+            gen_q = self.gen_norm(gen_raw)
+
+        # patch side: one read of each bag for all views
+        n_wsi_tok = n_know if self.use_kecm else self.n_learned + gen_raw.shape[1]
+        zero_tok = torch.zeros(n_wsi_tok, self.dim, device=device, dtype=dtype)
+        zero_vec = torch.zeros(self.dim, device=device, dtype=dtype)
+        wsi_rows, wsi_glob = [], {v: [] for v in views}
+        explain_rows: list[dict[str, Any]] = [{} for _ in range(batch)]
+        query_labels = labels
+        if not self.use_kecm:
+            groups = range(gen_raw.shape[1])
+            query_labels = labels[: self.n_learned] + [
+                f"genomic:{self._group_name(i)}" for i in groups
+            ]
+        if self.use_kecm:
+            union = view_masks[views[0]]
+            for v in views[1:]:
+                union = union | view_masks[v]
+        for b in range(batch):
+            if not bool(has_wsi[b]):
+                wsi_rows.append(zero_tok)
+                for v in views:
+                    wsi_glob[v].append(zero_vec)
+                continue
+            if self.use_kecm:
+                pos = union[b].nonzero().squeeze(1)
+                q_in = know[b, pos]
+                q = queries[b, pos]
+                sets = [view_masks[v][b, pos].nonzero().squeeze(1) for v in views]
+            else:
+                pos = torch.cat(
+                    [
+                        torch.arange(self.n_learned, device=device),
+                        self.n_learned + torch.arange(gen_raw.shape[1], device=device)
+                        if bool(has_gen[b])
+                        else torch.zeros(0, dtype=torch.long, device=device),
+                    ]
+                )
+                q_in = torch.cat([self.learned, gen_raw[b]])[pos]
+                q = torch.cat([queries[b, : self.n_learned], gen_q[b]])[pos]
+                sets = None
+            read = self.bag(x.wsi[b], q, sets, need_weights=explain, index=b)
+            focused = self.wsi_norm(q_in + self.bag_out(read.attended))
+            wsi_rows.append(zero_tok.index_copy(0, pos, focused))
+            for j, v in enumerate(views):
+                wsi_glob[v].append(read.pooled[j if sets is not None else 0])
+            if explain:
+                explain_rows[b].update(
+                    patch_queries=[query_labels[int(i)] for i in pos],
+                    patch_attention=read.query_weights.detach(),
+                    patch_pool=read.pool_weights[0].detach(),
+                    patch_index=read.kept,
+                )
+        wsi_tokens = torch.stack(wsi_rows)
+        wsi_global = {v: torch.stack(rows) for v, rows in wsi_glob.items()}
+        if self.use_kecm:
+            wsi_pos = {v: view_masks[v] & has_wsi[:, None] for v in views}
+        else:
+            base = torch.cat([torch.ones_like(kmask[:, : self.n_learned]), gen_mask], 1)
+            wsi_pos = {v: base & has_wsi[:, None] for v in views}
+
+        # genomic side
+        if self.use_kecm and self.has_gen_branch:
+            att = self.gen_attn(queries, gen_raw, gen_mask, need_weights=explain, need_logits=True)
+            gen_tokens = self.gen_norm(know + att.out)
+            sim = att.logits.mean(1)  # (B, K, G), linear in the query: mean = centroid's logit
+            gen_global = {}
+            for v in views:
+                centroid = masked_mean(sim, view_masks[v], dim=1)  # (B, G)
+                gen_global[v], pool_w = self.gen_pool(gen_raw, gen_mask, self.gen_beta * centroid)
+            gen_pos = {v: view_masks[v] & has_gen[:, None] for v in views}
+            if explain:  # forward explains a single view
+                weights, pool_w = att.weights.mean(1).detach(), pool_w.detach()
+                for b in range(batch):
+                    if bool(has_gen[b]):
+                        explain_rows[b]["genomic_attention"] = weights[b]
+                        explain_rows[b]["genomic_pool"] = pool_w[b]
+        else:
+            gen_tokens = gen_q
+            pooled, pool_w = (
+                self.gen_pool(gen_raw, gen_mask)
+                if self.has_gen_branch
+                else (torch.zeros(batch, self.dim, device=device, dtype=dtype), None)
+            )
+            gen_global = dict.fromkeys(views, pooled)
+            gen_pos = dict.fromkeys(views, gen_mask)
+            if explain and pool_w is not None:
+                for b in range(batch):
+                    if bool(has_gen[b]):
+                        explain_rows[b]["genomic_pool"] = pool_w[b].detach()
+        return _Encoded(
+            has_wsi,
+            has_gen,
+            know,
+            view_masks,
+            labels,
+            wsi_tokens,
+            wsi_pos,
+            gen_tokens,
+            gen_pos,
+            wsi_global,
+            gen_global,
+            explain_rows,
+        )
+
+    def _group_name(self, i: int) -> str:
+        names = self.dims.genomic_group_names
+        return names[i] if i < len(names) else str(i)
+
+    def _fuse(self, enc: _Encoded, view: str, explain: bool) -> _ViewOut:
+        """Co-attention and fusion transformer for one view -> logits and z."""
+        batch = enc.has_wsi.shape[0]
+        w_tok, g_tok = enc.wsi_tokens, enc.gen_tokens
+        w_pos, g_pos = enc.wsi_pos[view], enc.gen_pos[view]
+        wn, gn = self.co_norm_w(w_tok), self.co_norm_g(g_tok)
+        w_tok = w_tok + self.co_w(wn, gn, g_pos).out
+        g_tok = g_tok + self.co_g(gn, wn, w_pos).out
+        seg = self.segment
+        parts = [
+            (self.cls.expand(batch, -1)[:, None] + seg[0], torch.ones_like(enc.has_wsi)[:, None]),
+            (enc.wsi_global[view][:, None] + seg[1], enc.has_wsi[:, None]),
+            (w_tok + seg[2], w_pos),
+            (enc.gen_global[view][:, None] + seg[3], enc.has_gen[:, None]),
+            (g_tok + seg[4], g_pos),
+        ]
+        if not self.use_kecm and enc.knowledge is not None:
+            parts.append((enc.knowledge + seg[5], enc.view_masks[view]))
+        segments, start = {}, 0
+        for name, (tok, _) in zip(_SEGMENTS, parts, strict=False):
+            segments[name] = slice(start, start + tok.shape[1])
+            start += tok.shape[1]
+        seq = torch.cat([p[0] for p in parts], 1)
+        mask = torch.cat([p[1] for p in parts], 1)
+        cls_att = None
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            seq, weights = block(seq, mask, need_weights=explain and last)
+            if weights is not None:
+                cls_att = weights[:, :, 0].mean(1).detach()  # (B, T)
+        z = self.norm(seq[:, 0])
+        return _ViewOut(self.head(z), z, cls_att, segments)
+
+    def _explanation(self, enc: _Encoded, out: _ViewOut, view: str) -> dict[str, Any]:
+        patients = []
+        for b, row in enumerate(enc.explain):
+            row = dict(row)
+            valid = enc.view_masks[view][b]
+            pos = valid.nonzero().squeeze(1)
+            row["statements"] = [enc.labels[int(i)] for i in pos]
+            if out.cls_attention is not None:
+                att = out.cls_attention[b]
+                if self.use_kecm:
+                    per_statement = (
+                        att[out.segments["wsi_tokens"]][pos]
+                        + att[out.segments["genomic_tokens"]][pos]
+                    )
+                else:
+                    per_statement = (
+                        att[out.segments["knowledge"]][pos]
+                        if "knowledge" in out.segments
+                        else att[:0]
+                    )
+                total = per_statement.sum()
+                row["statement_weight"] = per_statement / total if total > 0 else per_statement
+            if self.use_kecm and "genomic_attention" in row:
+                row["genomic_attention"] = row["genomic_attention"][pos]
+            patients.append(row)
+        return {"patients": patients, "genomic_groups": list(self.dims.genomic_group_names)}
+
+    # ---------------------------------------------------------------- public API
+
+    def forward(
+        self, x: ModelInput, use_report: bool | None = None, explain: bool = False
+    ) -> ModelOutput:
+        """Hazard logits. ``use_report``: None/True = teacher view (report tokens where a patient
+        has them), False = student view (reports ignored). ``explain`` fills
+        ``ModelOutput.explanation`` with, per patient: ``statements`` (knowledge labels),
+        ``patch_attention`` (K x N), ``patch_pool`` (N), ``genomic_attention`` (K x G),
+        ``genomic_pool`` (G) and ``statement_weight`` (K, the CLS attention on each statement's
+        tokens)."""
+        view = "student" if use_report is False or not self.use_report else "teacher"
+        enc = self._encode(x, (view,), explain)
+        out = self._fuse(enc, view, explain)
+        explanation = self._explanation(enc, out, view) if explain else {}
+        return ModelOutput(out.logits, out.z, explanation)
+
+    def training_step(
+        self, x: ModelInput, bins: Tensor, event: Tensor, survival_loss: SurvivalLoss
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Survival loss + distillation + risk alignment + report alignment (each switchable)."""
+        device = self.cls.device
+        bins, event = bins.to(device), event.to(device)
+        has_report = presence(x, device)["report"]
+        any_report = bool(has_report.any())
+        distil = self.use_distillation and any_report
+        report_align = self.use_report_alignment and any_report
+        views = (
+            ("teacher", "student") if self.use_report and (distil or report_align) else ("teacher",)
+        )
+        enc = self._encode(x, views, explain=False)
+        teacher = self._fuse(enc, "teacher", False)
+        loss = survival_loss(teacher.logits, bins, event)
+        logs = {"survival": float(loss.detach())}
+
+        if distil:
+            student = self._fuse(enc, "student", False)
+            sel = has_report
+            if self.student_survival_weight > 0:
+                s_loss = survival_loss(student.logits[sel], bins[sel], event[sel])
+                loss = loss + self.student_survival_weight * s_loss
+                logs["survival_student"] = float(s_loss.detach())
+            kd_hazard = hazard_distillation(
+                student.logits[sel], teacher.logits[sel], self.kd_loss
+            ).mean()
+            kd_embedding = F.mse_loss(student.z[sel], teacher.z[sel].detach())
+            kd = kd_hazard + self.kd_embedding_weight * kd_embedding
+            loss = loss + self.lambda_kd * kd
+            logs.update(
+                kd=float(kd.detach()),
+                kd_hazard=float(kd_hazard.detach()),
+                kd_embedding=float(kd_embedding.detach()),
+            )
+
+        if self.use_risk_alignment and x.pbk_risk is not None:
+            allowed = risk_level_targets(bins, event, self.n_bins)
+            informative = ~allowed.all(1)
+            if bool(informative.any()):
+                protos = self.risk_text(x.pbk_risk.detach().to(device, self.cls.dtype))
+                sim = F.cosine_similarity(self.risk_z(teacher.z)[:, None], protos, dim=-1)
+                log_p = F.log_softmax(sim / self.risk_temperature, dim=1)
+                nll = -torch.logsumexp(log_p.masked_fill(~allowed, float("-inf")), dim=1)
+                risk = nll[informative].mean()
+                loss = loss + self.lambda_risk * risk
+                logs["risk_align"] = float(risk.detach())
+
+        if report_align and x.report is not None:
+            view = "student" if "student" in views else "teacher"  # embeddings made without reports
+            report = x.report.detach().to(device, self.cls.dtype)
+            target = masked_mean(report, x.report_mask.to(device).bool(), dim=1)
+            terms = []
+            for has, emb, name in (
+                (enc.has_wsi, enc.wsi_global[view], "report_from_wsi"),
+                (enc.has_gen, enc.gen_global[view], "report_from_gen"),
+            ):
+                sel = has & has_report
+                if hasattr(self, name) and bool(sel.any()):
+                    pred = getattr(self, name)(emb[sel])
+                    terms.append(
+                        alignment_loss(
+                            pred, target[sel], self.report_alignment, self.report_temperature
+                        )
+                    )
+            if terms:
+                align = torch.stack(terms).mean()
+                loss = loss + self.lambda_report * align
+                logs["report_align"] = float(align.detach())
+
+        logs["loss"] = float(loss.detach())
+        return loss, logs

@@ -1,0 +1,318 @@
+"""Tabular Cox baselines on a feature matrix (genomic or clinical), wrapping scikit-survival.
+
+Both standardise features on the training data, and expose ``fit(X, target)``,
+``predict_risk(X) -> (n,)`` (higher = worse) and ``predict_survival(X, times) -> (n, len(times))``.
+``CoxNet`` is an elastic-net Cox model whose penalty is chosen by cross-validation *inside the
+training data* (never the evaluation fold); ``ClinicalCox`` is a Cox model with a small ridge
+penalty for a handful of clinical covariates.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from kemm.cohort.target import SurvivalTarget
+from kemm.errors import ConfigError
+from kemm.models.registry import register
+
+
+class _TabularCox:
+    """Shared standardisation, validation and survival-curve evaluation."""
+
+    kind = "tabular"
+
+    def __init__(self, feature_names: Sequence[str] | None = None) -> None:
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        self.model_ = None
+        self.mean_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.warnings_: list[str] = []
+
+    # -- helpers
+    def _check_X(self, X: np.ndarray, fitting: bool = False) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2:
+            raise ValueError(f"{type(self).__name__}: X must be 2-d, got shape {X.shape}")
+        if self.feature_names is not None and X.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"{type(self).__name__}: X has {X.shape[1]} columns but {len(self.feature_names)} "
+                "feature names were given"
+            )
+        if not fitting and self.mean_ is not None and X.shape[1] != self.mean_.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: X has {X.shape[1]} columns, model was fitted on "
+                f"{self.mean_.shape[0]}"
+            )
+        if not np.isfinite(X).all():
+            bad = np.where(~np.isfinite(X).all(0))[0][:5]
+            names = [self.feature_names[i] for i in bad] if self.feature_names else list(bad)
+            raise ValueError(
+                f"{type(self).__name__}: X has missing/non-finite values (columns {names}); "
+                "impute on the training fold first"
+            )
+        return X
+
+    def _standardise(self, X: np.ndarray, fit: bool = False) -> np.ndarray:
+        if fit:
+            self.mean_ = X.mean(0)
+            std = X.std(0)
+            self.scale_ = np.where(std > 0, std, 1.0)
+        if self.mean_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        return (X - self.mean_) / self.scale_
+
+    @staticmethod
+    def _check_target(target: SurvivalTarget, n: int) -> SurvivalTarget:
+        if not isinstance(target, SurvivalTarget):
+            raise TypeError("target must be a kemm.cohort.target.SurvivalTarget")
+        if len(target) != n:
+            raise ValueError(f"target has {len(target)} patients, X has {n} rows")
+        if not target.event.any():
+            raise ValueError("target has no events: a Cox model cannot be fitted")
+        return target
+
+    def _predict_kwargs(self) -> dict:
+        return {}
+
+    # -- public API
+    def predict_risk(self, X: np.ndarray) -> np.ndarray:
+        """(n,) linear predictor; higher means shorter expected survival."""
+        Xs = self._standardise(self._check_X(X))
+        return np.asarray(self.model_.predict(Xs, **self._predict_kwargs()), dtype=float)
+
+    def predict_survival(self, X: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        """(n, len(times)) survival probabilities S(t | x): 1 before the first training time,
+        held at the last value after the last one."""
+        Xs = self._standardise(self._check_X(X))
+        curves = self.model_.predict_survival_function(
+            Xs, return_array=True, **self._predict_kwargs()
+        )
+        grid = np.asarray(self.model_.unique_times_, dtype=float)
+        idx = np.searchsorted(grid, np.asarray(times, dtype=float), side="right") - 1
+        out = curves[:, np.clip(idx, 0, None)]
+        out[:, idx < 0] = 1.0
+        return out
+
+    def to_state(self) -> dict:
+        """A JSON-ready description of the fitted model (no pickling): standardisation,
+        coefficients and the baseline survival S0(t) at risk 0, from which
+        S(t | x) = S0(t) ** exp(risk(x)) (Breslow)."""
+        if self.mean_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+        grid = np.asarray(self.model_.unique_times_, dtype=float)
+        baseline = self.model_.predict_survival_function(
+            np.zeros((1, self.mean_.shape[0])), return_array=True, **self._predict_kwargs()
+        )[0]
+        return {
+            "class": type(self).__name__,
+            "feature_names": self.feature_names,
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "coef": np.asarray(self._coef(), dtype=float).ravel().tolist(),
+            "times": grid.tolist(),
+            "baseline_survival": np.asarray(baseline, dtype=float).tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> _FittedCox:
+        """A predictor rebuilt from :meth:`to_state` (``predict_risk``/``predict_survival``)."""
+        return _FittedCox(state)
+
+    @property
+    def coef_(self) -> dict[str, float]:
+        """Coefficients on the standardised features, by feature name."""
+        coef = np.asarray(self._coef(), dtype=float).ravel()
+        names = self.feature_names or [f"x{i}" for i in range(coef.shape[0])]
+        return dict(zip(names, coef.tolist(), strict=True))
+
+    def _coef(self) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@register("coxnet", kind="tabular", modalities=("genomics", "clinical"), requires_any_of=())
+class CoxNet(_TabularCox):
+    """Elastic-net Cox model (sksurv ``CoxnetSurvivalAnalysis``) with the penalty chosen by
+    inner cross-validation on the training data (``alpha="cv"``) or fixed (``alpha=float``)."""
+
+    def __init__(
+        self,
+        *,
+        l1_ratio: float = 0.5,
+        alpha: float | str = "cv",
+        n_alphas: int = 30,
+        alpha_min_ratio: float | str = 0.05,
+        cv_folds: int = 5,
+        max_iter: int = 100000,
+        seed: int = 0,
+        feature_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(feature_names)
+        if not (isinstance(alpha, float | int) or alpha == "cv"):
+            raise ConfigError(f"CoxNet alpha must be a number or 'cv', got {alpha!r}")
+        self.l1_ratio, self.alpha, self.n_alphas = l1_ratio, alpha, n_alphas
+        self.alpha_min_ratio, self.cv_folds, self.max_iter, self.seed = (
+            alpha_min_ratio,
+            cv_folds,
+            max_iter,
+            seed,
+        )
+        self.alpha_: float | None = None
+        self.cv_scores_: np.ndarray | None = None
+
+    def _estimator(self, alphas=None, min_ratio=None, baseline: bool = False):
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+        kwargs = {"alphas": alphas} if alphas is not None else {"n_alphas": self.n_alphas}
+        return CoxnetSurvivalAnalysis(
+            l1_ratio=self.l1_ratio,
+            alpha_min_ratio=min_ratio if min_ratio is not None else self.alpha_min_ratio,
+            max_iter=self.max_iter,
+            fit_baseline_model=baseline,
+            **kwargs,
+        )
+
+    def _fit_quiet(self, est, X, y):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, y)
+        for w in caught:
+            message = f"{w.category.__name__}: {w.message}"
+            if message not in self.warnings_:
+                self.warnings_.append(message)
+        return est
+
+    def _path(self, X, y) -> np.ndarray:
+        """The alpha path on the training data, growing alpha_min_ratio on numerical failure."""
+        ratio = self.alpha_min_ratio
+        for _ in range(4):
+            try:
+                return self._fit_quiet(self._estimator(min_ratio=ratio), X, y).alphas_
+            except ArithmeticError:
+                ratio = 0.1 if ratio == "auto" else min(0.5, float(ratio) * 5)
+        raise RuntimeError(
+            "CoxNet: the elastic-net path failed to converge (numerical error) even with "
+            f"alpha_min_ratio={ratio}; use fewer features, a larger alpha_min_ratio or a fixed alpha"
+        )
+
+    def _cv_alpha(self, X, y, target: SurvivalTarget) -> float:
+        from sklearn.model_selection import StratifiedKFold
+        from sksurv.metrics import concordance_index_censored
+
+        alphas = self._path(X, y)
+        folds = min(self.cv_folds, int(target.event.sum()), int((~target.event).sum()) or 2)
+        if folds < 2:
+            return float(alphas[len(alphas) // 2])
+        scores = np.full((folds, len(alphas)), np.nan)
+        split = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+        for f, (tr, va) in enumerate(split.split(X, target.event)):
+            if not target.event[tr].any() or not target.event[va].any():
+                continue
+            try:
+                est = self._fit_quiet(self._estimator(alphas=alphas), X[tr], y[tr])
+            except ArithmeticError:
+                continue
+            for a, alpha in enumerate(est.alphas_):
+                risk = est.predict(X[va], alpha=alpha)
+                if np.ptp(risk) > 0:
+                    scores[f, a] = concordance_index_censored(
+                        target.event[va], target.time[va], risk
+                    )[0]
+        self.cv_scores_ = scores
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an alpha no fold could score
+            mean = np.nanmean(scores, axis=0)
+        mean = np.where(np.isnan(mean), -np.inf, mean)
+        if not np.isfinite(mean).any():
+            return float(alphas[len(alphas) // 2])
+        return float(alphas[int(np.argmax(mean))])
+
+    def fit(self, X: np.ndarray, target: SurvivalTarget) -> CoxNet:
+        """Standardise on ``X``, choose alpha (inner CV on ``X`` only), refit with a baseline."""
+        X = self._check_X(X, fitting=True)
+        target = self._check_target(target, X.shape[0])
+        Xs = self._standardise(X, fit=True)
+        y = target.to_structured()
+        self.warnings_ = []
+        self.alpha_ = float(self.alpha) if self.alpha != "cv" else self._cv_alpha(Xs, y, target)
+        try:
+            self.model_ = self._fit_quiet(
+                self._estimator(alphas=[self.alpha_], baseline=True), Xs, y
+            )
+        except ArithmeticError as error:
+            raise RuntimeError(
+                f"CoxNet: fitting with alpha={self.alpha_:.4g} failed ({error}); try a larger alpha"
+            ) from error
+        return self
+
+    def _predict_kwargs(self) -> dict:
+        return {"alpha": self.alpha_}
+
+    def _coef(self) -> np.ndarray:
+        return self.model_.coef_[:, -1]
+
+    def selected_features(self) -> list[str]:
+        """Names of the features with a non-zero coefficient."""
+        return [name for name, c in self.coef_.items() if c != 0]
+
+
+@register("clinical_cox", kind="tabular", modalities=("clinical",), requires_any_of=())
+class ClinicalCox(_TabularCox):
+    """Cox proportional hazards on clinical covariates (sksurv ``CoxPHSurvivalAnalysis``) with a
+    small ridge penalty ``alpha`` for stability."""
+
+    def __init__(
+        self, *, alpha: float = 0.1, n_iter: int = 100, feature_names: Sequence[str] | None = None
+    ) -> None:
+        super().__init__(feature_names)
+        self.alpha, self.n_iter = alpha, n_iter
+
+    def fit(self, X: np.ndarray, target: SurvivalTarget) -> ClinicalCox:
+        from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+        X = self._check_X(X, fitting=True)
+        target = self._check_target(target, X.shape[0])
+        Xs = self._standardise(X, fit=True)
+        model = CoxPHSurvivalAnalysis(alpha=self.alpha, n_iter=self.n_iter)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                model.fit(Xs, target.to_structured())
+            except (ArithmeticError, np.linalg.LinAlgError) as error:
+                raise RuntimeError(
+                    f"ClinicalCox failed to fit ({error}); increase alpha (now {self.alpha}) or "
+                    "drop collinear covariates"
+                ) from error
+        self.warnings_ = [f"{w.category.__name__}: {w.message}" for w in caught]
+        self.model_ = model
+        return self
+
+    def _coef(self) -> np.ndarray:
+        return self.model_.coef_
+
+
+class _FittedCox:
+    """A Cox model restored from its JSON state; predicts like the fitted estimator."""
+
+    def __init__(self, state: dict) -> None:
+        self.feature_names = state.get("feature_names")
+        self.mean = np.asarray(state["mean"], dtype=float)
+        self.scale = np.asarray(state["scale"], dtype=float)
+        self.coef = np.asarray(state["coef"], dtype=float)
+        self.times = np.asarray(state["times"], dtype=float)
+        self.baseline = np.asarray(state["baseline_survival"], dtype=float)
+
+    def predict_risk(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} columns, model was fitted on {self.mean.shape[0]}"
+            )
+        return ((X - self.mean) / self.scale) @ self.coef
+
+    def predict_survival(self, X: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        idx = np.searchsorted(self.times, np.asarray(times, dtype=float), side="right") - 1
+        base = np.where(idx < 0, 1.0, self.baseline[np.clip(idx, 0, None)])
+        return base[None, :] ** np.exp(self.predict_risk(X))[:, None]
