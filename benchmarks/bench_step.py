@@ -40,8 +40,11 @@ def run_one(model: str, patches: int, args: argparse.Namespace) -> dict:
         "amp": args.amp,
         "threads": args.threads,
     }
+    # idle OpenMP workers sleep instead of spinning: on a shared CPU spinning starves the run
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(payload)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=args.timeout,

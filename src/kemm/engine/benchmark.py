@@ -39,10 +39,14 @@ class Entry:
     model: str
     variant: str
     params: tuple = ()
+    modalities: tuple[str, ...] | None = None  # restrict the model's inputs
 
 
 ENTRIES = (
-    Entry("CoxNet (genomics)", "coxnet", "families"),
+    Entry("CoxNet (genomics)", "coxnet", "families", modalities=("genomics",)),
+    Entry(
+        "CoxNet (genomics + clinical)", "coxnet", "families", modalities=("genomics", "clinical")
+    ),
     Entry("SNN (genomics)", "snn", "families"),
     Entry("Report-only", "report_only", "families"),
     Entry("Clinical Cox (age, sex, stage)", "clinical_cox", "families"),
@@ -132,7 +136,15 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
     raw = {
         "name": f"benchmark_{cohort}_{variant}",
         "data": data,
-        "models": [{"name": e.model, "label": e.label, "params": dict(e.params)} for e in models],
+        "models": [
+            {
+                "name": e.model,
+                "label": e.label,
+                "params": dict(e.params),
+                "modalities": list(e.modalities) if e.modalities else None,
+            }
+            for e in models
+        ],  # fmt: skip
         "train": {
             "epochs": epochs,
             "batch_size": 32,

@@ -7,6 +7,9 @@ step (fused where torch supports it). The bag cap is off by default, so the whol
 step time and the peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the process'
 peak resident set (``VmHWM``, reset before the timed steps where the kernel allows), which
 includes the input bag and the torch runtime.
+
+On a shared CPU, OpenMP's default spin-waiting makes every multi-threaded operation wait for a
+core another process holds; run with ``OMP_WAIT_POLICY=PASSIVE`` (or ``--threads 1``) there.
 """
 
 from __future__ import annotations
@@ -187,6 +190,7 @@ def bench_step(
         "steps": steps,
         "warmup": warmup,
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "parameters": sum(p.numel() for p in net.parameters()),
         "losses": sorted(logs),

@@ -461,24 +461,35 @@ class KEMM(SurvivalModel):
         names = self.dims.genomic_group_names
         return names[i] if i < len(names) else str(i)
 
-    def _fuse(self, enc: _Encoded, view: str, explain: bool) -> _ViewOut:
-        """Co-attention and fusion transformer for one view -> logits and z."""
-        batch = enc.has_wsi.shape[0]
-        w_tok, g_tok = enc.wsi_tokens, enc.gen_tokens
-        w_pos, g_pos = enc.wsi_pos[view], enc.gen_pos[view]
+    def _fuse(self, enc: _Encoded, views: tuple[str, ...], explain: bool) -> dict[str, _ViewOut]:
+        """Co-attention and fusion transformer -> logits and z per view (the views are stacked
+        along the batch, so distillation does not double the number of operations)."""
+
+        def stack(per_view: dict[str, Tensor]) -> Tensor:
+            return torch.cat([per_view[v] for v in views])
+
+        n_views, batch = len(views), enc.has_wsi.shape[0]
+        has_wsi, has_gen = enc.has_wsi.repeat(n_views), enc.has_gen.repeat(n_views)
+        w_tok = enc.wsi_tokens.repeat(n_views, 1, 1)
+        g_tok = enc.gen_tokens.repeat(n_views, 1, 1)
+        w_pos, g_pos = stack(enc.wsi_pos), stack(enc.gen_pos)
         wn, gn = self.co_norm_w(w_tok), self.co_norm_g(g_tok)
         w_tok = w_tok + self.co_w(wn, gn, g_pos).out
         g_tok = g_tok + self.co_g(gn, wn, w_pos).out
         seg = self.segment
         parts = [
-            (self.cls.expand(batch, -1)[:, None] + seg[0], torch.ones_like(enc.has_wsi)[:, None]),
-            (enc.wsi_global[view][:, None] + seg[1], enc.has_wsi[:, None]),
+            (
+                self.cls.expand(batch * n_views, -1)[:, None] + seg[0],
+                torch.ones_like(has_wsi)[:, None],
+            ),
+            (stack(enc.wsi_global)[:, None] + seg[1], has_wsi[:, None]),
             (w_tok + seg[2], w_pos),
-            (enc.gen_global[view][:, None] + seg[3], enc.has_gen[:, None]),
+            (stack(enc.gen_global)[:, None] + seg[3], has_gen[:, None]),
             (g_tok + seg[4], g_pos),
         ]
         if not self.use_kecm and enc.knowledge is not None:
-            parts.append((enc.knowledge + seg[5], enc.view_masks[view]))
+            knowledge = enc.knowledge.repeat(n_views, 1, 1)
+            parts.append((knowledge + seg[5], torch.cat([enc.view_masks[v] for v in views])))
         segments, start = {}, 0
         for name, (tok, _) in zip(_SEGMENTS, parts, strict=False):
             segments[name] = slice(start, start + tok.shape[1])
@@ -490,9 +501,18 @@ class KEMM(SurvivalModel):
             last = i == len(self.blocks) - 1
             seq, weights = block(seq, mask, need_weights=explain and last)
             if weights is not None:
-                cls_att = weights[:, :, 0].mean(1).detach()  # (B, T)
+                cls_att = weights[:, :, 0].mean(1).detach()  # (V·B, T)
         z = self.norm(seq[:, 0])
-        return _ViewOut(self.head(z), z, cls_att, segments)
+        logits = self.head(z)
+        return {
+            v: _ViewOut(
+                logits[i * batch : (i + 1) * batch],
+                z[i * batch : (i + 1) * batch],
+                cls_att[i * batch : (i + 1) * batch] if cls_att is not None else None,
+                segments,
+            )
+            for i, v in enumerate(views)
+        }
 
     def _explanation(self, enc: _Encoded, out: _ViewOut, view: str) -> dict[str, Any]:
         patients = []
@@ -534,7 +554,7 @@ class KEMM(SurvivalModel):
         tokens)."""
         view = "student" if use_report is False or not self.use_report else "teacher"
         enc = self._encode(x, (view,), explain)
-        out = self._fuse(enc, view, explain)
+        out = self._fuse(enc, (view,), explain)[view]
         explanation = self._explanation(enc, out, view) if explain else {}
         return ModelOutput(out.logits, out.z, explanation)
 
@@ -552,12 +572,13 @@ class KEMM(SurvivalModel):
             ("teacher", "student") if self.use_report and (distil or report_align) else ("teacher",)
         )
         enc = self._encode(x, views, explain=False)
-        teacher = self._fuse(enc, "teacher", False)
+        fused = self._fuse(enc, ("teacher", "student") if distil else ("teacher",), False)
+        teacher = fused["teacher"]
         loss = survival_loss(teacher.logits, bins, event)
         logs = {"survival": float(loss.detach())}
 
         if distil:
-            student = self._fuse(enc, "student", False)
+            student = fused["student"]
             sel = has_report
             if self.student_survival_weight > 0:
                 s_loss = survival_loss(student.logits[sel], bins[sel], event[sel])

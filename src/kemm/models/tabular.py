@@ -237,15 +237,27 @@ class CoxNet(_TabularCox):
         y = target.to_structured()
         self.warnings_ = []
         self.alpha_ = float(self.alpha) if self.alpha != "cv" else self._cv_alpha(Xs, y, target)
-        try:
-            self.model_ = self._fit_quiet(
-                self._estimator(alphas=[self.alpha_], baseline=True), Xs, y
-            )
-        except ArithmeticError as error:
-            raise RuntimeError(
-                f"CoxNet: fitting with alpha={self.alpha_:.4g} failed ({error}); try a larger alpha"
-            ) from error
-        return self
+        # Refit along the path down to the chosen alpha (warm starts keep coordinate descent
+        # stable where a cold fit at a small alpha can diverge); on a numerical failure step up
+        # to the next larger alpha of the path rather than give up.
+        path = np.asarray(self._path(Xs, y) if self.alpha == "cv" else [self.alpha_], dtype=float)
+        candidates = sorted({float(a) for a in path if a >= self.alpha_} | {self.alpha_})
+        for alpha in candidates:
+            alphas = sorted({float(a) for a in path if a >= alpha} | {alpha}, reverse=True)
+            try:
+                self.model_ = self._fit_quiet(self._estimator(alphas=alphas, baseline=True), Xs, y)
+            except ArithmeticError as error:
+                last_error = error
+                continue
+            if alpha != self.alpha_:
+                self.warnings_.append(
+                    f"refit at alpha={alpha:.4g} (alpha={self.alpha_:.4g} diverged)"
+                )
+            self.alpha_ = alpha
+            return self
+        raise RuntimeError(
+            f"CoxNet: fitting with alpha={self.alpha_:.4g} failed ({last_error}); try a larger alpha"
+        )
 
     def _predict_kwargs(self) -> dict:
         return {"alpha": self.alpha_}
