@@ -40,18 +40,24 @@ def _config(root: Path, models=("coxnet", "snn"), **train) -> dict:
 
 def test_config_errors_name_the_problem(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({"data": {"cohort": "x", "bogus": 1}, "models": [{"name": "snn"}]}))
+    path.write_text(
+        yaml.safe_dump({"data": {"cohort": "x", "bogus": 1}, "models": [{"name": "snn"}]})
+    )
     with pytest.raises(ConfigError, match=r"bad.yaml: data.bogus"):
         load_config(path)
     with pytest.raises(ConfigError, match="duplicate model labels"):
         parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn"}, {"name": "snn"}]})
-    config = parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn"}]}, overrides={"train.epochs": 7})
+    config = parse_config(
+        {"data": {"cohort": "x"}, "models": [{"name": "snn"}]}, overrides={"train.epochs": 7}
+    )
     assert config.train.epochs == 7
 
 
 def test_run_writes_a_readable_run_directory(sim_root, tmp_path):
     out = tmp_path / "run"
-    metrics = run_cv(parse_config(_config(sim_root, models=("coxnet", "snn", "abmil"))), out, show_progress=False)
+    metrics = run_cv(
+        parse_config(_config(sim_root, models=("coxnet", "snn", "abmil"))), out, show_progress=False
+    )
     assert set(metrics["models"]) == {"coxnet", "snn", "abmil"}
     for entry in metrics["models"].values():
         for key in ("c_index", "uno_c", "ibs"):
@@ -59,9 +65,13 @@ def test_run_writes_a_readable_run_directory(sim_root, tmp_path):
             assert len(entry[key]["folds"]) == 3
         assert 0.0 <= entry["c_index"]["mean"] <= 1.0
     assert metrics["protocol"]["selection"] == "last"
-    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics, default=float))
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(
+        json.dumps(metrics, default=float)
+    )
     predictions = pd.read_csv(out / "predictions.csv")
-    assert {"case_id", "fold", "model", "risk", "time", "event", "surv_0", "surv_3"} <= set(predictions.columns)
+    assert {"case_id", "fold", "model", "risk", "time", "event", "surv_0", "surv_3"} <= set(
+        predictions.columns
+    )
     assert len(predictions) == 3 * 3 * 16  # 3 models x 3 folds x 16 test patients
     surv = predictions[[f"surv_{k}" for k in range(4)]].to_numpy()
     assert np.all(np.diff(surv, axis=1) <= 1e-6), "survival curves must be non-increasing"
@@ -78,16 +88,28 @@ def test_same_seed_gives_identical_metrics(sim_root, tmp_path):
     first = run_cv(config, tmp_path / "a", show_progress=False)
     second = run_cv(config, tmp_path / "b", show_progress=False)
     for name in ("snn", "abmil"):
-        assert first["models"][name]["c_index"]["folds"] == second["models"][name]["c_index"]["folds"]
+        assert (
+            first["models"][name]["c_index"]["folds"] == second["models"][name]["c_index"]["folds"]
+        )
         assert first["models"][name]["ibs"]["folds"] == second["models"][name]["ibs"]["folds"]
-    other = run_cv(parse_config(_config(sim_root, models=("snn",), seed=5)), tmp_path / "c", show_progress=False)
+    other = run_cv(
+        parse_config(_config(sim_root, models=("snn",), seed=5)),
+        tmp_path / "c",
+        show_progress=False,
+    )
     assert other["models"]["snn"]["c_index"]["folds"] != first["models"]["snn"]["c_index"]["folds"]
 
 
 def test_inner_validation_selection_is_recorded(sim_root, tmp_path):
-    metrics = run_cv(parse_config(_config(sim_root, models=("snn",), selection="inner_val")), tmp_path / "r", show_progress=False)
+    metrics = run_cv(
+        parse_config(_config(sim_root, models=("snn",), selection="inner_val")),
+        tmp_path / "r",
+        show_progress=False,
+    )
     assert metrics["protocol"]["selection"] == "inner_val"
-    result = json.loads((tmp_path / "r" / "folds" / "snn" / "seed0" / "fold0" / "result.json").read_text())
+    result = json.loads(
+        (tmp_path / "r" / "folds" / "snn" / "seed0" / "fold0" / "result.json").read_text()
+    )
     assert result["selection"] == "inner_val"
     assert 1 <= result["selected_epoch"] <= 3
     assert all("inner_val_c" in h for h in result["history"])
@@ -107,7 +129,9 @@ def test_interrupted_run_resumes_without_redoing_finished_folds(sim_root, tmp_pa
         raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        CrossValidationRunner(config, out, show_progress=False, on_fold_done=crash_after_first).run()
+        CrossValidationRunner(
+            config, out, show_progress=False, on_fold_done=crash_after_first
+        ).run()
     first = out / "folds" / "snn" / "seed0" / "fold0" / "result.json"
     stamp = first.stat().st_mtime_ns
     redone = []
@@ -118,7 +142,9 @@ def test_interrupted_run_resumes_without_redoing_finished_folds(sim_root, tmp_pa
     assert finished == ["fold0"] and redone == ["fold1", "fold2"]
     assert first.stat().st_mtime_ns == stamp
     fresh = run_cv(config, tmp_path / "fresh", show_progress=False)
-    assert resumed["models"]["snn"]["c_index"]["folds"] == fresh["models"]["snn"]["c_index"]["folds"]
+    assert (
+        resumed["models"]["snn"]["c_index"]["folds"] == fresh["models"]["snn"]["c_index"]["folds"]
+    )
 
 
 @pytest.mark.slow
@@ -126,7 +152,17 @@ def test_killed_process_resumes(sim_root, tmp_path):
     config_path = tmp_path / "cfg.yaml"
     config_path.write_text(yaml.safe_dump(_config(sim_root, models=("snn", "abmil"), epochs=6)))
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "kemm", "train", "--config", str(config_path), "--out", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "kemm",
+        "train",
+        "--config",
+        str(config_path),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "folds" / "snn" / "seed0" / "fold0" / "result.json"
     deadline = time.time() + 120
@@ -153,7 +189,9 @@ def test_predict_new_patients_and_cli(sim_root, tmp_path):
     run_cv(parse_config(_config(sim_root, models=("snn", "coxnet"))), out, show_progress=False)
     table = sim_root / "tcga" / "sim" / "tcga_sim_all_clean.csv"
     runner = CliRunner()
-    result = runner.invoke(app, ["predict", str(out), "--cohort", str(table), "--out", str(tmp_path / "p.csv")])
+    result = runner.invoke(
+        app, ["predict", str(out), "--cohort", str(table), "--out", str(tmp_path / "p.csv")]
+    )
     assert result.exit_code == 0, result.output
     predictions = pd.read_csv(tmp_path / "p.csv")
     assert len(predictions) == 80 and predictions["risk"].notna().all()
@@ -164,3 +202,38 @@ def test_predict_new_patients_and_cli(sim_root, tmp_path):
     assert result.exit_code == 0 and "| snn |" in result.output
     result = runner.invoke(app, ["evaluate", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no metrics.json" in result.output
+
+
+@pytest.mark.slow
+def test_kemm_run_and_explain_a_patient(sim_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from kemm.cli import app
+
+    raw = _config(sim_root, models=("kemm",), epochs=1)
+    raw["data"].update(
+        {
+            "folds": [0],
+            "reports": {},
+            "pbk": True,
+            "cancer": "KIRC",
+            "cache_dir": str(tmp_path / "cache"),
+        }
+    )
+    out = tmp_path / "run"
+    metrics = run_cv(parse_config(raw), out, show_progress=False)
+    data = json.loads((out / "data.json").read_text())
+    assert data["text"]["patients_with_report_statements"] > 50
+    assert data["text"]["pbk_statements"] > 3
+    assert np.isfinite(metrics["models"]["kemm"]["c_index"]["mean"])
+    case = pd.read_csv(out / "predictions.csv")["case_id"].iloc[0]
+    result = CliRunner().invoke(
+        app, ["explain", str(out), "--case", case, "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 0, result.output
+    explanation = json.loads((tmp_path / "x" / f"{case}_explanation.json").read_text())
+    texts = [s["text"] for s in explanation["statements"]]
+    assert any(t.startswith("Pathologic stage") for t in texts), texts
+    assert abs(sum(explanation["statement_weight"]) - 1.0) < 1e-4
+    assert len(explanation["coords"]) == len(explanation["scores"]) > 0
+    assert len(explanation["genomic_groups"]) == 6

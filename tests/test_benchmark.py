@@ -1,0 +1,56 @@
+"""The TCGA benchmark command: input checks, site-held-out folds, the quick run CI performs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kemm.cohort import read_splits
+from kemm.engine.benchmark import check_data_root, format_benchmark, run_benchmark, site_splits
+from kemm.errors import InputDataError
+
+
+def test_missing_input_is_named(tmp_path):
+    (tmp_path / "tcga" / "abc").mkdir(parents=True)
+    with pytest.raises(
+        InputDataError, match="tcga_abc_all_clean.csv: benchmark input missing for cohort 'abc'"
+    ):
+        check_data_root(tmp_path, ["abc"])
+
+
+@pytest.mark.data
+def test_site_held_out_folds_keep_each_site_on_one_side(data_root, tmp_path):
+    folder = site_splits(data_root, "kirc", tmp_path)
+    splits = read_splits(folder)
+    assert len(splits) == 5
+    seen_sites: dict[str, int] = {}
+    tested = []
+    for k, split in enumerate(splits):
+        test_sites = {c.split("-")[1] for c in split.test}
+        train_sites = {c.split("-")[1] for c in split.train}
+        assert not test_sites & train_sites
+        for site in test_sites:
+            assert site not in seen_sites
+            seen_sites[site] = k
+        tested += split.test
+    table = pd.read_csv(
+        data_root / "tcga" / "kirc" / "tcga_kirc_all_clean.csv", usecols=["case_id"]
+    )
+    assert sorted(tested) == sorted(table["case_id"].unique())
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_quick_benchmark_runs_and_writes_its_table(data_root, tmp_path):
+    summary = run_benchmark(data_root, tmp_path, cohorts=["kirc"], quick=True, show_progress=False)
+    table = summary["table"]["kirc"]
+    assert {"CoxNet (genomics)", "Clinical Cox (age, sex, stage)", "KEMM", "KEMM −report"} <= set(
+        table
+    )
+    assert table["CoxNet (genomics)"]["c_index"]["mean"] > 0.6
+    for entry in table.values():
+        assert len(entry["c_index"]["folds"]) == 5
+        assert not entry["constant_risk_folds"]
+    text = format_benchmark(summary)
+    assert "| KEMM |" in text and "KIRC" in text
+    assert (tmp_path / "benchmark.json").exists()
