@@ -40,4 +40,6 @@ def test_kirc_genomics_reaches_published_range(data_root, tmp_path):
     metrics = read_metrics(out)
     assert metrics["protocol"]["selection"] == "last"
     for name in ("coxnet", "snn"):
-        assert metrics["models"][name]["c_index"]["mean"] >= 0.60, metrics["models"][name]["c_index"]
+        assert metrics["models"][name]["c_index"]["mean"] >= 0.60, metrics["models"][name][
+            "c_index"
+        ]

@@ -41,7 +41,10 @@ def _write(tmp_path, frame: pd.DataFrame):
 def test_reads_one_row_per_patient_and_converts_censorship(tmp_path):
     cohort = read_all_clean(_write(tmp_path, _table()))
     assert len(cohort) == 6
-    assert cohort.patients.loc["TCGA-AA-0000", "slide_ids"] == ("TCGA-AA-0000-DX0", "TCGA-AA-0000-DX1")
+    assert cohort.patients.loc["TCGA-AA-0000", "slide_ids"] == (
+        "TCGA-AA-0000-DX0",
+        "TCGA-AA-0000-DX1",
+    )
     # censorship 1 (censored) -> event 0
     assert cohort.patients.loc["TCGA-AA-0001", "event"] == 0
     assert cohort.patients.loc["TCGA-AA-0000", "event"] == 1
@@ -84,7 +87,9 @@ def test_missing_required_column(tmp_path):
 
 
 def _split(tmp_path, train, val, name="splits_0.csv"):
-    frame = pd.DataFrame({"train": pd.Series(train, dtype=object), "val": pd.Series(val, dtype=object)})
+    frame = pd.DataFrame(
+        {"train": pd.Series(train, dtype=object), "val": pd.Series(val, dtype=object)}
+    )
     path = tmp_path / name
     frame.to_csv(path)
     return path
@@ -97,7 +102,9 @@ def test_split_overlap_and_absent_ids(tmp_path):
     assert "patient TCGA-AA-0001" in str(caught.value)
 
     cohort = read_all_clean(_write(tmp_path, _table()))
-    absent = read_split(_split(tmp_path, ["TCGA-AA-0000", "TCGA-ZZ-9999"], ["TCGA-AA-0001"], "splits_1.csv"))
+    absent = read_split(
+        _split(tmp_path, ["TCGA-AA-0000", "TCGA-ZZ-9999"], ["TCGA-AA-0001"], "splits_1.csv")
+    )
     with pytest.raises(InputDataError, match="absent from the cohort table") as caught:
         absent.check_against(cohort.case_ids)
     assert "TCGA-ZZ-9999" in str(caught.value) and "splits_1.csv" in str(caught.value)
@@ -114,7 +121,10 @@ def test_groups_by_gene_name_and_reports_missing(tmp_path):
     signatures = {"Suppressors": ["TP53", "RB1"], "Oncogenes": ["KRAS", "EGFR"]}
     groups, report = group_features(cohort.genomics.columns, signatures)
     by_name = {g.name: set(g.features) for g in groups}
-    assert by_name == {"Suppressors": {"TP53_rnaseq", "TP53_cnv"}, "Oncogenes": {"KRAS_mut", "EGFR_rnaseq"}}
+    assert by_name == {
+        "Suppressors": {"TP53_rnaseq", "TP53_cnv"},
+        "Oncogenes": {"KRAS_mut", "EGFR_rnaseq"},
+    }
     assert report.genes_not_found["Suppressors"] == ["RB1"]
     assert report.sizes == {"Suppressors": 2, "Oncogenes": 2}
 

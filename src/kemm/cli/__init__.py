@@ -33,10 +33,10 @@ def _register_all() -> None:
         module.register(app)
 
 
-
-
 @app.callback()
-def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _configure(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
     from rich.logging import RichHandler
 
     logging.basicConfig(

@@ -69,7 +69,9 @@ def register(app: typer.Typer) -> None:
         started = time.time()
         data_root = out / "data"
         if not (data_root / "tcga" / "sim").is_dir():
-            simulate_cohort(data_root, n_patients=patients, feature_dim=128, show_progress=not quiet)
+            simulate_cohort(
+                data_root, n_patients=patients, feature_dim=128, show_progress=not quiet
+            )
         raw = yaml.safe_load(resources.files("kemm.configs").joinpath("demo.yaml").read_text())
         raw["data"]["root"] = str(data_root)
         raw["data"]["wsi"]["features_dir"] = str(data_root / "features")

@@ -45,14 +45,18 @@ def read_split(path: str | Path, name: str | None = None) -> Split:
     frame = pd.read_csv(path)
     missing = [c for c in ("train", "val") if c not in frame.columns]
     if missing:
-        raise InputDataError(f"missing column(s) {missing}; expected header ',train,val'", file=file)
+        raise InputDataError(
+            f"missing column(s) {missing}; expected header ',train,val'", file=file
+        )
     parts = {}
     for column in ("train", "val"):
         ids = [str(v).strip() for v in frame[column].dropna()]
         seen: set[str] = set()
         for case_id in ids:
             if case_id in seen:
-                raise InputDataError(f"listed twice in the {column} column", file=file, patient=case_id)
+                raise InputDataError(
+                    f"listed twice in the {column} column", file=file, patient=case_id
+                )
             seen.add(case_id)
         parts[column] = tuple(ids)
     overlap = sorted(set(parts["train"]) & set(parts["val"]))

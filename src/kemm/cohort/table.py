@@ -70,7 +70,9 @@ class Cohort:
                 file=str(self.source) if self.source else None,
             )
         genomic_ids = [c for c in ids if c in self.genomics.index]
-        return Cohort(self.name, self.patients.loc[ids], self.genomics.loc[genomic_ids], self.source)
+        return Cohort(
+            self.name, self.patients.loc[ids], self.genomics.loc[genomic_ids], self.source
+        )
 
     def genomic_features(self, modalities: Sequence[str] = GENOMIC_MODALITIES) -> list[str]:
         return [c for c in self.genomics.columns if genomic_modality(c) in set(modalities)]
