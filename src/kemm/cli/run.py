@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             Path("kemm-demo"), "--out", help="Folder for the simulated data and the run."
         ),
-        patients: int = typer.Option(240, help="Simulated patients."),
+        patients: int = typer.Option(200, help="Simulated patients."),
         quiet: bool = typer.Option(False, help="No progress bars."),
     ) -> None:
         """Simulate a cohort, cross-validate the baselines on it and print the metrics table."""
