@@ -79,7 +79,7 @@ class TrainConfig(_Strict):
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
-    num_threads: int | None = None  # CPU threads; default: 1 without WSI bags, else torch's
+    num_threads: int | None = None  # CPU threads for training; default 1 (small per-step work)
 
 
 class EvalConfig(_Strict):

@@ -119,8 +119,10 @@ class CrossValidationRunner:
         self._claim_directory()
         data = prepare_cohort(self.config.data, text_loader=self.text_loader)
         threads = self.config.train.num_threads
-        if threads is None and self.device.type == "cpu" and "wsi" not in data.available_modalities:
-            threads = 1  # small dense models: thread hand-offs cost more than they save on CPU
+        if threads is None and self.device.type == "cpu":
+            # One patient (one capped bag) or a small dense batch per step: on CPU, thread
+            # hand-offs cost more than they save, and collapse on a shared machine.
+            threads = 1
         if threads:
             torch.set_num_threads(threads)
         bag_cache = BagCache(data.bag_requirements)
