@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from safetensors.torch import save_file
 
 from kemm import __version__
-from kemm.cohort import Split, SurvivalTarget
+from kemm.cohort import Split
 from kemm.engine.config import ModelConfig, RunConfig, dump_config
 from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor, PreparedCohort, prepare_cohort
 from kemm.engine.results import aggregate_metrics, plot_km, write_report
@@ -404,7 +404,3 @@ def run_cv(config: RunConfig, out_dir: str | Path, **kwargs) -> dict:
 
     kwargs.setdefault("text_loader", load_text_modality)
     return CrossValidationRunner(config, out_dir, **kwargs).run()
-
-
-def target_of(frame: pd.DataFrame) -> SurvivalTarget:
-    return SurvivalTarget(frame["event"].to_numpy(), frame["time"].to_numpy())
