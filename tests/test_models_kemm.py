@@ -131,6 +131,29 @@ def test_use_pbk_false_ignores_pbk():
     assert torch.equal(logits(off, x), logits(off, y))
 
 
+def test_clinical_covariates_enter_only_when_switched_on():
+    dims = InputDims(**{**DIMS.__dict__, "clinical_dim": 3})
+
+    def make(**kw) -> KEMM:
+        torch.manual_seed(0)
+        return create("kemm", dims=dims, n_bins=4, dim=16, heads=2, **kw)
+
+    x, y = make_input(), make_input()
+    x.clinical = torch.zeros(3, 3)
+    y.clinical = torch.ones(3, 3)
+    on = make()
+    assert not torch.allclose(logits(on, x), logits(on, y))
+    on.train()
+    loss, _ = on.training_step(y, BINS, EVENT, nll)
+    loss.backward()
+    assert on.clinical_linear.weight.grad.abs().sum() > 0  # the linear hazard term learns
+    off = make(use_clinical=False)
+    assert not hasattr(off, "clinical_token")
+    assert torch.equal(logits(off, x), logits(off, y))
+    without = make_input()  # a run without the clinical modality: same model, no covariates
+    assert torch.isfinite(logits(on, without)).all()
+
+
 def test_use_report_false_ignores_report_everywhere():
     off = build(name="kemm_no_report")
     x, y = make_input(), make_input()

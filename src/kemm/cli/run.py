@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -94,6 +95,9 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(
             None, help="Run folds as Ray tasks ('local' or ADDR)."
         ),
+        workers: int = typer.Option(
+            1, min=1, help="Local processes running folds in parallel (one CPU thread each)."
+        ),
     ) -> None:
         """Cross-validate the models of a config; an interrupted run resumes where it stopped."""
         from kemm.engine.config import load_config
@@ -109,6 +113,7 @@ def register(app: typer.Typer) -> None:
                 out,
                 show_progress=not quiet,
                 ray_address=ray_address,
+                workers=workers,
             )
         except KemmError as error:
             _fail(error)
@@ -168,6 +173,9 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(
             None, help="Run cohort x fold tasks on Ray ('local' or ADDR)."
         ),
+        workers: int = typer.Option(
+            0, min=0, help="Local processes running folds in parallel (0 = one per CPU core)."
+        ),
         table: Path | None = typer.Option(
             None, help="Also write the markdown table here (e.g. docs/benchmarks.md)."
         ),
@@ -181,7 +189,7 @@ def register(app: typer.Typer) -> None:
         chosen = [c.strip().lower() for c in cohorts.split(",")] if cohorts else None
         try:
             summary = run_benchmark(data_root, out, cohorts=chosen, quick=quick, ray_address=ray_address,
-                                    show_progress=not quiet)  # fmt: skip
+                                    workers=workers or (os.cpu_count() or 1), show_progress=not quiet)  # fmt: skip
         except KemmError as error:
             _fail(error)
         text = format_benchmark(summary)

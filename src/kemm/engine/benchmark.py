@@ -31,6 +31,9 @@ from kemm.errors import InputDataError
 
 COHORTS = ("brca", "luad", "kirc", "ucec", "lusc")
 CLINICAL = ["age", "is_female", "stage"]
+# KEMM at width 128: cohorts of 300-1000 patients, no WSI branch here (every KEMM row the same).
+KEMM_PARAMS = (("dim", 128),)
+EPOCHS = {"quick": 5, "full": 10}  # every deep model; the training loss memorises beyond ~10
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,14 @@ ENTRIES = (
     Entry("MCAT-style", "mcat", "families"),
     Entry("SurvPath-style (Hallmarks)", "survpath", "hallmarks"),
     Entry("PORPOISE-style", "porpoise", "families"),
-    Entry("KEMM", "kemm", "families"),
-    Entry("KEMM −report", "kemm_no_report", "families"),
-    Entry("KEMM −PBK", "kemm_no_pbk", "families"),
-    Entry("KEMM −KECM (plain co-attention)", "kemm_no_kecm", "families"),
-    Entry("KEMM −distillation", "kemm_no_kd", "families"),
-    Entry("KEMM raw reports (unrefined)", "kemm", "raw_reports"),
-    Entry("KEMM LLM-refined reports (llm_text)", "kemm", "llm_reports"),
+    Entry("KEMM", "kemm", "families", KEMM_PARAMS),
+    Entry("KEMM −report", "kemm_no_report", "families", KEMM_PARAMS),
+    Entry("KEMM −PBK", "kemm_no_pbk", "families", KEMM_PARAMS),
+    Entry("KEMM −KECM (plain co-attention)", "kemm_no_kecm", "families", KEMM_PARAMS),
+    Entry("KEMM −distillation", "kemm_no_kd", "families", KEMM_PARAMS),
+    Entry("KEMM −clinical covariates", "kemm_no_clinical", "families", KEMM_PARAMS),
+    Entry("KEMM raw reports (unrefined)", "kemm", "raw_reports", KEMM_PARAMS),
+    Entry("KEMM LLM-refined reports (llm_text)", "kemm", "llm_reports", KEMM_PARAMS),
 )
 SITE_HELD_OUT_MODELS = ("kemm", "clinical_cox")
 
@@ -128,7 +132,7 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
         data["genomics"] = {"modalities": ["rnaseq"], "grouping": "hallmarks", "on_empty": "drop"}
         data["table"] = _rna_table(root, cohort)
     elif variant == "raw_reports":
-        data["reports"] = {"column": "raw_text", "refiner": "sentences", "max_statements": 24}
+        data["reports"] = {"column": "raw_text", "refiner": "sentences", "max_statements": 12}
     elif variant == "llm_reports":
         data["reports"] = {"column": "llm_text", "refiner": "sentences", "max_statements": 12}
     elif variant == "site_held_out":
@@ -158,7 +162,7 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
 
 def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | None = None,
                   quick: bool = False, ray_address: str | None = None, seed: int = 0,
-                  show_progress: bool = True) -> dict:  # fmt: skip
+                  workers: int = 1, show_progress: bool = True) -> dict:  # fmt: skip
     """Run (or resume) the benchmark; returns ``{cohort: {label: metrics-entry}}``."""
     from kemm.engine.runner import run_cv
 
@@ -166,7 +170,7 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
     cohorts = list(cohorts or COHORTS)
     check_data_root(root, cohorts)
     started = time.time()
-    epochs = 5 if quick else 20
+    epochs = EPOCHS["quick" if quick else "full"]
     entries = [
         e
         for e in ENTRIES
@@ -182,13 +186,17 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
         for variant in variants:
             chosen = [e for e in entries if e.variant == variant]
             if variant == "site_held_out":
-                chosen = [Entry(f"{e.label} [site-held-out]", e.model, variant) for e in ENTRIES
+                chosen = [Entry(f"{e.label} [site-held-out]", e.model, variant, e.params) for e in ENTRIES
                           if e.variant == "families" and e.model in SITE_HELD_OUT_MODELS]  # fmt: skip
             config = variant_config(
                 root, cohort, variant, chosen, out / cohort, epochs=epochs, seed=seed
             )
             metrics = run_cv(
-                config, out / cohort / variant, show_progress=show_progress, ray_address=ray_address
+                config,
+                out / cohort / variant,
+                show_progress=show_progress,
+                ray_address=ray_address,
+                workers=workers,
             )
             for entry in chosen:
                 table[cohort][entry.label] = metrics["models"][entry.label]

@@ -94,8 +94,12 @@ class CrossValidationRunner:
         show_progress: bool = True,
         on_fold_done: Callable[[FoldTask, dict], None] | None = None,
         ray_address: str | None = None,
+        workers: int = 1,
     ):
+        if workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {workers}")
         self.config = config
+        self.workers = workers
         self.out = Path(out_dir)
         self.text_loader = text_loader
         self.show_progress = show_progress
@@ -143,6 +147,8 @@ class CrossValidationRunner:
                 pending.append(index)
         if self.ray_address and pending:
             results += self._run_on_ray(pending)
+        elif self.workers > 1 and len(pending) > 1:
+            results += self._run_in_processes(tasks, pending)
         else:
             with Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -170,6 +176,39 @@ class CrossValidationRunner:
             for k, split in enumerate(data.splits)
             for model in self.config.models
         ]
+
+    def _run_in_processes(self, tasks: list[FoldTask], pending: list[int]) -> list[dict]:
+        """Pending tasks on ``workers`` local processes (one CPU thread each); every worker
+        prepares the cohort once (text embeddings come from the disk cache the parent filled)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        raw = self.config.model_dump(mode="json")
+        workers = min(self.workers, len(pending))
+        results = []
+        with (
+            ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(raw, str(self.out), self.text_loader),
+            ) as pool,
+            Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.show_progress,
+            ) as progress,
+        ):  # fmt: skip
+            bar = progress.add_task(
+                f"cross-validation ({workers} processes)",
+                total=len(tasks),
+                completed=len(tasks) - len(pending),
+            )
+            futures = {pool.submit(_run_task_in_worker, index): index for index in pending}
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                if self.on_fold_done is not None:
+                    self.on_fold_done(tasks[futures[future]], result)
+                progress.advance(bar)
+        return results
 
     def _run_on_ray(self, pending: list[int]) -> list[dict]:
         """Each pending (seed, fold, model) becomes a Ray task; results land in the same folders."""
@@ -364,6 +403,23 @@ class CrossValidationRunner:
         (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
         write_report(self.out, metrics)
         return metrics
+
+
+_WORKER: dict = {}  # per-process state of a local worker (set once by _init_worker)
+
+
+def _init_worker(raw_config: dict, out: str, text_loader: Callable | None) -> None:
+    config = RunConfig.model_validate(raw_config)
+    torch.set_num_threads(config.train.num_threads or 1)
+    runner = CrossValidationRunner(config, out, text_loader=text_loader, show_progress=False)
+    data = prepare_cohort(config.data, text_loader=runner.text_loader)
+    _WORKER.update(runner=runner, data=data, tasks=runner.tasks(data),
+                   cache=BagCache(data.bag_requirements))  # fmt: skip
+
+
+def _run_task_in_worker(index: int) -> dict:
+    runner, task = _WORKER["runner"], _WORKER["tasks"][index]
+    return runner._run_fold(task, _WORKER["data"], _WORKER["cache"], task.directory(runner.out))
 
 
 def _run_task_remotely(raw_config: dict, out: str, index: int) -> dict:

@@ -2,7 +2,9 @@
 
 Per patient: a WSI bag, genomic groups, refined report statements and the PBK of the cancer type
 (general statements + low / intermediate / high risk prototypes), all optional except that WSI or
-genomics must be present. Text arrives as frozen embeddings (E) and is projected to d.
+genomics must be present. Text arrives as frozen embeddings (E) and is projected to d. Beyond the
+paper, clinical covariates (age, sex, stage parsed from the report) enter, when the run provides
+them, as one fusion token and a linear term on the hazard logits (``use_clinical``).
 
 Forward (one *view* of the knowledge): knowledge tokens K = [learned slots; PBK; report]
 (the *student* view drops the report tokens) ->
@@ -47,7 +49,9 @@ from kemm.models.registry import register
 RISK_LEVELS = ("low", "intermediate", "high")  # order of ModelInput.pbk_risk
 KD_LOSSES = ("kl", "bce", "event_time")
 REPORT_ALIGNMENTS = ("cosine", "infonce")
-_SEGMENTS = ("cls", "wsi_global", "wsi_tokens", "genomic_global", "genomic_tokens", "knowledge")
+_SEGMENTS = (
+    "cls", "wsi_global", "wsi_tokens", "genomic_global", "genomic_tokens", "clinical", "knowledge"
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +146,7 @@ class _Encoded:
     gen_pos: dict[str, Tensor]  # view -> (B, Tg)
     wsi_global: dict[str, Tensor]  # view -> (B, d)
     gen_global: dict[str, Tensor]  # view -> (B, d)
+    clinical: Tensor | None = None  # (B, C) scaled covariates, when the model uses them
     explain: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -156,13 +161,21 @@ class _ViewOut:
 @register("kemm")
 @register(
     "kemm_no_report",
-    modalities=("wsi", "genomics", "pbk"),
+    modalities=("wsi", "genomics", "pbk", "clinical"),
     use_report=False,
     use_distillation=False,
     use_report_alignment=False,
 )
 @register(
-    "kemm_no_pbk", modalities=("wsi", "genomics", "report"), use_pbk=False, use_risk_alignment=False
+    "kemm_no_pbk",
+    modalities=("wsi", "genomics", "report", "clinical"),
+    use_pbk=False,
+    use_risk_alignment=False,
+)
+@register(
+    "kemm_no_clinical",
+    modalities=("wsi", "genomics", "report", "pbk"),
+    use_clinical=False,
 )
 @register("kemm_no_kecm", use_kecm=False)
 @register("kemm_no_kd", use_distillation=False)
@@ -171,7 +184,7 @@ class _ViewOut:
 class KEMM(SurvivalModel):
     """KEMM: knowledge-enhanced multimodal survival (WSI + genomics + report + PBK)."""
 
-    modalities = frozenset({"wsi", "genomics", "report", "pbk"})
+    modalities = frozenset({"wsi", "genomics", "report", "pbk", "clinical"})
     requires_any_of = frozenset({"wsi", "genomics"})
 
     def __init__(
@@ -196,6 +209,7 @@ class KEMM(SurvivalModel):
         use_distillation: bool = True,
         use_risk_alignment: bool = True,
         use_report_alignment: bool = True,
+        use_clinical: bool = True,
         lambda_kd: float = 0.5,
         lambda_risk: float = 0.2,
         lambda_report: float = 0.2,
@@ -234,6 +248,7 @@ class KEMM(SurvivalModel):
         self.use_distillation = use_distillation and use_report
         self.use_risk_alignment = use_risk_alignment
         self.use_report_alignment = use_report_alignment
+        self.use_clinical = use_clinical and bool(dims.clinical_dim)
         self.lambda_kd, self.lambda_risk, self.lambda_report = lambda_kd, lambda_risk, lambda_report
         self.kd_loss, self.kd_embedding_weight = kd_loss, kd_embedding_weight
         self.student_survival_weight = student_survival_weight
@@ -279,6 +294,15 @@ class KEMM(SurvivalModel):
         )
         self.norm = nn.LayerNorm(dim)
         self.head = SurvivalHead(dim, n_bins, hidden=dim // 2, dropout=dropout)
+        if self.use_clinical:
+            # Covariates (age, sex, report-parsed stage) as a fusion token, plus a linear term on
+            # the hazard logits: the proportional-hazards path a statistician would fit, which
+            # small cohorts learn far more reliably than through attention alone.
+            self.clinical_token = nn.Sequential(
+                nn.Linear(dims.clinical_dim, dim), nn.LayerNorm(dim)
+            )
+            self.clinical_linear = nn.Linear(dims.clinical_dim, 1, bias=False)
+            nn.init.zeros_(self.clinical_linear.weight)
 
         if use_risk_alignment:
             self.risk_z = nn.Linear(dim, dim)
@@ -454,6 +478,7 @@ class KEMM(SurvivalModel):
             gen_pos,
             wsi_global,
             gen_global,
+            x.clinical.to(device, dtype) if self.use_clinical and x.clinical is not None else None,
             explain_rows,
         )
 
@@ -473,9 +498,10 @@ class KEMM(SurvivalModel):
         w_tok = enc.wsi_tokens.repeat(n_views, 1, 1)
         g_tok = enc.gen_tokens.repeat(n_views, 1, 1)
         w_pos, g_pos = stack(enc.wsi_pos), stack(enc.gen_pos)
-        wn, gn = self.co_norm_w(w_tok), self.co_norm_g(g_tok)
-        w_tok = w_tok + self.co_w(wn, gn, g_pos).out
-        g_tok = g_tok + self.co_g(gn, wn, w_pos).out
+        if bool(has_wsi.any()) and bool(has_gen.any()):  # otherwise both outputs are masked/zero
+            wn, gn = self.co_norm_w(w_tok), self.co_norm_g(g_tok)
+            w_tok = w_tok + self.co_w(wn, gn, g_pos).out
+            g_tok = g_tok + self.co_g(gn, wn, w_pos).out
         seg = self.segment
         parts = [
             (
@@ -487,23 +513,40 @@ class KEMM(SurvivalModel):
             (stack(enc.gen_global)[:, None] + seg[3], has_gen[:, None]),
             (g_tok + seg[4], g_pos),
         ]
+        names = list(_SEGMENTS[:5])
+        clinical = enc.clinical.repeat(n_views, 1) if enc.clinical is not None else None
+        if clinical is not None:
+            parts.append(
+                (
+                    self.clinical_token(clinical)[:, None] + seg[5],
+                    has_wsi.new_ones(batch * n_views, 1),
+                )
+            )
+            names.append("clinical")
         if not self.use_kecm and enc.knowledge is not None:
             knowledge = enc.knowledge.repeat(n_views, 1, 1)
-            parts.append((knowledge + seg[5], torch.cat([enc.view_masks[v] for v in views])))
+            parts.append((knowledge + seg[6], torch.cat([enc.view_masks[v] for v in views])))
+            names.append("knowledge")
         segments, start = {}, 0
-        for name, (tok, _) in zip(_SEGMENTS, parts, strict=False):
+        for name, (tok, _) in zip(names, parts, strict=True):
             segments[name] = slice(start, start + tok.shape[1])
             start += tok.shape[1]
         seq = torch.cat([p[0] for p in parts], 1)
         mask = torch.cat([p[1] for p in parts], 1)
+        # Positions masked in every row (absent modality, padding) change nothing: drop them.
+        kept = mask.any(0).nonzero().squeeze(1)
+        seq, mask = seq[:, kept], mask[:, kept]
         cls_att = None
         for i, block in enumerate(self.blocks):
             last = i == len(self.blocks) - 1
             seq, weights = block(seq, mask, need_weights=explain and last)
             if weights is not None:
-                cls_att = weights[:, :, 0].mean(1).detach()  # (V·B, T)
+                cls_att = torch.zeros(seq.shape[0], start, dtype=weights.dtype, device=seq.device)
+                cls_att[:, kept] = weights[:, :, 0].mean(1).detach()  # (V·B, T)
         z = self.norm(seq[:, 0])
         logits = self.head(z)
+        if clinical is not None:
+            logits = logits + self.clinical_linear(clinical)
         return {
             v: _ViewOut(
                 logits[i * batch : (i + 1) * batch],
