@@ -199,3 +199,24 @@ def test_wrong_feature_size_is_a_clear_error():
     x.wsi[1] = torch.randn(5, 11)
     with pytest.raises(ValueError, match="batch index 1"):
         model(x)
+
+
+@pytest.mark.parametrize("name", ["mcat", "survpath", "porpoise"])
+def test_multimodal_baselines_without_slides_use_their_genomic_branch(name):
+    """A run with no slides at all builds the genomic branch only (the fallback these models
+    apply to a patient without a slide); genomics still drive the prediction."""
+    dims = InputDims(**{**DIMS.__dict__, "wsi_dim": None})
+    torch.manual_seed(0)
+    no_wsi = create(name, dims=dims, n_bins=4, dim=16).eval()
+    assert getattr(no_wsi, "proj", None) is None
+    x = make_input(wsi=(False, False))
+    x.wsi = None
+    with torch.no_grad():
+        out = no_wsi(x).logits
+    assert out.shape == (2, 4) and torch.isfinite(out).all()
+    y = make_input(wsi=(False, False), seed=1)
+    y.wsi = None
+    with torch.no_grad():
+        assert not torch.allclose(out, no_wsi(y).logits)  # genomics drive the prediction
+    with pytest.raises(ConfigError, match="needs genomics"):
+        create(name, dims=InputDims(wsi_dim=12), n_bins=4, dim=16)

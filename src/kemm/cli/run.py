@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
             Path("kemm-demo"), "--out", help="Folder for the simulated data and the run."
         ),
         patients: int = typer.Option(200, help="Simulated patients."),
+        workers: int = typer.Option(
+            0, min=0, help="Local processes running folds in parallel (0 = one per CPU core)."
+        ),
         quiet: bool = typer.Option(False, help="No progress bars."),
     ) -> None:
         """Simulate a cohort, cross-validate the baselines on it and print the metrics table."""
@@ -78,7 +81,10 @@ def register(app: typer.Typer) -> None:
         raw["data"]["wsi"]["features_dir"] = str(data_root / "features")
         try:
             metrics = run_cv(
-                parse_config(raw, source="demo.yaml"), out / "run", show_progress=not quiet
+                parse_config(raw, source="demo.yaml"),
+                out / "run",
+                show_progress=not quiet,
+                workers=workers or (os.cpu_count() or 1),
             )
         except KemmError as error:
             _fail(error)

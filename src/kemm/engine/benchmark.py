@@ -31,8 +31,9 @@ from kemm.errors import InputDataError
 
 COHORTS = ("brca", "luad", "kirc", "ucec", "lusc")
 CLINICAL = ["age", "is_female", "stage"]
-# KEMM at width 128: cohorts of 300-1000 patients, no WSI branch here (every KEMM row the same).
-KEMM_PARAMS = (("dim", 128),)
+# KEMM at width 128 with one fusion layer: cohorts of 300-1000 patients and no WSI branch here
+# (every KEMM row the same).
+KEMM_PARAMS = (("dim", 128), ("fusion_layers", 1))
 EPOCHS = {"quick": 5, "full": 10}  # every deep model; the training loss memorises beyond ~10
 
 

@@ -36,6 +36,10 @@ def aggregate_metrics(results: list[dict], config, protocol: dict, *, bootstrap:
             key: _summary([r["metrics"].get(key, float("nan")) for r in rows])
             for key in METRIC_KEYS
         }
+        for key in ("student_teacher_spearman", "student_c_index"):  # KEMM's two paths
+            values = [r[key] for r in rows if key in r]
+            if values:
+                entry[key] = _summary(values)
         entry["name"] = model.name
         entry["selection"] = sorted({r.get("selection", "") for r in rows})
         entry["excluded_patients"] = sorted(

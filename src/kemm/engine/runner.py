@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import save_file
+from scipy.stats import spearmanr
 
 from kemm import __version__
 from kemm.cohort import Split
@@ -39,8 +40,15 @@ from kemm.engine.trainer import (
     train_model,
 )
 from kemm.errors import ConfigError
+from kemm.models.kemm import KEMM
 from kemm.models.registry import create, get_entry
-from kemm.survival import evaluate, integrated_brier, risk_from_logits, survival_from_logits
+from kemm.survival import (
+    evaluate,
+    harrell_c,
+    integrated_brier,
+    risk_from_logits,
+    survival_from_logits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +354,14 @@ class CrossValidationRunner:
         train_risk = risk_from_logits(torch.from_numpy(train_logits)).numpy()
         test_risk = risk_from_logits(torch.from_numpy(test_logits)).numpy()
         curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
+        agreement = self._student_teacher_agreement(
+            model,
+            data,
+            inputs,
+            test_ids,
+            test_risk,
+            cohort_target=data.cohort.subset(test_ids).target,
+        )
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
             folder / "weights.safetensors",
@@ -356,7 +372,30 @@ class CrossValidationRunner:
         }))  # fmt: skip
         return train_risk, test_risk, curves, {
             "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
+            **agreement,
         }  # fmt: skip
+
+    def _student_teacher_agreement(
+        self, model, data, inputs, test_ids, teacher_risk, cohort_target
+    ) -> dict:
+        """For KEMM with reports: the Spearman correlation between the teacher path's risks (with
+        the report) and the student path's (without) over the evaluation patients that have a
+        report, and the student path's C-index on the whole evaluation fold; empty otherwise."""
+        if not (isinstance(model, KEMM) and model.use_report and "report" in inputs.modalities):
+            return {}
+        offset = len(inputs.case_ids) - len(test_ids)
+        chosen = [i for i, c in enumerate(test_ids) if data.has_modality(c, "report")]
+        if len(chosen) < 3:
+            return {}
+        positions = [offset + i for i in range(len(test_ids))]
+        student = predict_logits(model, inputs, positions, self.device, use_report=False)
+        student_risk = risk_from_logits(torch.from_numpy(student)).numpy()
+        rho = spearmanr(teacher_risk[chosen], student_risk[chosen]).statistic
+        return {
+            "student_teacher_spearman": float(rho),
+            "student_teacher_patients": len(chosen),
+            "student_c_index": harrell_c(cohort_target.event, cohort_target.time, student_risk),
+        }
 
     def _finish(self, data: PreparedCohort, results: list[dict], seconds: float) -> dict:
         config = self.config

@@ -68,8 +68,9 @@ def train_model(
     # small models on CPU); it exists for CPU and CUDA.
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
-    )
+        model.parameter_groups(config.lr), lr=config.lr, weight_decay=config.weight_decay,
+        fused=fused,
+    )  # fmt: skip
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     micro = 1 if _uses_bags(inputs) else config.batch_size
@@ -134,15 +135,17 @@ def predict_logits(
     positions: list[int],
     device: torch.device,
     batch: int = 64,
+    **forward_kwargs,
 ) -> np.ndarray:
     """Evaluation-mode logits (n, n_bins). Bags go one patient at a time (whole bag, chunked by
-    the model), tabular-sized inputs in batches."""
+    the model), tabular-sized inputs in batches. ``forward_kwargs`` go to the model's forward
+    (e.g. ``use_report=False`` for KEMM's student path)."""
     model.eval()
     step = 1 if _uses_bags(inputs) else batch
     out = []
     for i in range(0, len(positions), step):
         x = inputs.batch(list(positions[i : i + step]), device)
-        out.append(model(x).logits.float().cpu())
+        out.append(model(x, **forward_kwargs).logits.float().cpu())
     return torch.cat(out).numpy()
 
 

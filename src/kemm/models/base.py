@@ -108,6 +108,10 @@ class SurvivalModel(nn.Module):
     def forward(self, x: ModelInput) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; models override this to give a part its own step size."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def training_step(
         self, x: ModelInput, bins: Tensor, event: Tensor, survival_loss: SurvivalLoss
     ) -> tuple[Tensor, dict[str, float]]:

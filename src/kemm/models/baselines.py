@@ -49,8 +49,12 @@ def _fallback(both: Tensor, fused: Tensor, has_wsi: Tensor, path: Tensor, omic: 
     return torch.where(both[:, None], fused, single)
 
 
-def _patch_projection(dims: InputDims, dim: int, dropout: float, **kw) -> PatchProjection:
-    # the MIL convention (CLAM, MCAT, PORPOISE): Linear + ReLU + Dropout
+def _patch_projection(dims: InputDims, dim: int, dropout: float, **kw) -> PatchProjection | None:
+    """The MIL convention (CLAM, MCAT, PORPOISE): Linear + ReLU + Dropout. ``None`` for a run
+    without slides: the multimodal baselines then use their genomic branch (the same fallback
+    they apply to a single patient without a slide)."""
+    if dims.wsi_dim is None:
+        return None
     return PatchProjection(dims.wsi_dim, dim, dropout=dropout, activation="relu", **kw)
 
 
@@ -166,7 +170,7 @@ class MCAT(SurvivalModel):
         eval_chunk_size: int | None = 16384,
     ) -> None:
         super().__init__()
-        _need(dims, "mcat", wsi=True, genomics=True)
+        _need(dims, "mcat", genomics=True)  # WSI optional: see _patch_projection
         self.proj = _patch_projection(
             dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
         )
@@ -244,7 +248,7 @@ class SurvPath(SurvivalModel):
         eval_chunk_size: int | None = 16384,
     ) -> None:
         super().__init__()
-        _need(dims, "survpath", wsi=True, genomics=True)
+        _need(dims, "survpath", genomics=True)  # WSI optional: see _patch_projection
         self.proj = _patch_projection(
             dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
         )
@@ -343,7 +347,7 @@ class PORPOISE(SurvivalModel):
         eval_chunk_size: int | None = 16384,
     ) -> None:
         super().__init__()
-        _need(dims, "porpoise", wsi=True, genomics=True)
+        _need(dims, "porpoise", genomics=True)  # WSI optional: see _patch_projection
         self.proj = _patch_projection(
             dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
         )

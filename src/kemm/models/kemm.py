@@ -173,6 +173,15 @@ class _ViewOut:
     use_risk_alignment=False,
 )
 @register(
+    "kemm_no_knowledge",
+    modalities=("wsi", "genomics", "clinical"),
+    use_report=False,
+    use_pbk=False,
+    use_distillation=False,
+    use_risk_alignment=False,
+    use_report_alignment=False,
+)
+@register(
     "kemm_no_clinical",
     modalities=("wsi", "genomics", "report", "pbk"),
     use_clinical=False,
@@ -210,6 +219,7 @@ class KEMM(SurvivalModel):
         use_risk_alignment: bool = True,
         use_report_alignment: bool = True,
         use_clinical: bool = True,
+        clinical_lr: float = 1e-2,
         lambda_kd: float = 0.5,
         lambda_risk: float = 0.2,
         lambda_report: float = 0.2,
@@ -249,6 +259,7 @@ class KEMM(SurvivalModel):
         self.use_risk_alignment = use_risk_alignment
         self.use_report_alignment = use_report_alignment
         self.use_clinical = use_clinical and bool(dims.clinical_dim)
+        self.clinical_lr = clinical_lr
         self.lambda_kd, self.lambda_risk, self.lambda_report = lambda_kd, lambda_risk, lambda_report
         self.kd_loss, self.kd_embedding_weight = kd_loss, kd_embedding_weight
         self.student_survival_weight = student_survival_weight
@@ -585,6 +596,16 @@ class KEMM(SurvivalModel):
         return {"patients": patients, "genomic_groups": list(self.dims.genomic_group_names)}
 
     # ---------------------------------------------------------------- public API
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The linear clinical hazard term is a handful of Cox coefficients: at the network's step
+        size (~1e-4) it would move by a few hundredths in a short schedule, so it gets its own,
+        Cox-sized step (``clinical_lr``, never below ``lr``)."""
+        if not self.use_clinical:
+            return super().parameter_groups(lr)
+        linear = list(self.clinical_linear.parameters())
+        rest = [p for p in self.parameters() if p.requires_grad and all(p is not q for q in linear)]
+        return [{"params": rest, "lr": lr}, {"params": linear, "lr": max(lr, self.clinical_lr)}]
 
     def forward(
         self, x: ModelInput, use_report: bool | None = None, explain: bool = False
