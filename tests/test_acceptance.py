@@ -47,13 +47,13 @@ def test_kirc_genomics_reaches_published_range(data_root, tmp_path):
 
 @pytest.mark.slow
 def test_kemm_learns_the_planted_knowledge_signal(tmp_path):
-    """The simulated disease extent reaches the model only through the report: full KEMM must
-    beat the same network with knowledge switched off, and its report-free student path must rank
-    patients like the teacher (distillation)."""
+    """The simulated disease extent reaches the model only through the report: full KEMM (report
+    statements, report-parsed stage, PBK) must beat the same network with knowledge switched off,
+    and its report-free student path must rank patients like the teacher (distillation)."""
     runner = CliRunner()
     data = tmp_path / "sim"
     result = runner.invoke(app, ["simulate", "--out", str(data), "--min-patches", "50",
-                                 "--max-patches", "100", "--feature-dim", "32"])  # fmt: skip
+                                 "--max-patches", "100", "--feature-dim", "32", "--extent-effect", "1.0"])  # fmt: skip
     assert result.exit_code == 0, result.output
     out = tmp_path / "run"
     result = runner.invoke(app, [

@@ -100,6 +100,17 @@ def test_same_seed_gives_identical_metrics(sim_root, tmp_path):
     assert other["models"]["snn"]["c_index"]["folds"] != first["models"]["snn"]["c_index"]["folds"]
 
 
+def test_parallel_workers_give_the_same_metrics_as_one_process(sim_root, tmp_path):
+    config = parse_config(_config(sim_root, models=("coxnet", "abmil")))
+    serial = run_cv(config, tmp_path / "serial", show_progress=False)
+    parallel = run_cv(config, tmp_path / "parallel", show_progress=False, workers=2)
+    for name in ("coxnet", "abmil"):
+        for key in ("c_index", "ibs"):
+            assert serial["models"][name][key]["folds"] == parallel["models"][name][key]["folds"]
+    with pytest.raises(ConfigError, match="workers"):
+        run_cv(config, tmp_path / "bad", show_progress=False, workers=0)
+
+
 def test_inner_validation_selection_is_recorded(sim_root, tmp_path):
     metrics = run_cv(
         parse_config(_config(sim_root, models=("snn",), selection="inner_val")),

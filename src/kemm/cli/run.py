@@ -42,12 +42,16 @@ def register(app: typer.Typer) -> None:
         min_patches: int = typer.Option(500),
         max_patches: int = typer.Option(3000),
         seed: int = typer.Option(0),
+        extent_effect: float = typer.Option(
+            0.45, help="Log-hazard per SD of stage, a signal seen only through the report."
+        ),
     ) -> None:
         """Write a synthetic multimodal cohort (tables, splits, reports, HDF5 feature bags)."""
         from kemm.engine.simulate import simulate_cohort
 
         summary = simulate_cohort(out, n_patients=patients, feature_dim=feature_dim,
-                                  patches=(min_patches, max_patches), seed=seed)  # fmt: skip
+                                  patches=(min_patches, max_patches), seed=seed,
+                                  extent_effect=extent_effect)  # fmt: skip
         console.print(
             f"simulated {summary.patients} patients ({summary.events} deaths), {summary.slides} slides, "
             f"{summary.patches} patches, {summary.with_report} reports → {summary.root}"

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from kemm.engine.trainer import (
     train_model,
 )
 from kemm.errors import ConfigError
+from kemm.models.base import InputDims
 from kemm.models.kemm import KEMM
 from kemm.models.registry import create, get_entry
 from kemm.survival import (
@@ -69,6 +70,17 @@ def used_modalities(spec: ModelConfig, data: PreparedCohort) -> set[str]:
     entry = get_entry(spec.name)
     used = set(entry.modalities) & data.available_modalities
     return used & set(spec.modalities) if spec.modalities is not None else used
+
+
+def _dims_for(dims: InputDims, modalities: set[str]) -> InputDims:
+    """The input sizes of what a model actually receives: a model never builds a branch for a
+    modality the config withholds from it."""
+    return replace(
+        dims,
+        wsi_dim=dims.wsi_dim if "wsi" in modalities else None,
+        text_dim=dims.text_dim if {"report", "pbk"} & modalities else None,
+        clinical_dim=dims.clinical_dim if "clinical" in modalities else None,
+    )
 
 
 def fold_seed(seed: int, fold_index: int) -> int:
@@ -156,7 +168,7 @@ class CrossValidationRunner:
         if self.ray_address and pending:
             results += self._run_on_ray(pending)
         elif self.workers > 1 and len(pending) > 1:
-            results += self._run_in_processes(tasks, pending)
+            results += self._run_in_processes(tasks, pending, data)
         else:
             with Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -185,9 +197,11 @@ class CrossValidationRunner:
             for model in self.config.models
         ]
 
-    def _run_in_processes(self, tasks: list[FoldTask], pending: list[int]) -> list[dict]:
-        """Pending tasks on ``workers`` local processes (one CPU thread each); every worker
-        prepares the cohort once (text embeddings come from the disk cache the parent filled)."""
+    def _run_in_processes(
+        self, tasks: list[FoldTask], pending: list[int], data: PreparedCohort
+    ) -> list[dict]:
+        """Pending tasks on ``workers`` local processes (one CPU thread each). Each worker gets
+        the cohort the parent prepared (sent once, when the worker starts; nothing is re-read)."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -197,7 +211,7 @@ class CrossValidationRunner:
         with (
             ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(raw, str(self.out), self.text_loader),
+                initializer=_init_worker, initargs=(raw, str(self.out), data),
             ) as pool,
             Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -322,7 +336,7 @@ class CrossValidationRunner:
         self, task, data, pre, train_ids, test_ids, train_target, bins, seed, bag_cache, folder
     ):
         config = self.config
-        dims = pre.dims(data)
+        dims = _dims_for(pre.dims(data), used_modalities(task.model, data))
         params = dict(task.model.params)
         accepted = get_entry(task.model.name).hparam_names() or []
         if "max_train_patches" in accepted:  # the train-time bag cap of WSI models
@@ -447,11 +461,10 @@ class CrossValidationRunner:
 _WORKER: dict = {}  # per-process state of a local worker (set once by _init_worker)
 
 
-def _init_worker(raw_config: dict, out: str, text_loader: Callable | None) -> None:
+def _init_worker(raw_config: dict, out: str, data: PreparedCohort) -> None:
     config = RunConfig.model_validate(raw_config)
     torch.set_num_threads(config.train.num_threads or 1)
-    runner = CrossValidationRunner(config, out, text_loader=text_loader, show_progress=False)
-    data = prepare_cohort(config.data, text_loader=runner.text_loader)
+    runner = CrossValidationRunner(config, out, show_progress=False)
     _WORKER.update(runner=runner, data=data, tasks=runner.tasks(data),
                    cache=BagCache(data.bag_requirements))  # fmt: skip
 

@@ -6,7 +6,8 @@ latent factors ~ N(0, 1): ``molecular`` (genomics), ``histology`` (slide) and ``
 
 * grade 1–4 = quartile cut of ``0.8·histology + 0.6·noise`` (stated in the report),
 * stage I–IV = quartile cut of ``extent`` (report: pT, pN, stage group, size, margins, LVI),
-* log-hazard η = 0.55·molecular + 0.55·histology + 0.45·z(stage) + 0.15·z(age),
+* log-hazard η = 0.55·molecular + 0.55·histology + e·z(stage) + 0.15·z(age), with the extent
+  effect e = ``extent_effect`` (0.45 by default; larger plants a stronger report-only signal),
 * event time T ~ Weibull(shape 1.3, scale 60 months · exp(−η / 1.3)), censoring C ~ U(3, 120)
   months; ``survival_months = min(T, C)``, ``censorship = 1[C < T]``.
 
@@ -97,6 +98,7 @@ def simulate_cohort(
     n_folds: int = 5,
     seed: int = 0,
     cancer: str = "KIRC",
+    extent_effect: float = 0.45,
     show_progress: bool = True,
 ) -> SimulationSummary:
     """Write the cohort under ``root`` laid out like the real data root."""
@@ -121,7 +123,10 @@ def simulate_cohort(
     age = np.clip(rng.normal(62, 11, n), 25, 90).round().astype(int)
     stage_z = (stage - stage.mean()) / stage.std()
     eta = (
-        0.55 * molecular + 0.55 * histology + 0.45 * stage_z + 0.15 * (age - age.mean()) / age.std()
+        0.55 * molecular
+        + 0.55 * histology
+        + extent_effect * stage_z
+        + 0.15 * (age - age.mean()) / age.std()
     )
     shape = 1.3
     event_time = 60.0 * np.exp(-eta / shape) * rng.weibull(shape, n)
