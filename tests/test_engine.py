@@ -111,6 +111,23 @@ def test_parallel_workers_give_the_same_metrics_as_one_process(sim_root, tmp_pat
         run_cv(config, tmp_path / "bad", show_progress=False, workers=0)
 
 
+@pytest.mark.slow
+def test_ray_tasks_give_the_same_metrics_as_in_process(sim_root, tmp_path):
+    ray = pytest.importorskip("ray")
+    config = parse_config(_config(sim_root, models=("coxnet", "snn")))
+    serial = run_cv(config, tmp_path / "serial", show_progress=False)
+    try:
+        distributed = run_cv(config, tmp_path / "ray", show_progress=False, ray_address="local")
+    finally:
+        ray.shutdown()
+    for name in ("coxnet", "snn"):
+        assert (
+            serial["models"][name]["c_index"]["folds"]
+            == (distributed["models"][name]["c_index"]["folds"])
+        )
+    assert (tmp_path / "ray" / "folds" / "snn" / "seed0" / "fold2" / "result.json").exists()
+
+
 def test_inner_validation_selection_is_recorded(sim_root, tmp_path):
     metrics = run_cv(
         parse_config(_config(sim_root, models=("snn",), selection="inner_val")),

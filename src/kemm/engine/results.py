@@ -31,7 +31,11 @@ def aggregate_metrics(results: list[dict], config, protocol: dict, *, bootstrap:
                       predictions: pd.DataFrame | None = None) -> dict:  # fmt: skip
     models: dict[str, dict] = {}
     for model in config.models:
-        rows = [r for r in results if r["model"] == model.display]
+        # fold order, whatever order parallel workers finished in
+        rows = sorted(
+            (r for r in results if r["model"] == model.display),
+            key=lambda r: (r["seed"], len(r["fold"]), r["fold"]),
+        )
         entry = {
             key: _summary([r["metrics"].get(key, float("nan")) for r in rows])
             for key in METRIC_KEYS
