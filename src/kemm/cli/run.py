@@ -31,6 +31,11 @@ def _parse_sets(values: list[str]) -> dict[str, object]:
     return overrides
 
 
+def _workers(requested: int) -> int:
+    """``--workers``: 0 means one worker process per CPU core."""
+    return requested or os.cpu_count() or 1
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
@@ -88,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 parse_config(raw, source="demo.yaml"),
                 out / "run",
                 show_progress=not quiet,
-                workers=workers or (os.cpu_count() or 1),
+                workers=_workers(workers),
             )
         except KemmError as error:
             _fail(error)
@@ -199,7 +204,7 @@ def register(app: typer.Typer) -> None:
         chosen = [c.strip().lower() for c in cohorts.split(",")] if cohorts else None
         try:
             summary = run_benchmark(data_root, out, cohorts=chosen, quick=quick, ray_address=ray_address,
-                                    workers=workers or (os.cpu_count() or 1), show_progress=not quiet)  # fmt: skip
+                                    workers=_workers(workers), show_progress=not quiet)  # fmt: skip
         except KemmError as error:
             _fail(error)
         text = format_benchmark(summary)

@@ -142,13 +142,7 @@ class CrossValidationRunner:
         started = time.time()
         self._claim_directory()
         data = prepare_cohort(self.config.data, text_loader=self.text_loader)
-        threads = self.config.train.num_threads
-        if threads is None and self.device.type == "cpu":
-            # One patient (one capped bag) or a small dense batch per step: on CPU, thread
-            # hand-offs cost more than they save, and collapse on a shared machine.
-            threads = 1
-        if threads:
-            torch.set_num_threads(threads)
+        self._set_threads()
         bag_cache = BagCache(data.bag_requirements)
         tasks = self.tasks(data)
         results: list[dict] = []
@@ -166,14 +160,11 @@ class CrossValidationRunner:
             else:
                 pending.append(index)
         if self.ray_address and pending:
-            results += self._run_on_ray(pending)
+            results += self._run_on_ray(pending, data)
         elif self.workers > 1 and len(pending) > 1:
             results += self._run_in_processes(tasks, pending, data)
         else:
-            with Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.show_progress,
-            ) as progress:  # fmt: skip
+            with self._progress() as progress:
                 bar = progress.add_task(
                     "cross-validation", total=len(tasks), completed=len(tasks) - len(pending)
                 )
@@ -188,6 +179,21 @@ class CrossValidationRunner:
                         self.on_fold_done(task, result)
                     progress.advance(bar)
         return self._finish(data, results, time.time() - started)
+
+    def _set_threads(self) -> None:
+        threads = self.config.train.num_threads
+        if threads is None and self.device.type == "cpu":
+            # One patient (one capped bag) or a small dense batch per step: on CPU, thread
+            # hand-offs cost more than they save, and collapse on a shared machine.
+            threads = 1
+        if threads:
+            torch.set_num_threads(threads)
+
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.show_progress,
+        )  # fmt: skip
 
     def tasks(self, data: PreparedCohort) -> list[FoldTask]:
         return [
@@ -213,10 +219,7 @@ class CrossValidationRunner:
                 workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=(raw, str(self.out), data),
             ) as pool,
-            Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), disable=not self.show_progress,
-            ) as progress,
+            self._progress() as progress,
         ):  # fmt: skip
             bar = progress.add_task(
                 f"cross-validation ({workers} processes)",
@@ -232,8 +235,9 @@ class CrossValidationRunner:
                 progress.advance(bar)
         return results
 
-    def _run_on_ray(self, pending: list[int]) -> list[dict]:
-        """Each pending (seed, fold, model) becomes a Ray task; results land in the same folders."""
+    def _run_on_ray(self, pending: list[int], data: PreparedCohort) -> list[dict]:
+        """Each pending (seed, fold, model) becomes a Ray task; the prepared cohort goes through
+        the object store once; results land in the same folders."""
         import ray
 
         if not ray.is_initialized():
@@ -241,7 +245,8 @@ class CrossValidationRunner:
                      ignore_reinit_error=True, log_to_driver=False)  # fmt: skip
         remote = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(_run_task_remotely)
         raw = self.config.model_dump(mode="json")
-        futures = [remote.remote(raw, str(self.out), index) for index in pending]
+        cohort = ray.put(data)
+        futures = [remote.remote(raw, str(self.out), cohort, index) for index in pending]
         return ray.get(futures)
 
     def _run_fold(
@@ -285,8 +290,9 @@ class CrossValidationRunner:
             metrics["ibs"] = extra.pop("ibs")
         else:
             train_risk, test_risk, curves, extra = self._fit_torch(
-                task, data, pre, train_ids, test_ids, train_target, bins, seed, bag_cache, folder
-            )
+                task, data, pre, train_ids, test_ids, train_target, test_target, bins, seed,
+                bag_cache, folder,
+            )  # fmt: skip
             metrics = evaluate(train_target, test_target, test_risk, curves, bins)
         predictions = pd.DataFrame({
             "case_id": test_ids, "seed": task.seed, "fold": task.split.name, "model": task.model.display,
@@ -332,9 +338,8 @@ class CrossValidationRunner:
             {"ibs": ibs, "selection": "none (closed-form fit on the training fold)"},
         )
 
-    def _fit_torch(
-        self, task, data, pre, train_ids, test_ids, train_target, bins, seed, bag_cache, folder
-    ):
+    def _fit_torch(self, task, data, pre, train_ids, test_ids, train_target, test_target, bins,
+                   seed, bag_cache, folder):  # fmt: skip
         config = self.config
         dims = _dims_for(pre.dims(data), used_modalities(task.model, data))
         params = dict(task.model.params)
@@ -369,12 +374,7 @@ class CrossValidationRunner:
         test_risk = risk_from_logits(torch.from_numpy(test_logits)).numpy()
         curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
         agreement = self._student_teacher_agreement(
-            model,
-            data,
-            inputs,
-            test_ids,
-            test_risk,
-            cohort_target=data.cohort.subset(test_ids).target,
+            model, data, inputs, test_ids, test_risk, test_target
         )
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -390,7 +390,7 @@ class CrossValidationRunner:
         }  # fmt: skip
 
     def _student_teacher_agreement(
-        self, model, data, inputs, test_ids, teacher_risk, cohort_target
+        self, model, data, inputs, test_ids, teacher_risk, test_target
     ) -> dict:
         """For KEMM with reports: the Spearman correlation between the teacher path's risks (with
         the report) and the student path's (without) over the evaluation patients that have a
@@ -408,7 +408,7 @@ class CrossValidationRunner:
         return {
             "student_teacher_spearman": float(rho),
             "student_teacher_patients": len(chosen),
-            "student_c_index": harrell_c(cohort_target.event, cohort_target.time, student_risk),
+            "student_c_index": harrell_c(test_target.event, test_target.time, student_risk),
         }
 
     def _finish(self, data: PreparedCohort, results: list[dict], seconds: float) -> dict:
@@ -462,9 +462,8 @@ _WORKER: dict = {}  # per-process state of a local worker (set once by _init_wor
 
 
 def _init_worker(raw_config: dict, out: str, data: PreparedCohort) -> None:
-    config = RunConfig.model_validate(raw_config)
-    torch.set_num_threads(config.train.num_threads or 1)
-    runner = CrossValidationRunner(config, out, show_progress=False)
+    runner = CrossValidationRunner(RunConfig.model_validate(raw_config), out, show_progress=False)
+    runner._set_threads()
     _WORKER.update(runner=runner, data=data, tasks=runner.tasks(data),
                    cache=BagCache(data.bag_requirements))  # fmt: skip
 
@@ -474,17 +473,10 @@ def _run_task_in_worker(index: int) -> dict:
     return runner._run_fold(task, _WORKER["data"], _WORKER["cache"], task.directory(runner.out))
 
 
-def _run_task_remotely(raw_config: dict, out: str, index: int) -> dict:
-    """A Ray worker: prepare the data (text embeddings come from the shared disk cache) and run
-    one (seed, fold, model) task."""
-    from kemm.engine.config import RunConfig
-    from kemm.engine.text import load_text_modality
-
-    config = RunConfig.model_validate(raw_config)
-    runner = CrossValidationRunner(config, out, text_loader=load_text_modality, show_progress=False)
-    data = prepare_cohort(config.data, text_loader=load_text_modality)
-    task = runner.tasks(data)[index]
-    return runner._run_fold(task, data, BagCache(data.bag_requirements), task.directory(runner.out))
+def _run_task_remotely(raw_config: dict, out: str, data: PreparedCohort, index: int) -> dict:
+    """A Ray task: one (seed, fold, model) on the cohort the driver prepared."""
+    _init_worker(raw_config, out, data)
+    return _run_task_in_worker(index)
 
 
 def _data_summary(data: PreparedCohort) -> dict:
