@@ -281,3 +281,109 @@ def register(app: typer.Typer) -> None:
                 console.print(f"PBK {knowledge_pbk.cancer} embedded → {pbk_out}")
         except KemmError as error:
             _fail(error)
+
+    @knowledge.command()
+    def facts(
+        reports: Path = typer.Option(..., "--reports", help="CSV with case_id and a text column."),
+        out: Path = typer.Option(
+            ..., "--out", help="Facts CSV; FACTS.spans.jsonl and FACTS.csv.summary.json beside it."
+        ),
+        cancer: str | None = typer.Option(
+            None,
+            "--cancer",
+            help="TCGA code (brca, kirc, luad, lusc, ucec ...): the grade scale, the AJCC 7th "
+            "table that derives a stage from TNM when none is stated, and er/pr/her2 columns for "
+            "brca. Default: none (no derived stage, grade scale 1-4).",
+        ),
+        text_column: str = typer.Option(
+            "raw_text", "--column", "--text-column", help="Report text column."
+        ),
+        backend: str = backend_opt,
+        gguf: Path | None = gguf_opt,
+        base_url: str | None = base_url_opt,
+        model: str | None = model_opt,
+        api_key_env: str = key_env_opt,
+        timeout: float = timeout_opt,
+        max_retries: int = retries_opt,
+        concurrency: int = conc_opt,
+        n_ctx: int = n_ctx_opt,
+        n_threads: int | None = typer.Option(
+            None, "--n-threads", help="CPU threads (llama_cpp backend; default: all cores)."
+        ),
+        max_input_chars: int = typer.Option(
+            5000, "--max-input-chars", help="Report text shown to the LLM (~1,500 tokens)."
+        ),
+        cache_dir: Path | None = typer.Option(
+            None, "--cache-dir", help="LLM cache (default $KEMM_CACHE/llm or ~/.cache/kemm/llm)."
+        ),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
+        limit: int | None = typer.Option(None, "--limit", help="Only the first N reports."),
+        allow_failures: bool = typer.Option(
+            False, "--allow-failures", help="Exit 0 even if some LLM calls failed."
+        ),
+    ) -> None:
+        """One row of report facts per case, each value traced to its span in FACTS.spans.jsonl.
+
+        Fields: t, n, m, stage, grade, nodes_positive, nodes_examined, size_cm, margin, lvi, pni, histology (+ er, pr, her2 for brca); empty = not stated. Reports with no text get an empty row.
+
+        The rules read every field. With an LLM backend, the fields they left empty are asked of the LLM through a JSON schema, and a value is kept only when its verbatim quote is in the report and states it.
+        """
+        from kemm.knowledge.backends import create_backend
+        from kemm.knowledge.facts_llm import extract_facts, read_report_table
+        from kemm.knowledge.model_files import cache_dir as default_cache
+
+        _configure_logging()
+        code = cancer.strip().lower().removeprefix("tcga-") if cancer else None
+        try:
+            texts = read_report_table(reports, text_column=text_column)
+            if limit is not None:
+                texts = dict(list(texts.items())[:limit])
+            config = _backend_config(
+                backend, gguf, base_url, model, api_key_env, timeout, max_retries, concurrency,
+                n_ctx,
+            )  # fmt: skip
+            if config["kind"] == "llama_cpp" and n_threads:
+                config["n_threads"] = n_threads
+            llm = create_backend(config)
+            cache = None if no_cache else (cache_dir or default_cache() / "llm")
+            result = extract_facts(
+                texts, llm, cancer=code, cache_dir=cache, max_input_chars=max_input_chars
+            )
+        except KemmError as error:
+            console.print(f"[red]error:[/red] {error}", soft_wrap=True)  # one line, unwrapped
+            raise typer.Exit(code=2) from None
+        result.write_csv(out)
+        spans_path = result.write_spans(out.with_suffix(".spans.jsonl"))
+        summary = result.summary()
+        summary_path = out.with_name(out.name + ".summary.json")
+        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+        n = summary["reports"]
+        llm_used = result.prompt_version != "rules"
+        table = Table("field", "rules", *(("llm",) if llm_used else ()), "coverage",
+                      title=f"{n} reports read ({summary['empty_reports']} without text)")  # fmt: skip
+        for name, cov in summary["coverage"].items():
+            share = f"{cov['total']}/{n} ({100 * cov['total'] / n:.0f}%)" if n else "0/0"
+            table.add_row(name, str(cov["rules"]), *((str(cov["llm"]),) if llm_used else ()), share)
+        console.print(table)
+        if llm_used:
+            reasons = ", ".join(f"{k} {v}" for k, v in summary["dropped_by_reason"].items())
+            console.print(
+                f"LLM ({summary['backend']} {summary['model']}): {summary['llm_asked_fields']} "
+                f"missing fields asked in {summary['llm_asked_reports']} reports, "
+                f"{summary['llm_filled']} filled, {summary['llm_dropped']} dropped"
+                + (f" ({reasons})" if reasons else "")
+                + f"; {summary['llm_calls']} LLM calls, {summary['cache_hits']} cache hits, "
+                f"{summary['elapsed_s']} s"
+            )
+        console.print(f"{n} rows → {out}; spans → {spans_path}")
+        if result.failures:
+            failed = Table("case_id", "reason", title=f"{len(result.failures)} failed LLM calls")
+            for case_id, reason in result.failures.items():
+                failed.add_row(case_id, reason)
+            console.print(failed)
+            console.print(
+                "their rows hold the rules' facts only; rerun the same command to retry them "
+                "(finished reports are cached)"
+            )
+            if not allow_failures:
+                raise typer.Exit(code=1)

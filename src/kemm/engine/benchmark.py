@@ -18,7 +18,7 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,20 @@ from kemm.engine.results import METRIC_KEYS
 from kemm.errors import InputDataError
 
 COHORTS = ("brca", "luad", "kirc", "ucec", "lusc")
-CLINICAL = ["age", "is_female", "stage"]
+# Age, sex and the facts of the pathology report (kemm.knowledge.report_facts), encoded by
+# kemm.knowledge.covariates: ordinal facts cumulative, each with an 'unknown' level.
+CLINICAL = ["age", "sex", "t", "n", "m", "stage", "grade", "nodes", "margin", "lvi", "pni", "size",
+            "histology"]  # fmt: skip
 # KEMM at width 128 with one fusion layer: cohorts of 300-1000 patients and no WSI branch here
 # (every KEMM row the same).
 KEMM_PARAMS = (("dim", 128), ("fusion_layers", 1))
 EPOCHS = {"quick": 5, "full": 10}  # every deep model; the training loss memorises beyond ~10
+
+FACTS_COX = "Clinical Cox (facts)"
+FACTS_COX_NO_PRIOR = "Clinical Cox (facts) −PBK prior"
+AGE_SEX_COX = "Clinical Cox (age, sex)"
+GENOMIC_COXNET = "CoxNet (genomics)"
+LINEAR_PART = (FACTS_COX, GENOMIC_COXNET)  # KEMM's linear part: the stack of these two
 
 
 @dataclass(frozen=True)
@@ -44,29 +53,46 @@ class Entry:
     variant: str
     params: tuple = ()
     modalities: tuple[str, ...] | None = None  # restrict the model's inputs
+    clinical: tuple[str, ...] | None = None  # restrict the clinical covariates
+    residual_over: tuple[str, ...] | None = None  # labels of the linear part's base models
 
 
 ENTRIES = (
-    Entry("CoxNet (genomics)", "coxnet", "families", modalities=("genomics",)),
-    Entry(
-        "CoxNet (genomics + clinical)", "coxnet", "families", modalities=("genomics", "clinical")
-    ),
+    Entry(GENOMIC_COXNET, "coxnet", "families", modalities=("genomics",)),
+    Entry("CoxNet (genomics + facts)", "coxnet", "families", modalities=("genomics", "clinical")),
     Entry("SNN (genomics)", "snn", "families"),
     Entry("Report-only", "report_only", "families"),
-    Entry("Clinical Cox (age, sex, stage)", "clinical_cox", "families"),
+    Entry(AGE_SEX_COX, "clinical_cox", "families", clinical=("age", "sex")),
+    Entry("Clinical Cox (age, sex, stage)", "clinical_cox", "families",
+          clinical=("age", "sex", "stage")),
+    Entry(FACTS_COX, "clinical_cox", "families", (("direction_prior", True),)),
+    Entry(FACTS_COX_NO_PRIOR, "clinical_cox", "families"),
+    Entry("Stack (facts Cox + genomic CoxNet)", "stack", "families",
+          (("base", LINEAR_PART),)),
     Entry("MCAT-style", "mcat", "families"),
     Entry("SurvPath-style (Hallmarks)", "survpath", "hallmarks"),
     Entry("PORPOISE-style", "porpoise", "families"),
-    Entry("KEMM", "kemm", "families", KEMM_PARAMS),
-    Entry("KEMM −report", "kemm_no_report", "families", KEMM_PARAMS),
-    Entry("KEMM −PBK", "kemm_no_pbk", "families", KEMM_PARAMS),
-    Entry("KEMM −KECM (plain co-attention)", "kemm_no_kecm", "families", KEMM_PARAMS),
-    Entry("KEMM −distillation", "kemm_no_kd", "families", KEMM_PARAMS),
-    Entry("KEMM −clinical covariates", "kemm_no_clinical", "families", KEMM_PARAMS),
-    Entry("KEMM raw reports (unrefined)", "kemm", "raw_reports", KEMM_PARAMS),
-    Entry("KEMM LLM-refined reports (llm_text)", "kemm", "llm_reports", KEMM_PARAMS),
-)
-SITE_HELD_OUT_MODELS = ("kemm", "clinical_cox")
+    Entry("KEMM", "kemm", "families", KEMM_PARAMS, residual_over=LINEAR_PART),
+    Entry("KEMM −fact covariates", "kemm", "families", KEMM_PARAMS, clinical=("age", "sex"),
+          residual_over=(AGE_SEX_COX, GENOMIC_COXNET)),
+    Entry("KEMM −PBK prior", "kemm", "families", KEMM_PARAMS,
+          residual_over=(FACTS_COX_NO_PRIOR, GENOMIC_COXNET)),
+    Entry("KEMM −report", "kemm_no_report", "families", KEMM_PARAMS, residual_over=LINEAR_PART),
+    Entry("KEMM −PBK", "kemm_no_pbk", "families", KEMM_PARAMS, residual_over=LINEAR_PART),
+    Entry("KEMM −KECM (plain co-attention)", "kemm_no_kecm", "families", KEMM_PARAMS,
+          residual_over=LINEAR_PART),
+    Entry("KEMM −linear part (paper's inputs)", "kemm_no_clinical", "families", KEMM_PARAMS),
+)  # fmt: skip
+# The site-held-out evaluation: KEMM and the models it needs, and the facts Cox model.
+SITE_HELD_OUT = (FACTS_COX, GENOMIC_COXNET, "KEMM")
+SITE_SUFFIX = " [site-held-out]"
+
+
+def site_held_out(entry: Entry) -> Entry:
+    """The entry on site-held-out folds (its label, and those of its base models, suffixed)."""
+    bases = tuple(b + SITE_SUFFIX for b in entry.residual_over) if entry.residual_over else None
+    return replace(entry, label=entry.label + SITE_SUFFIX, variant="site_held_out",
+                   residual_over=bases)  # fmt: skip
 
 
 def required_files(root: Path, cohort: str) -> list[Path]:
@@ -145,8 +171,10 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
             {
                 "name": e.model,
                 "label": e.label,
-                "params": dict(e.params),
+                "params": {k: list(v) if isinstance(v, tuple) else v for k, v in e.params},
                 "modalities": list(e.modalities) if e.modalities else None,
+                "clinical": list(e.clinical) if e.clinical else None,
+                "residual_over": list(e.residual_over) if e.residual_over else None,
             }
             for e in models
         ],  # fmt: skip
@@ -172,12 +200,8 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
     check_data_root(root, cohorts)
     started = time.time()
     epochs = EPOCHS["quick" if quick else "full"]
-    entries = [
-        e
-        for e in ENTRIES
-        if not quick or e.model in ("coxnet", "clinical_cox", "kemm", "kemm_no_report")
-    ]
-    entries = [e for e in entries if not quick or e.variant == "families"]
+    quick_labels = {GENOMIC_COXNET, FACTS_COX, "Stack (facts Cox + genomic CoxNet)", "KEMM"}
+    entries = [e for e in ENTRIES if not quick or e.label in quick_labels]
     table: dict[str, dict] = {}
     for cohort in cohorts:
         table[cohort] = {}
@@ -187,8 +211,7 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
         for variant in variants:
             chosen = [e for e in entries if e.variant == variant]
             if variant == "site_held_out":
-                chosen = [Entry(f"{e.label} [site-held-out]", e.model, variant, e.params) for e in ENTRIES
-                          if e.variant == "families" and e.model in SITE_HELD_OUT_MODELS]  # fmt: skip
+                chosen = [site_held_out(e) for e in ENTRIES if e.label in SITE_HELD_OUT]
             config = variant_config(
                 root, cohort, variant, chosen, out / cohort, epochs=epochs, seed=seed
             )

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kemm.errors import ConfigError
 
@@ -48,7 +55,10 @@ class DataConfig(_Strict):
     wsi: WSIConfig | None = None
     reports: ReportsConfig | None = None
     pbk: bool = False
-    clinical: list[str] = []  # numeric covariates, e.g. [age, is_female, stage]
+    # covariates by name: table columns (age, sex, ...) and report facts
+    # (t, n, m, stage, grade, nodes, margin, lvi, pni, size), see kemm.knowledge.covariates
+    clinical: list[str] = []
+    facts_csv: str | None = None  # `kemm knowledge facts` output; default: extract from reports
     text_encoder: str = "all-MiniLM-L6-v2"
     cache_dir: str | None = None  # text-embedding cache; default ~/.cache/kemm
 
@@ -59,6 +69,11 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = {}
     # Restrict the inputs the model receives (default: every modality it can use that the data has).
     modalities: list[Literal["genomics", "wsi", "report", "pbk", "clinical"]] | None = None
+    # Labels of tabular models of the run whose out-of-fold risks, stacked by a Cox model, form
+    # a linear part that this (torch) model learns a residual over (kemm.engine.stacking).
+    residual_over: list[str] | None = None
+    # The covariates of `data.clinical` this model reads (default: all of them).
+    clinical: list[str] | None = None
 
     @property
     def display(self) -> str:
@@ -105,6 +120,27 @@ class RunConfig(_Strict):
         if not models:
             raise ValueError("at least one model is required")
         return models
+
+    @model_validator(mode="after")
+    def _model_references(self) -> RunConfig:
+        labels = {m.display for m in self.models}
+        for model in self.models:
+            unknown = sorted(set(model.clinical or []) - set(self.data.clinical))
+            if unknown:
+                raise ValueError(
+                    f"model {model.display!r} reads clinical covariates {unknown} that "
+                    f"data.clinical does not provide ({self.data.clinical})"
+                )
+            named = list(model.residual_over or []) + list(model.params.get("base", []))
+            missing = [label for label in named if label not in labels]
+            if missing:
+                raise ValueError(
+                    f"model {model.display!r} names {missing}, which are not models of the run "
+                    f"(labels: {sorted(labels)})"
+                )
+            if model.display in named:
+                raise ValueError(f"model {model.display!r} names itself as a base model")
+        return self
 
     @property
     def seed_list(self) -> list[int]:

@@ -8,7 +8,7 @@ fold (feature filters, scalers, imputation values) and turns patients into model
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ class PreparedCohort:
     groups: list[GenomicGroup]
     grouping_report: GroupingReport | None
     clinical: pd.DataFrame  # case_id x numeric covariates (raw; NaN = missing)
+    clinical_directions: dict[str, int] = field(default_factory=dict)  # column -> +1 worse / 0
     text: TextModality | None = None
     bag_paths: dict[str, list[Path]] = field(default_factory=dict)
     wsi_dim: int | None = None
@@ -152,8 +153,8 @@ def prepare_cohort(
                 signature_file=str(signature_path),
                 on_empty=genomics.on_empty,
             )
-    clinical = _clinical_frame(config, cohort, table_path)
-    prepared = PreparedCohort(cohort, splits, groups, report, clinical)
+    clinical, directions = _clinical_frame(config, cohort, table_path)
+    prepared = PreparedCohort(cohort, splits, groups, report, clinical, directions)
     if config.wsi is not None and config.wsi.features_dir:
         _attach_bags(prepared, config)
     if text_loader is not None and (config.reports is not None or config.pbk):
@@ -161,44 +162,74 @@ def prepare_cohort(
     return prepared
 
 
-def _clinical_frame(config: DataConfig, cohort: Cohort, table_path: Path) -> pd.DataFrame:
-    """Numeric covariates by name. ``stage`` is parsed from the report text (raw OCR first, the
-    LLM summary column as fallback) and comes with a ``stage_missing`` indicator."""
+def _clinical_frame(
+    config: DataConfig, cohort: Cohort, table_path: Path
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Covariates by name: table columns (``age``, ``sex``/``is_female``, any numeric column) and
+    report facts (``t, n, m, stage, grade, nodes, margin, lvi, pni, size``), encoded by
+    :func:`kemm.knowledge.covariates.encode_facts`; also each column's direction of effect."""
+    from kemm.knowledge.covariates import FACT_COVARIATES, encode_facts
+
     frame = pd.DataFrame(index=cohort.patients.index)
+    directions: dict[str, int] = {}
+    fact_names = [c for c in config.clinical if c in FACT_COVARIATES]
     for column in config.clinical:
-        if column == "stage":
-            stage = report_stages(config, cohort)
-            frame["stage"] = stage
-            frame["stage_missing"] = stage.isna().astype(float)
+        if column in FACT_COVARIATES:
             continue
-        if column not in cohort.patients.columns:
+        source = "is_female" if column == "sex" else column
+        if source not in cohort.patients.columns:
             raise InputDataError(
-                f"clinical covariate column {column!r} not in the table", file=str(table_path)
+                f"clinical covariate {column!r} is neither a column of the table nor a report "
+                f"fact ({', '.join(FACT_COVARIATES)})",
+                file=str(table_path),
             )
-        frame[column] = pd.to_numeric(cohort.patients[column], errors="coerce")
-    return frame
+        frame[column] = pd.to_numeric(cohort.patients[source], errors="coerce")
+        directions[column] = 1 if column == "age" else 0
+    if fact_names:
+        values = report_fact_values(config, cohort)
+        encoded, fact_directions = encode_facts(values, fact_names, cancer_code(config))
+        frame = frame.join(encoded)
+        directions.update(fact_directions)
+    return frame, directions
 
 
-def report_stages(config: DataConfig, cohort: Cohort) -> pd.Series:
+def cancer_code(config: DataConfig) -> str:
+    return (config.cancer or config.cohort).lower()
+
+
+_FACT_CACHE: dict[tuple, pd.DataFrame] = {}
+
+
+def report_fact_values(config: DataConfig, cohort: Cohort) -> pd.DataFrame:
+    """Patient x fact-field values: from ``data.facts_csv`` (output of ``kemm knowledge facts``)
+    when given, else extracted from the reports CSV — the OCR text first, each field the OCR
+    text does not state taken from the LLM-summary column (``llm_text``) when there is one."""
+    from kemm.knowledge.covariates import facts_for_reports, facts_from_csv, records_frame
     from kemm.knowledge.reports import read_reports
-    from kemm.knowledge.stage import numeric_stage
 
+    if config.facts_csv:
+        values = facts_from_csv(config.facts_csv)
+        return values.reindex(cohort.patients.index)
     csv = (
         Path(config.reports.csv)
         if config.reports and config.reports.csv
         else cohort_dir(config) / "reports.csv"
     )
     if not csv.is_file():
-        raise InputDataError("clinical covariate 'stage' needs a reports CSV", file=str(csv))
-    stage = pd.Series(np.nan, index=cohort.patients.index, dtype=float)
-    columns = pd.read_csv(csv, nrows=0).columns
-    for column in ("raw_text", "llm_text"):
-        if column not in columns:
-            continue
-        for case_id, text in read_reports(csv, text_column=column).items():
-            if case_id in stage.index and np.isnan(stage[case_id]):
-                stage[case_id] = numeric_stage(text)
-    return stage
+        raise InputDataError("report-fact covariates need a reports CSV", file=str(csv))
+    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer_code(config))
+    if key not in _FACT_CACHE:
+        columns = pd.read_csv(csv, nrows=0).columns
+        frames = []
+        for column in ("raw_text", "llm_text"):
+            if column in columns:
+                texts = read_reports(csv, text_column=column)
+                frames.append(records_frame(facts_for_reports(texts, cancer_code(config))))
+        merged = frames[0] if frames else pd.DataFrame()
+        for extra in frames[1:]:
+            merged = merged.combine_first(extra)
+        _FACT_CACHE[key] = merged
+    return _FACT_CACHE[key].reindex(cohort.patients.index)
 
 
 def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
@@ -318,11 +349,28 @@ class FoldPreprocessor:
             means.append(values[kept].mean(axis=0).to_numpy(np.float32))
             stds.append(values[kept].std(axis=0, ddof=0).to_numpy(np.float32))
         clinical = data.clinical.loc[train_ids]
-        fill = clinical.median(axis=0).fillna(0.0).to_numpy(np.float32)
+        # mean imputation (with the facts' `unknown` indicators, see kemm.knowledge.covariates)
+        fill = clinical.mean(axis=0).fillna(0.0).to_numpy(np.float32)
         filled = clinical.fillna(pd.Series(fill, index=clinical.columns))
         std = filled.std(axis=0, ddof=0).to_numpy(np.float32)
         return cls(names, features, means, stds, list(clinical.columns), fill,
                    filled.mean(axis=0).to_numpy(np.float32), np.where(std > 1e-12, std, 1.0))  # fmt: skip
+
+    def restrict(self, covariates: list[str] | None) -> FoldPreprocessor:
+        """The same preprocessing with only the clinical columns of the named covariates
+        (``None``: all of them)."""
+        if covariates is None:
+            return self
+        from kemm.knowledge.covariates import covariate_of
+
+        keep = [i for i, c in enumerate(self.clinical_columns) if covariate_of(c) in covariates]
+        return replace(
+            self,
+            clinical_columns=[self.clinical_columns[i] for i in keep],
+            clinical_fill=self.clinical_fill[keep],
+            clinical_mean=self.clinical_mean[keep],
+            clinical_std=self.clinical_std[keep],
+        )
 
     def dims(self, data: PreparedCohort) -> InputDims:
         return InputDims(
@@ -427,6 +475,7 @@ class FoldInputs:
         self.genomics, self.genomics_mask = pre.genomic_arrays(data, self.case_ids)
         self.clinical = pre.clinical_array(data, self.case_ids)
         self.bags = bag_cache or BagCache(data.bag_requirements)
+        self.offset: np.ndarray | None = None  # (n,) fixed log-hazard offsets, when set
 
     def batch(self, positions: list[int], device: torch.device | str = "cpu") -> ModelInput:
         ids = [self.case_ids[i] for i in positions]
@@ -436,6 +485,8 @@ class FoldInputs:
             x.genomics_mask = torch.from_numpy(self.genomics_mask[positions])
         if "clinical" in self.modalities:
             x.clinical = torch.from_numpy(self.clinical[positions])
+        if self.offset is not None:
+            x.offset = torch.from_numpy(self.offset[positions].astype(np.float32))
         if "wsi" in self.modalities:
             bags, coords = [], []
             for case_id in ids:

@@ -31,6 +31,12 @@ def predict_new(run_dir: str | Path, table: str | Path, *, model: str | None = N
     if label not in labels:
         raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
     spec = next(m for m in config.models if m.display == label)
+    if get_entry(spec.name).kind == "stack" or spec.residual_over:
+        raise ConfigError(
+            f"model {label!r} combines out-of-fold risks of other models ("
+            f"{', '.join(spec.residual_over or spec.params.get('base', []))}); predicting new "
+            "patients with it is not supported yet: predict with one of its base models"
+        )
     data_config = config.data.model_copy(deep=True)
     data_config.table = str(Path(table).resolve())
     if reports_csv and data_config.reports is not None:

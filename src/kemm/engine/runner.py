@@ -32,6 +32,14 @@ from kemm.cohort import Split
 from kemm.engine.config import ModelConfig, RunConfig, dump_config
 from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor, PreparedCohort, prepare_cohort
 from kemm.engine.results import aggregate_metrics, plot_km, write_report
+from kemm.engine.stacking import (
+    INNER_FOLDS,
+    BreslowCurves,
+    base_risks,
+    combine,
+    resolve_bases,
+    tabular_kwargs,
+)
 from kemm.engine.trainer import (
     fit_bins,
     predict_logits,
@@ -50,6 +58,7 @@ from kemm.survival import (
     risk_from_logits,
     survival_from_logits,
 )
+from kemm.survival.metrics import IPCW_RULE
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,17 @@ def _dims_for(dims: InputDims, modalities: set[str]) -> InputDims:
         text_dim=dims.text_dim if {"report", "pbk"} & modalities else None,
         clinical_dim=dims.clinical_dim if "clinical" in modalities else None,
     )
+
+
+# Share of the training fold that a residual model keeps aside to weigh network against linear
+# part (fixed a priori: the weighing needs events; the network keeps most of the patients).
+RESIDUAL_WEIGH_FRACTION = 0.25
+
+
+def _subset(target, positions):
+    from kemm.cohort.target import SurvivalTarget
+
+    return SurvivalTarget(event=target.event[positions], time=target.time[positions])
 
 
 def fold_seed(seed: int, fold_index: int) -> int:
@@ -271,7 +291,7 @@ class CrossValidationRunner:
             )
         pre = FoldPreprocessor.fit(
             data, train_ids, config.data.genomics.top_variance if config.data.genomics else None
-        )
+        ).restrict(task.model.clinical)
         train_target = cohort.subset(train_ids).target
         test_target = cohort.subset(test_ids).target
         bins = fit_bins(train_target, cohort.target, config.train)
@@ -282,8 +302,9 @@ class CrossValidationRunner:
             json.dumps({"bins": bins.to_dict(), **pre.to_dict()})
         )
         started = time.time()
-        if info.kind == "tabular":
-            train_risk, test_risk, curves, extra = self._fit_tabular(
+        if info.kind in ("tabular", "stack"):
+            fit = self._fit_tabular if info.kind == "tabular" else self._fit_stack
+            train_risk, test_risk, curves, extra = fit(
                 task, data, pre, train_ids, test_ids, train_target, test_target, bins, folder
             )
             metrics = evaluate(train_target, test_target, test_risk)
@@ -293,7 +314,11 @@ class CrossValidationRunner:
                 task, data, pre, train_ids, test_ids, train_target, test_target, bins, seed,
                 bag_cache, folder,
             )  # fmt: skip
-            metrics = evaluate(train_target, test_target, test_risk, curves, bins)
+            if "ibs" in extra:  # a residual model: Breslow curves, IBS computed from them
+                metrics = evaluate(train_target, test_target, test_risk)
+                metrics["ibs"] = extra.pop("ibs")
+            else:
+                metrics = evaluate(train_target, test_target, test_risk, curves, bins)
         predictions = pd.DataFrame({
             "case_id": test_ids, "seed": task.seed, "fold": task.split.name, "model": task.model.display,
             "time": test_target.time, "event": test_target.event.astype(int), "risk": test_risk,
@@ -317,7 +342,7 @@ class CrossValidationRunner:
         modalities = used_modalities(task.model, data)
         x_train, names = pre.tabular_matrix(data, train_ids, modalities)
         x_test, _ = pre.tabular_matrix(data, test_ids, modalities)
-        model = create(task.model.name, feature_names=names, **task.model.params)
+        model = create(task.model.name, **tabular_kwargs(task.model, data, names, True))
         model.fit(x_train, train_target)
         train_risk = model.predict_risk(x_train)
         test_risk = model.predict_risk(x_test)
@@ -337,6 +362,46 @@ class CrossValidationRunner:
             curves,
             {"ibs": ibs, "selection": "none (closed-form fit on the training fold)"},
         )
+
+    def _base_risks(self, labels: list[str], task: FoldTask, data, train_ids, test_ids):
+        """Out-of-fold training risks and refit evaluation risks of the named base models."""
+        specs = resolve_bases(labels, self.config.models, task.model.display)
+        top = self.config.data.genomics.top_variance if self.config.data.genomics else None
+        return [
+            base_risks(
+                spec, used_modalities(spec, data), data, train_ids, test_ids,
+                seed=fold_seed(task.seed, task.fold_index), top_variance=top,
+                cache=self.out / "base_risks" / spec.display / f"seed{task.seed}" / f"{task.split.name}.json",
+            )
+            for spec in specs
+        ]  # fmt: skip
+
+    def _fit_stack(
+        self, task, data, pre, train_ids, test_ids, train_target, test_target, bins, folder
+    ):
+        model = create(task.model.name, **task.model.params)
+        risks = self._base_risks(model.base, task, data, train_ids, test_ids)
+        x_train = np.column_stack([r.train for r in risks])
+        x_test = np.column_stack([r.test for r in risks])
+        model.fit(x_train, train_target)
+        test_risk = model.predict_risk(x_test)
+        curves = model.predict_survival(x_test, bins.bin_times)
+        ibs = self._ibs(
+            task, train_target, test_target, lambda t: model.predict_survival(x_test, t)
+        )
+        (folder / "model_state.json").write_text(json.dumps(model.to_state()))
+        return model.predict_risk(x_train), test_risk, curves, {
+            "ibs": ibs, "stack_weights": model.weights_, "stack_alpha": model.combiner.alpha_,
+            "selection": f"combiner penalty by inner CV over {INNER_FOLDS}-fold out-of-fold base risks",
+        }  # fmt: skip
+
+    @staticmethod
+    def _ibs(task, train_target, test_target, survival) -> float:
+        try:
+            return integrated_brier(train_target, test_target, survival)
+        except Exception as error:  # noqa: BLE001 - reported as NaN like every undefined metric
+            log.warning("IBS undefined for %s: %s", task.model.display, error)
+            return float("nan")
 
     def _fit_torch(self, task, data, pre, train_ids, test_ids, train_target, test_target, bins,
                    seed, bag_cache, folder):  # fmt: skip
@@ -358,7 +423,21 @@ class CrossValidationRunner:
             [bins.transform(train_target.time), np.zeros(len(test_ids), int)]
         )
         val_positions = None
-        if config.train.selection == "inner_val":
+        residual = task.model.residual_over
+        if residual:
+            # the linear part: a Cox stack of the named models' out-of-fold risks; the network
+            # learns a residual over it (offset) on part of the training fold, and the rest of
+            # the training fold weighs network against linear part (so a useless residual gets
+            # ~0 weight and the model falls back on its linear part)
+            risks = self._base_risks(residual, task, data, train_ids, test_ids)
+            linear = combine([r.train for r in risks], train_target, [r.label for r in risks])
+            eta_train = linear.predict_risk(np.column_stack([r.train for r in risks]))
+            eta_test = linear.predict_risk(np.column_stack([r.test for r in risks]))
+            inputs.offset = np.concatenate([eta_train, eta_test]) - float(np.mean(eta_train))
+            positions, weigh_positions = inner_split(
+                positions, event, RESIDUAL_WEIGH_FRACTION, seed
+            )
+        elif config.train.selection == "inner_val":
             positions, val_positions = inner_split(
                 positions, event, config.train.inner_val_fraction, seed
             )
@@ -368,6 +447,7 @@ class CrossValidationRunner:
             val_positions=val_positions,
             val_time=train_target.time[val_positions] if val_positions else None,
         )  # fmt: skip
+        inputs.offset = None  # the network's own (residual) risk
         train_logits = predict_logits(model, inputs, list(range(len(train_ids))), self.device)
         test_logits = predict_logits(model, inputs, test_positions, self.device)
         train_risk = risk_from_logits(torch.from_numpy(train_logits)).numpy()
@@ -376,6 +456,26 @@ class CrossValidationRunner:
         agreement = self._student_teacher_agreement(
             model, data, inputs, test_ids, test_risk, test_target
         )
+        extra: dict = {}
+        if residual:
+            weigh = np.asarray(weigh_positions)
+            final = combine(
+                [eta_train[weigh], train_risk[weigh]],
+                _subset(train_target, weigh),
+                ["linear part", "network"],
+            )
+            train_risk = final.predict_risk(np.column_stack([eta_train, train_risk]))
+            network_test = test_risk
+            test_risk = final.predict_risk(np.column_stack([eta_test, network_test]))
+            breslow = BreslowCurves(train_risk, train_target)
+            curves = breslow(test_risk, bins.bin_times)
+            extra = {
+                "ibs": self._ibs(task, train_target, test_target, lambda t: breslow(test_risk, t)),
+                "residual_over": list(residual),
+                "residual_weights": final.coef_,
+                "linear_part_c_index": harrell_c(test_target.event, test_target.time, eta_test),
+                "network_c_index": harrell_c(test_target.event, test_target.time, network_test),
+            }
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
             folder / "weights.safetensors",
@@ -386,7 +486,7 @@ class CrossValidationRunner:
         }))  # fmt: skip
         return train_risk, test_risk, curves, {
             "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
-            **agreement,
+            **agreement, **extra,
         }  # fmt: skip
 
     def _student_teacher_agreement(
@@ -430,6 +530,7 @@ class CrossValidationRunner:
             ),
             "binning": "whole-cohort (legacy, leaky)" if config.train.legacy_binning else "training-fold quartiles of uncensored times",
             "preprocessing": "genomic scalers and filters fitted on the training fold only",
+            "ipcw_rule": IPCW_RULE,
             "std": "population std (ddof=0) over folds x seeds",
             "kemm_version": __version__,
             "wall_seconds": round(seconds, 1),

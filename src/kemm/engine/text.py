@@ -93,6 +93,7 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
             c: s[: reports.max_statements] for c, s in read_refined(reports.refined_jsonl).items()
         }
     else:
+        from kemm.engine.data import cancer_code
         from kemm.knowledge.extractive import refine_extractive
         from kemm.knowledge.reports import read_reports
 
@@ -103,7 +104,7 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
                 continue
             if reports.refiner == "extractive":
                 statements[case_id] = refine_extractive(
-                    str(text), max_statements=reports.max_statements
+                    str(text), max_statements=reports.max_statements, cancer=cancer_code(config)
                 )
             else:
                 statements[case_id] = split_sentences(str(text), reports.max_statements)

@@ -1,9 +1,14 @@
 """Audit of refined statements against human-corrected report summaries.
 
 For each report whose corrected summary states a tumour grade or a stage, does the refined
-output state the same one? Grades are compared as levels (``grade II`` = ``G2`` =
-``moderately differentiated``; ``high grade``; Gleason sums), stages as TNM categories
-(``pT2``, ``N1``) or stage groups (``IIB``).
+output state the same one, and does it state a different one (a conflict)? Grades are compared
+as levels (``grade II`` = ``G2`` = ``moderately differentiated``; ``high grade``; Gleason sums),
+stages as TNM categories (``pT2``, ``N1``) or stage groups (``IIB``).
+
+Both sides are read with the token functions of :mod:`kemm.knowledge.facts`, the ones grounding
+reads statements with (OCR spacing such as ``pT 2. N 1.`` included), so a statement rendered
+from the report-fact record (``Tumour grade: G2.``, ``Pathologic TNM: pT1b N0.``,
+``Pathologic stage: IIIA (from TNM, AJCC 7th edition).``) is scored on its values.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class AuditResult:
     stage_recovered: int = 0
     either_total: int = 0
     either_recovered: int = 0
+    grade_conflicts: int = 0  # the output states a grade, none of the reference's
+    stage_conflicts: int = 0  # the output states stage facts, none matching the reference's
     misses: list[dict[str, object]] = field(default_factory=list)
 
     @property
@@ -70,7 +77,8 @@ class AuditResult:
             f"grade {self.grade_recovered}/{self.grade_total}, stage "
             f"{self.stage_recovered}/{self.stage_total}, items {self.item_recovery:.1%}, "
             f"reports (grade or stage) {self.either_recovered}/{self.either_total} "
-            f"= {self.report_recovery:.1%}"
+            f"= {self.report_recovery:.1%}; conflicts: grade {self.grade_conflicts}, "
+            f"stage {self.stage_conflicts}"
         )
 
 
@@ -91,9 +99,11 @@ def audit_grade_stage(
         if ref_grade:
             result.grade_total += 1
             result.grade_recovered += hit_grade
+            result.grade_conflicts += bool(out_grade) and not hit_grade
         if ref_stage:
             result.stage_total += 1
             result.stage_recovered += hit_stage
+            result.stage_conflicts += bool(out_stage) and not hit_stage
         if ref_grade or ref_stage:
             result.either_total += 1
             result.either_recovered += hit_grade or hit_stage

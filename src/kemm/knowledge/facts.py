@@ -1,6 +1,7 @@
 """Checkable facts in pathology text: numbers, TNM categories, stage groups, grades, receptor calls.
 
-Shared by the extractive backend (to write statements), the grounding check (to compare a
+The token-level layer under the report-fact record (:mod:`kemm.knowledge.report_facts` uses
+:func:`receptor_calls` and :func:`roman_to_int`), shared by the grounding check (to compare a
 statement's facts with its source) and the audit scorer. Everything here is pure regex logic,
 tolerant of common OCR confusions (``pTla`` for ``pT1a``, ``Gll`` for ``GII``).
 """
@@ -15,6 +16,7 @@ __all__ = [
     "differentiation_terms",
     "extract_facts",
     "grade_values",
+    "join_spaced_tnm",
     "normalise_number_words",
     "numbers",
     "receptor_calls",
@@ -103,6 +105,32 @@ _TNM_CONTEXT_RE = re.compile(
 )
 
 
+_SPACED_PREFIXED_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<pre>y?p|y|c|r)\s?(?P<cat>[TNM])\s+(?P<val>is|[0-4xX])"
+    r"(?:\s?(?P<sub>[a-d])(?![A-Za-z0-9]))?(?![A-Za-z0-9])"
+)
+_SPACED_RUN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<pre>y?p|c)?T\s?(?P<t>is|[0-4xX])(?P<ts>[a-d]?)[\s.,;]+"
+    r"(?:y?p)?N\s?(?P<n>[0-3xX])(?P<ns>[a-c]?)(?:[\s.,;]+(?:y?p)?M\s?(?P<m>[01xX]))?(?![A-Za-z0-9])"
+)
+_OCR_ZERO_RE = re.compile(r"(?<![A-Za-z0-9])(?P<pre>y?p)(?P<cat>[NM])O(?=[\s,;.)/]|$)")
+
+
+def join_spaced_tnm(text: str) -> str:
+    """TNM written with OCR spaces, dots or letter O re-joined: ``pT 2`` -> ``pT2``,
+    ``T 2. N 1. M X.`` -> ``T2 N1 MX.``, ``pNO`` -> ``pN0``."""
+    text = _OCR_ZERO_RE.sub(lambda m: f"{m.group('pre')}{m.group('cat')}0", text)
+    text = _SPACED_PREFIXED_RE.sub(
+        lambda m: f"{m.group('pre')}{m.group('cat')}{m.group('val')}{m.group('sub') or ''}", text
+    )
+
+    def run(m: re.Match[str]) -> str:
+        out = f"{m.group('pre') or ''}T{m.group('t')}{m.group('ts')} N{m.group('n')}{m.group('ns')}"
+        return out + (f" M{m.group('m')}" if m.group("m") else "")
+
+    return _SPACED_RUN_RE.sub(run, text)
+
+
 def _norm_tnm_value(value: str) -> str:
     value = value.upper()
     return "1" if value in ("L", "I") else value
@@ -116,6 +144,7 @@ def tnm_categories(text: str, *, strict: bool = True) -> set[str]:
     ``strict=False`` (source side of grounding) accepts every well-formed token.
     """
     out: set[str] = set()
+    text = join_spaced_tnm(text)
     text = re.sub(
         r"(?<![A-Za-z])([TNM])\s+stage\s*[:\-]?\s*(is|[0-4xX])([a-d]?)(?![A-Za-z0-9])",
         r"\1\2\3",
@@ -321,7 +350,7 @@ def receptor_calls(text: str) -> set[tuple[str, str]]:
             if cut:
                 after = after[: cut.start()]
             pm = re.search(
-                r"^\s*(?:\([^)]{0,20}\)\s*)?(?:\)\s*)?(?:status|protein|receptors?|gene|immunostain|"
+                r"^\s*(?:\([^)]{0,20}\)\s*)?(?:\)\s*)?(?:status|proteins?|receptors?|gene|immunostain|"
                 r"expression|by\s+ihc|ihc|fish|test(?:ing)?|results?|promoter(?:\s+methylation)?|"
                 r"amplification|is|are|was|were|[:=]|\s)*" + _POLARITY,
                 after,
@@ -351,7 +380,9 @@ class Facts:
 
 
 def _strip_codes(text: str) -> str:
-    """Remove staging/grade tokens so their digits are not also read as free numbers."""
+    """Remove staging/grade tokens (and an "AJCC 7th edition" reference) so their digits are
+    not also read as free numbers."""
+    text = re.sub(r"\b\d{1,2}(?:st|nd|rd|th)\s+ed(?:ition|\.)", " edition ", join_spaced_tnm(text))
     text = re.sub(
         r"(?<![A-Za-z0-9])(?:y?p|y|c|r)?[TNM](?:is|[0-4xX])[a-d]?\d?(?![A-Za-z0-9])", " ", text
     )

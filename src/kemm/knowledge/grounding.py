@@ -2,9 +2,17 @@
 
 Checked facts: numbers (sizes, counts, percentages; number words in the source count), TNM
 categories and stage groups, grades (numeric, Gleason, high/low), differentiation words,
-receptor / IHC calls (marker + polarity), and the polarity of invasion / margin findings where
-the source states the opposite or does not mention the topic at all. Every statement must also
-share most of its content words with the source, so invented prose and entities are dropped.
+receptor / IHC calls (marker + polarity), and the polarity of invasion / margin / nodal findings
+where the source states the opposite or does not mention the topic at all. Every statement must
+also share most of its content words with the source, so invented prose and entities are dropped.
+
+The source is read twice: token by token (:mod:`kemm.knowledge.facts`, liberal, through OCR
+spacing such as ``pT 2. N 1.``), and as the report-fact record
+(:func:`kemm.knowledge.report_facts.extract_report_facts`), the reader the extractive statements
+are written from. The record's values count as stated (a node total summed over specimens, a
+stage derived from TNM), and the polarities that a statement must not contradict (margins,
+lymphovascular and perineural invasion, nodal status) are the record's, so extraction and
+grounding cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ import re
 from dataclasses import dataclass, field
 
 from kemm.knowledge.clean import clean_report
-from kemm.knowledge.extractive import _invasion, _lymph_nodes, _margins, _ordered_text, _windows
-from kemm.knowledge.facts import Facts, extract_facts
+from kemm.knowledge.extractive import DERIVED_NOTE, stated_node_counts
+from kemm.knowledge.facts import Facts, extract_facts, roman_to_int
+from kemm.knowledge.report_facts import ReportFacts, extract_report_facts
 
 __all__ = ["GroundingResult", "SourceIndex", "check_statement", "ground_statements"]
 
@@ -30,6 +39,20 @@ _STOP = set(
     nottingham score proliferation index estrogen oestrogen progesterone receptor receptors
     mismatch repair proteins promoter examined differentiated differentiation""".split()
 )
+# a roman stage or grade ("IIIA", "iv") and a TNM prefix ("ypT4") are checked as stage / grade /
+# TNM facts, not as words
+_CODE_WORD_RE = re.compile(r"(?:i{1,3}|iv|vi{0,3})[a-c]?|yp[tnm]")
+_STAGE_VALUE_RE = re.compile(r"(IV|I{1,3})([ABC]\d?)?")
+# kinds of invasion read as the record's lymphovascular field ("venous" / "large vessel" are not)
+_LVI_KINDS = (
+    "lymphovascular",
+    "lympho-vascular",
+    "angiolymphatic",
+    "lymphatic",
+    "vascular",
+    r"small\s+vessel",  # the statement side writes a space as \s+
+)
+_GENERIC_LVI = ("lymphovascular", "lympho-vascular", "angiolymphatic")
 
 
 @dataclass
@@ -39,33 +62,36 @@ class SourceIndex:
     text: str
     facts: Facts
     words: set[str]
-    texts: list[str]
-    _polarities: dict[str, str | None] = field(default_factory=dict)
+    record: ReportFacts
 
     @classmethod
-    def build(cls, source: str) -> SourceIndex:
+    def build(cls, source: str, cancer: str | None = None) -> SourceIndex:
         cleaned = clean_report(source)
+        record = extract_report_facts(source, cancer)
+        facts = _union(extract_facts(source, source=True), extract_facts(cleaned, source=True))
         return cls(
             text=cleaned,
-            facts=_union(extract_facts(source, source=True), extract_facts(cleaned, source=True)),
+            facts=_union(facts, _record_facts(record)),
             words=_words(source) | _words(cleaned),
-            texts=_ordered_text(cleaned),
+            record=record,
         )
 
     def polarity(self, kind: str) -> str | None:
-        """ "pos"/"neg" for what the source states about ``kind`` (an invasion type or
-        ``"margins"``), None when it states nothing readable."""
-        if kind not in self._polarities:
-            if kind == "margins":
-                value = _margins(_windows(self.texts, r"margin|\bR[012]\b"))
-            elif kind == "lymph nodes":
-                self._polarities[kind] = _node_polarity(_lymph_nodes(self.texts) or "")
-                return self._polarities[kind]
-            else:
-                found = _invasion(_windows(self.texts, kind), kind)
-                value = found[1] if found else None
-            self._polarities[kind] = _polarity(value)
-        return self._polarities[kind]
+        """ "pos"/"neg" for what the source's record states about ``kind`` (an invasion type,
+        ``"margins"`` or ``"lymph nodes"``), None when it states nothing."""
+        record = self.record
+        if kind == "margins":
+            return _polarity(record.value("margin"))
+        if kind == "lymph nodes":
+            return _record_node_polarity(record)
+        if kind == "perineural":
+            return _polarity(record.value("pni"))
+        if kind in _LVI_KINDS and record.lvi is not None:
+            # a sub-kind ("vascular") is compared only when the record read it from a line
+            # about that kind; "lymphovascular" / "angiolymphatic" always
+            if kind in _GENERIC_LVI or re.search(kind, record.lvi.source, re.IGNORECASE):
+                return _polarity(record.value("lvi"))
+        return None
 
 
 @dataclass
@@ -89,8 +115,44 @@ def _union(a: Facts, b: Facts) -> Facts:
     )
 
 
+def _record_facts(record: ReportFacts) -> Facts:
+    """The record's values as checkable facts: they count as stated by the source."""
+    facts = Facts()
+    for name in ("t", "n", "m"):
+        value = record.value(name)
+        if isinstance(value, str):
+            facts.tnm.add(value.upper())
+    stage = record.value("stage")
+    m = _STAGE_VALUE_RE.fullmatch(str(stage or ""))
+    if m:
+        facts.stages.add(f"{roman_to_int(m.group(1))}{m.group(2) or ''}")
+    grade = record.value("grade")
+    if isinstance(grade, str):
+        facts.grades.add(grade.upper())
+    facts.numbers |= {float(v) for v in stated_node_counts(record) if v is not None}
+    size = record.value("size_cm")
+    if size is not None:
+        facts.numbers |= {float(size), round(float(size) * 10, 6)}
+    return facts
+
+
+def _record_node_polarity(record: ReportFacts) -> str | None:
+    """Nodal status of a record: from the node counts, else from the N category."""
+    positive, _ = stated_node_counts(record)
+    if positive is not None:
+        return "pos" if positive > 0 else "neg"
+    n = record.value("n")
+    if isinstance(n, str) and re.match(r"N[0-3]", n):
+        return "neg" if n[1] == "0" else "pos"
+    return None
+
+
 def _words(text: str) -> set[str]:
-    return {w[:6] for w in re.findall(r"[a-z]{3,}", text.lower()) if w not in _STOP}
+    return {
+        w[:6]
+        for w in re.findall(r"[a-z]{3,}", text.lower())
+        if w not in _STOP and not _CODE_WORD_RE.fullmatch(w)
+    }
 
 
 def _polarity(value: str | None) -> str | None:
@@ -141,7 +203,7 @@ def _node_polarity(text: str) -> str | None:
     """Nodal status claimed by a text: "pos" (``2 of 17 positive``), "neg" (``0/12``,
     ``negative``), or None."""
     s = text.lower()
-    if re.search(r"(?<![\d.])0\s*(?:of|/|out\s+of)\s*\d", s):
+    if re.search(r"(?<![\d.])0\s*(?:of|/|out\s+of)\s*\d|(?<![\d.])0\s+(?:positive|involved)", s):
         return "neg"
     if re.search(r"(?<![\d.])[1-9]\d*\s*(?:of|/|out\s+of)\s*\d+", s):
         return "pos"
@@ -189,11 +251,18 @@ def _number_supported(value: float, statement: str, source: set[float]) -> bool:
 
 
 def check_statement(
-    statement: str, source: str | SourceIndex, *, min_content_overlap: float = 0.5
+    statement: str,
+    source: str | SourceIndex,
+    *,
+    min_content_overlap: float = 0.5,
+    cancer: str | None = None,
 ) -> GroundingResult:
-    """Check one statement against its source report."""
-    index = source if isinstance(source, SourceIndex) else SourceIndex.build(source)
-    facts = extract_facts(statement)
+    """Check one statement against its source report (``cancer``: the TCGA study code the
+    source record is read with, see :func:`extract_report_facts`)."""
+    index = source if isinstance(source, SourceIndex) else SourceIndex.build(source, cancer)
+    # the provenance note of a derived stage is not a claim about the report
+    body = statement.replace(DERIVED_NOTE, "")
+    facts = extract_facts(body)
     bad: list[str] = []
     for value in sorted(facts.numbers):
         if not _number_supported(value, statement, index.facts.numbers):
@@ -222,7 +291,7 @@ def check_statement(
         if source_pol and pol != source_pol:
             name = kind.replace("\\s+", " ")
             bad.append(f"{name} {'present' if pol == 'pos' else 'absent'} contradicts source")
-    words = _words(statement)
+    words = _words(body)
     if words:  # invented entities ("adenocarcinoma" for a squamous tumour) are dropped too
         overlap = len(words & index.words) / len(words)
         if overlap < min_content_overlap:
@@ -233,10 +302,14 @@ def check_statement(
 
 
 def ground_statements(
-    statements: list[str], source: str, *, min_content_overlap: float = 0.5
+    statements: list[str],
+    source: str,
+    *,
+    min_content_overlap: float = 0.5,
+    cancer: str | None = None,
 ) -> tuple[list[str], list[GroundingResult]]:
     """Split statements into (kept, dropped-with-reasons)."""
-    index = SourceIndex.build(source)
+    index = SourceIndex.build(source, cancer)
     kept: list[str] = []
     dropped: list[GroundingResult] = []
     for statement in statements:

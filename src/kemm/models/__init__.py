@@ -6,6 +6,7 @@
 
 from kemm.models import baselines as _baselines  # noqa: F401  (registers the baselines)
 from kemm.models import kemm as _kemm  # noqa: F401  (registers KEMM and its ablations)
+from kemm.models import stack as _stack  # noqa: F401  (registers the stack)
 from kemm.models import tabular as _tabular  # noqa: F401  (registers the tabular models)
 from kemm.models.base import (
     MODALITIES,
@@ -17,7 +18,8 @@ from kemm.models.base import (
 )
 from kemm.models.kemm import KEMM
 from kemm.models.registry import ModelEntry, create, get_entry, list_models, register
-from kemm.models.tabular import ClinicalCox, CoxNet
+from kemm.models.stack import RiskStack
+from kemm.models.tabular import ClinicalCox, CoxNet, PenalizedCox
 
 __all__ = [
     "MODALITIES",
@@ -28,6 +30,8 @@ __all__ = [
     "ModelEntry",
     "ModelInput",
     "ModelOutput",
+    "PenalizedCox",
+    "RiskStack",
     "SurvivalLoss",
     "SurvivalModel",
     "create",

@@ -44,6 +44,9 @@ class ModelInput:
     pbk_mask: Tensor | None = None  # (B, P) bool
     pbk_risk: Tensor | None = None  # (B, 3, E) low / intermediate / high risk prototypes
     clinical: Tensor | None = None  # (B, C) numeric covariates (scaled on the training fold)
+    # (B,) a fixed log-hazard offset added to every bin's logit (a residual model learns what it
+    # misses), e.g. the out-of-fold linear predictor of report facts and genomics
+    offset: Tensor | None = None
 
     @property
     def batch_size(self) -> int:

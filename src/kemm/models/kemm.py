@@ -620,7 +620,7 @@ class KEMM(SurvivalModel):
         enc = self._encode(x, (view,), explain)
         out = self._fuse(enc, (view,), explain)[view]
         explanation = self._explanation(enc, out, view) if explain else {}
-        return ModelOutput(out.logits, out.z, explanation)
+        return ModelOutput(_with_offset(out.logits, x), out.z, explanation)
 
     def training_step(
         self, x: ModelInput, bins: Tensor, event: Tensor, survival_loss: SurvivalLoss
@@ -638,14 +638,16 @@ class KEMM(SurvivalModel):
         enc = self._encode(x, views, explain=False)
         fused = self._fuse(enc, ("teacher", "student") if distil else ("teacher",), False)
         teacher = fused["teacher"]
-        loss = survival_loss(teacher.logits, bins, event)
+        loss = survival_loss(_with_offset(teacher.logits, x), bins, event)
         logs = {"survival": float(loss.detach())}
 
         if distil:
             student = fused["student"]
             sel = has_report
             if self.student_survival_weight > 0:
-                s_loss = survival_loss(student.logits[sel], bins[sel], event[sel])
+                s_loss = survival_loss(
+                    _with_offset(student.logits, x)[sel], bins[sel], event[sel]
+                )
                 loss = loss + self.student_survival_weight * s_loss
                 logs["survival_student"] = float(s_loss.detach())
             kd_hazard = hazard_distillation(
@@ -696,3 +698,10 @@ class KEMM(SurvivalModel):
 
         logs["loss"] = float(loss.detach())
         return loss, logs
+
+
+def _with_offset(logits: Tensor, x: ModelInput) -> Tensor:
+    """Hazard logits plus the batch's fixed log-hazard offset, when it has one."""
+    if x.offset is None:
+        return logits
+    return logits + x.offset.to(logits.device, logits.dtype)[:, None]

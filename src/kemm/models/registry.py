@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from kemm.errors import ConfigError
 from kemm.models.base import MODALITIES, InputDims
 
-KINDS = ("torch", "tabular")
+KINDS = ("torch", "tabular", "stack")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -121,7 +121,7 @@ def create(
                 f"model {name!r} got unknown hyper-parameter(s) {extra}; "
                 f"accepted: {', '.join(accepted)}"
             )
-    if entry.kind == "tabular":
+    if entry.kind in ("tabular", "stack"):
         return entry.factory(**kwargs)
     if dims is None or n_bins is None:
         raise ConfigError(f"model {name!r} is a torch model: create() needs dims= and n_bins=")

@@ -240,7 +240,7 @@ class CoxNet(_TabularCox):
         # Refit along the path down to the chosen alpha (warm starts keep coordinate descent
         # stable where a cold fit at a small alpha can diverge); on a numerical failure step up
         # to the next larger alpha of the path rather than give up.
-        path = np.asarray(self._path(Xs, y) if self.alpha == "cv" else [self.alpha_], dtype=float)
+        path = np.asarray(self._path(Xs, y), dtype=float)
         candidates = sorted({float(a) for a in path if a >= self.alpha_} | {self.alpha_})
         for alpha in candidates:
             alphas = sorted({float(a) for a in path if a >= alpha} | {alpha}, reverse=True)
@@ -270,39 +270,170 @@ class CoxNet(_TabularCox):
         return [name for name, c in self.coef_.items() if c != 0]
 
 
+def _breslow_terms(time: np.ndarray, event: np.ndarray):
+    """Order and tie structure for the Breslow partial likelihood (computed once per fit)."""
+    order = np.argsort(time, kind="stable")
+    t_sorted = time[order]
+    # first position of each patient's time in the sorted order: the start of its risk set
+    first = np.searchsorted(t_sorted, t_sorted, side="left")
+    return order, first, event[order].astype(bool)
+
+
+def cox_negative_log_likelihood(
+    beta: np.ndarray, X: np.ndarray, terms, alpha: float, n: int
+) -> tuple[float, np.ndarray]:
+    """Breslow negative partial log-likelihood / n + alpha/2 ||beta||^2, and its gradient."""
+    order, first, event = terms
+    Xs = X[order]
+    eta = Xs @ beta
+    shift = eta.max()
+    w = np.exp(eta - shift)
+    s0 = np.cumsum(w[::-1])[::-1][first]
+    s1 = np.cumsum((w[:, None] * Xs)[::-1], axis=0)[::-1][first]
+    loss = -(eta[event] - shift - np.log(s0[event])).sum() / n + 0.5 * alpha * beta @ beta
+    grad = -(Xs[event] - s1[event] / s0[event, None]).sum(0) / n + alpha * beta
+    return float(loss), grad
+
+
+def partial_log_likelihood(eta: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
+    """Breslow partial log-likelihood of fixed linear predictors (higher is better)."""
+    order, first, ev = _breslow_terms(np.asarray(time, float), np.asarray(event, bool))
+    e = np.asarray(eta, float)[order]
+    shift = e.max()
+    s0 = np.cumsum(np.exp(e - shift)[::-1])[::-1][first]
+    return float((e[ev] - shift - np.log(s0[ev])).sum())
+
+
+def breslow_baseline(
+    eta: np.ndarray, time: np.ndarray, event: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Breslow baseline survival S0(t) at the unique event times (risk 0)."""
+    time = np.asarray(time, float)
+    event = np.asarray(event, bool)
+    w = np.exp(np.asarray(eta, float))
+    times = np.unique(time[event])
+    if len(times) == 0:
+        return np.array([float(time.max())]), np.array([1.0])
+    at_risk = np.array([w[time >= t].sum() for t in times])
+    deaths = np.array([(event & (time == t)).sum() for t in times])
+    return times, np.exp(-np.cumsum(deaths / at_risk))
+
+
 @register("clinical_cox", kind="tabular", modalities=("clinical",), requires_any_of=())
-class ClinicalCox(_TabularCox):
-    """Cox proportional hazards on clinical covariates (sksurv ``CoxPHSurvivalAnalysis``) with a
-    small ridge penalty ``alpha`` for stability."""
+class PenalizedCox(_TabularCox):
+    """Ridge-penalised Cox model (Breslow ties) for clinical covariates and report facts.
+
+    * ``alpha="cv"`` chooses the penalty by inner cross-validation on the training data only
+      (cross-validated linear predictors, scored by the partial likelihood); a number fixes it.
+    * ``direction_prior=True`` constrains the coefficient of every column with a known
+      direction of effect (``feature_directions``: +1 higher is worse) to be >= 0, the prior
+      that prognostic background knowledge gives (higher T, positive margin ... are worse).
+    """
 
     def __init__(
-        self, *, alpha: float = 0.1, n_iter: int = 100, feature_names: Sequence[str] | None = None
+        self,
+        *,
+        alpha: float | str = "cv",
+        alphas: Sequence[float] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+        cv_folds: int = 5,
+        direction_prior: bool = False,
+        feature_names: Sequence[str] | None = None,
+        feature_directions: Sequence[int] | None = None,
+        seed: int = 0,
+        n_iter: int | None = None,  # accepted for configs of the former sksurv model
     ) -> None:
         super().__init__(feature_names)
-        self.alpha, self.n_iter = alpha, n_iter
+        if not (isinstance(alpha, float | int) or alpha == "cv"):
+            raise ConfigError(f"clinical_cox alpha must be a number or 'cv', got {alpha!r}")
+        self.alpha, self.alphas, self.cv_folds = alpha, tuple(alphas), cv_folds
+        self.direction_prior = direction_prior
+        self.feature_directions = (
+            list(feature_directions) if feature_directions is not None else None
+        )
+        self.seed = seed
+        self.alpha_: float | None = None
+        self.coef_vector_: np.ndarray | None = None
+        self.times_: np.ndarray | None = None
+        self.baseline_: np.ndarray | None = None
+        self.cv_scores_: dict[float, float] = {}
 
-    def fit(self, X: np.ndarray, target: SurvivalTarget) -> ClinicalCox:
-        from sksurv.linear_model import CoxPHSurvivalAnalysis
+    def _bounds(self, p: int):
+        if not self.direction_prior or self.feature_directions is None:
+            return None
+        if len(self.feature_directions) != p:
+            raise ValueError(f"{p} features but {len(self.feature_directions)} directions")
+        return [(0.0, None) if d > 0 else (None, 0.0) if d < 0 else (None, None)
+                for d in self.feature_directions]  # fmt: skip
 
+    def _solve(
+        self, X: np.ndarray, time: np.ndarray, event: np.ndarray, alpha: float,
+        start: np.ndarray | None = None,
+    ) -> np.ndarray:  # fmt: skip
+        from scipy.optimize import minimize
+
+        terms = _breslow_terms(time, event)
+        result = minimize(
+            cox_negative_log_likelihood, np.zeros(X.shape[1]) if start is None else start,
+            args=(X, terms, alpha, len(time)), jac=True, method="L-BFGS-B",
+            bounds=self._bounds(X.shape[1]), options={"maxiter": 500},
+        )  # fmt: skip
+        return result.x
+
+    def _cv_alpha(self, X: np.ndarray, target: SurvivalTarget) -> float:
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = min(self.cv_folds, int(target.event.sum()), int((~target.event).sum()))
+        if folds < 2:
+            return float(np.median(self.alphas))
+        split = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
+        path = sorted(self.alphas, reverse=True)  # warm starts from the most penalised fit
+        eta = {alpha: np.zeros(len(X)) for alpha in path}
+        for tr, va in split.split(X, target.event):
+            beta = None
+            for alpha in path:
+                beta = self._solve(X[tr], target.time[tr], target.event[tr], alpha, beta)
+                eta[alpha][va] = X[va] @ beta
+        self.cv_scores_ = {
+            a: partial_log_likelihood(eta[a], target.time, target.event) for a in path
+        }
+        return max(path, key=lambda a: (self.cv_scores_[a], a))
+
+    def fit(self, X: np.ndarray, target: SurvivalTarget) -> PenalizedCox:
         X = self._check_X(X, fitting=True)
         target = self._check_target(target, X.shape[0])
         Xs = self._standardise(X, fit=True)
-        model = CoxPHSurvivalAnalysis(alpha=self.alpha, n_iter=self.n_iter)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                model.fit(Xs, target.to_structured())
-            except (ArithmeticError, np.linalg.LinAlgError) as error:
-                raise RuntimeError(
-                    f"ClinicalCox failed to fit ({error}); increase alpha (now {self.alpha}) or "
-                    "drop collinear covariates"
-                ) from error
-        self.warnings_ = [f"{w.category.__name__}: {w.message}" for w in caught]
-        self.model_ = model
+        self.alpha_ = float(self.alpha) if self.alpha != "cv" else self._cv_alpha(Xs, target)
+        self.coef_vector_ = self._solve(Xs, target.time, target.event, self.alpha_)
+        self.times_, self.baseline_ = breslow_baseline(
+            Xs @ self.coef_vector_, target.time, target.event
+        )
+        self.model_ = self
         return self
 
+    def predict_risk(self, X: np.ndarray) -> np.ndarray:
+        if self.coef_vector_ is None:
+            raise RuntimeError("PenalizedCox is not fitted; call fit() first")
+        return self._standardise(self._check_X(X)) @ self.coef_vector_
+
+    def predict_survival(self, X: np.ndarray, times: Sequence[float]) -> np.ndarray:
+        return _FittedCox(self.to_state()).predict_survival(self._check_X(X), times)
+
+    def to_state(self) -> dict:
+        if self.coef_vector_ is None:
+            raise RuntimeError("PenalizedCox is not fitted; call fit() first")
+        return {
+            "class": type(self).__name__, "feature_names": self.feature_names,
+            "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+            "coef": self.coef_vector_.tolist(), "alpha": self.alpha_,
+            "direction_prior": self.direction_prior, "times": self.times_.tolist(),
+            "baseline_survival": self.baseline_.tolist(),
+        }  # fmt: skip
+
     def _coef(self) -> np.ndarray:
-        return self.model_.coef_
+        return self.coef_vector_
+
+
+ClinicalCox = PenalizedCox  # the name of the former fixed-ridge sksurv model
 
 
 class _FittedCox:

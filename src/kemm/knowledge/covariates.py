@@ -1,0 +1,195 @@
+"""Report facts as clinical covariates, named in a config and encoded a priori.
+
+``clinical: [age, sex, t, n, m, stage, grade, nodes, margin, lvi]`` becomes a numeric block:
+
+* ordinal facts (T, N, stage, grade) are coded cumulatively — ``t>=2``, ``t>=3``, ``t>=4`` —
+  so each column says "at least this far", plus a ``t=unknown`` level for reports that do not
+  state it;
+* binary facts (M1, positive margin, LVI, PNI) are one indicator plus ``=unknown``;
+* counts and sizes are ``log1p`` values plus ``=unknown``;
+* where a fact is not stated its value columns are NaN, which the engine fills with the
+  training fold's mean (mean imputation plus the ``unknown`` indicator): a penalised model that
+  shrinks the ``unknown`` coefficient then puts such a patient at the average risk, not at the
+  risk of the lowest category (which is what zeros would do);
+* table columns (age, sex/is_female, any numeric column of the cohort table) pass through.
+
+Each fact column also has a *direction of effect* from prognostic background knowledge
+(:func:`fact_directions`): +1 where a higher level is known to be worse (higher T, N, stage,
+grade; M1; positive margin; LVI; PNI; more positive nodes; larger size; older age), 0 where
+no direction is assumed (unknown levels, sex). Models may use it as a sign constraint
+(``direction_prior``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from kemm.knowledge.ajcc import stage_rank
+from kemm.knowledge.report_facts import ReportFacts, extract_report_facts
+
+__all__ = [
+    "FACT_COVARIATES",
+    "covariate_of",
+    "encode_facts",
+    "fact_directions",
+    "facts_for_reports",
+    "facts_from_csv",
+]
+
+# covariate name -> (record field, kind)
+FACT_COVARIATES: dict[str, tuple[str, str]] = {
+    "t": ("t", "ordinal"),
+    "n": ("n", "ordinal"),
+    "m": ("m", "binary"),
+    "stage": ("stage", "ordinal"),
+    "grade": ("grade", "ordinal"),
+    "nodes": ("nodes_positive", "count"),
+    "margin": ("margin", "binary"),
+    "lvi": ("lvi", "binary"),
+    "pni": ("pni", "binary"),
+    "size": ("size_cm", "count"),
+    "histology": ("histology", "subtype"),
+}
+# Histologic subtypes with a known prognostic difference from the usual type of their cancer
+# (WHO classifications): one indicator each, read from the histology text; no direction assumed.
+HISTOLOGY_SUBTYPES: dict[str, str] = {
+    "serous": r"serous", "clear_cell": r"clear\s*cell", "lobular": r"lobular",
+    "mucinous": r"mucinous|colloid", "papillary": r"(?<!micro)papillary",
+    "micropapillary": r"micropapillary", "solid": r"\bsolid\b",
+    "carcinosarcoma": r"carcinosarcoma|sarcomatoid|\bmmmt\b", "mixed": r"\bmixed\b",
+    "undifferentiated": r"undifferentiated|dedifferentiated", "basaloid": r"basaloid",
+    "adenosquamous": r"adenosquamous", "neuroendocrine": r"neuroendocrine|small\s*cell",
+}  # fmt: skip
+_LEVELS = {"t": (2, 3, 4), "n": (1, 2, 3), "stage": (2, 3, 4), "grade": (2, 3, 4)}
+_POSITIVE = {"m": "M1", "margin": "positive", "lvi": "present", "pni": "present"}
+
+# Directions of effect on the hazard, from prognostic background knowledge shared by the
+# solid tumours kemm's PBK library covers (AJCC staging is built on them): +1 = worse.
+_DIRECTIONS = {"t": 1, "n": 1, "m": 1, "stage": 1, "grade": 1, "nodes": 1, "margin": 1,
+               "lvi": 1, "pni": 1, "size": 1, "age": 1}  # fmt: skip
+
+
+def fact_directions(cancer: str | None = None) -> dict[str, int]:
+    """Direction of effect of each covariate (+1 higher is worse, 0 none assumed). The same for
+    every cancer type in the shipped library; a cancer-specific PBK could override it."""
+    return dict(_DIRECTIONS)
+
+
+def _ordinal_level(name: str, value: object) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    text = str(value).strip()
+    if name == "stage":
+        return stage_rank(text)
+    if name == "grade":
+        m = re.search(r"[1-4]", text)
+        return int(m.group(0)) if m else None
+    if name in ("t", "n"):
+        if text.upper().startswith(("TIS", "T0")):
+            return 0
+        m = re.search(r"[0-4]", text)
+        return int(m.group(0)) if m else None
+    return None
+
+
+def encode_facts(
+    values: pd.DataFrame, covariates: Iterable[str], cancer: str | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Encode fact values (one row per patient, columns named like the record's fields or the
+    ``kemm knowledge facts`` CSV) into covariate columns and their directions."""
+    directions = fact_directions(cancer)
+    out = pd.DataFrame(index=values.index)
+    column_directions: dict[str, int] = {}
+    for name in covariates:
+        field_name, kind = FACT_COVARIATES[name]
+        raw = (
+            values[field_name]
+            if field_name in values.columns
+            else pd.Series(None, index=values.index)
+        )
+        raw = raw.where(raw.notna() & (raw.astype(str).str.strip() != ""), None)
+        unknown = raw.isna().astype(float)
+        if kind == "ordinal":
+            levels = pd.to_numeric(raw.map(lambda v, n=name: _ordinal_level(n, v)), errors="coerce")
+            unknown = levels.isna().astype(float)
+            for level in _LEVELS[name]:
+                column = f"{name}>={level}"
+                out[column] = (levels >= level).astype(float).where(levels.notna())
+                column_directions[column] = directions.get(name, 0)
+        elif kind == "binary":
+            positive = _POSITIVE[name]
+            flag = raw.map(
+                lambda v, p=positive: (
+                    None if v is None else float(str(v).upper().startswith(p.upper()))
+                )
+            )
+            column = f"{name}={positive.lower()}"
+            out[column] = pd.to_numeric(flag, errors="coerce")
+            column_directions[column] = directions.get(name, 0)
+        elif kind == "subtype":
+            text = raw.fillna("").astype(str).str.lower()
+            for subtype, pattern in HISTOLOGY_SUBTYPES.items():
+                flag = text.str.contains(pattern, regex=True).astype(float).where(raw.notna())
+                if flag.sum() > 0:  # a subtype no patient has adds nothing
+                    column = f"histology={subtype}"
+                    out[column] = flag
+                    column_directions[column] = 0
+        else:  # count / size
+            numeric = pd.to_numeric(raw, errors="coerce")
+            unknown = numeric.isna().astype(float)
+            column = f"log1p_{name}"
+            out[column] = np.log1p(numeric.clip(lower=0))
+            column_directions[column] = directions.get(name, 0)
+        out[f"{name}=unknown"] = unknown
+        column_directions[f"{name}=unknown"] = 0
+    return out, column_directions
+
+
+def covariate_of(column: str) -> str:
+    """The covariate a clinical column belongs to: ``"t>=2"`` -> ``"t"``, ``"log1p_nodes"`` ->
+    ``"nodes"``, ``"age"`` -> ``"age"``."""
+    if column.startswith("log1p_"):
+        return column[len("log1p_") :]
+    return re.split(r">=|=", column, maxsplit=1)[0]
+
+
+def facts_for_reports(
+    texts: Mapping[str, str | None], cancer: str | None = None
+) -> dict[str, ReportFacts]:
+    """The fact record of every patient's report text (empty record for an empty text)."""
+    return {case: extract_report_facts(text, cancer) for case, text in texts.items()}
+
+
+def records_frame(records: Mapping[str, ReportFacts]) -> pd.DataFrame:
+    """Patient x field values of fact records (None where not stated)."""
+    rows = {case: {k: record.value(k) for k in FACT_FIELDS} for case, record in records.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(FACT_FIELDS))
+
+
+FACT_FIELDS = ("t", "n", "m", "stage", "grade", "nodes_positive", "nodes_examined", "size_cm",
+               "margin", "lvi", "pni", "histology")  # fmt: skip
+
+
+def facts_from_csv(path: str) -> pd.DataFrame:
+    """A ``kemm knowledge facts`` CSV (one row per ``case_id``) as patient x field values."""
+    from kemm.errors import InputDataError
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise InputDataError(f"cannot read facts CSV: {error}", file=str(path)) from None
+    if "case_id" not in frame.columns:
+        raise InputDataError("facts CSV has no case_id column", file=str(path))
+    duplicated = frame["case_id"][frame["case_id"].duplicated()].tolist()
+    if duplicated:
+        raise InputDataError(
+            f"facts CSV lists {len(duplicated)} patient(s) twice, e.g. {duplicated[:3]}",
+            file=str(path),
+        )
+    frame = frame.set_index("case_id").replace("", None)
+    return frame

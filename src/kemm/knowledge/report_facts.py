@@ -1,0 +1,1012 @@
+"""The report-fact extractor: one pathology report -> one typed, grounded record.
+
+Every model that reads report facts (clinical covariates, the extractive refiner, grounding,
+the audit scorer and ``kemm knowledge facts``) goes through :func:`extract_report_facts`.
+
+How a report is read:
+
+* The text is cut into *units*: a line of the OCR text, or a sentence where the OCR export
+  joined lines with ``". "``; a synoptic label alone on its line (``REGIONAL LYMPH NODES (pN)``)
+  forms one unit with the value line under it. A fact always comes from one unit, never from
+  pieces of different lines.
+* Units are assigned to sections by the headers met while walking the report. History,
+  clinical information, pre-operative diagnoses, gross description and frozen sections are
+  not read (they state what was suspected or a comorbidity, not the tumour's pathology).
+  Page headers and footers, confidentiality boilerplate and text addressed to a model
+  (``SYSTEM:``, ``ignore previous instructions`` ...) are not report text and are skipped.
+* OCR variants are read (``pTlb``, ``pT1 b``, ``T2 a``, ``PT3b``, ``pNO``, ``pT2N0Mx``,
+  ``9.5 em``). "Not specified", "cannot be assessed" and the like mean *not stated*, never
+  absent.
+* Where a report states TNM but no stage group, the stage comes from the cancer's AJCC 7th
+  edition table (:mod:`kemm.knowledge.ajcc`), and the field says so (``derived``).
+
+Each field is a :class:`Fact` with its value, the character span of its unit in the original
+text and that unit's text; a field that the report does not state is ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+
+from kemm.knowledge.facts import receptor_calls, roman_to_int
+
+__all__ = [
+    "FACT_COLUMNS",
+    "Fact",
+    "ReportFacts",
+    "Unit",
+    "extract_report_facts",
+    "report_units",
+]
+
+# ----------------------------------------------------------------------------------------------
+# Units and sections
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One line (or one sentence of a joined OCR export) of a report, with its section."""
+
+    text: str
+    start: int
+    end: int
+    section: str
+
+
+# Section headers recognised at the start of a unit. ``skip`` sections are not read.
+_SECTION_HEADERS: tuple[tuple[str, str], ...] = (
+    (
+        "skip",
+        r"(?:pertinent\s+)?(?:past\s+)?(?:clinical\s+|medical\s+)?history|clinical\s+"
+        r"(?:data|information|notes?|diagnosis|indications?)|indications?(?:\s+for\s+\w+)?|"
+        r"pre-?\s?op(?:erative)?\.?\s+diagnosis|post-?\s?op(?:erative)?\.?\s+diagnosis|"
+        r"reason\s+for\s+(?:referral|request|surgery)|frozen\s+section(?:\s+diagnosis)?|"
+        r"intra-?operative\s+(?:consultation|diagnosis)|gross(?:\s+(?:description|examination|"
+        r"exam|findings))?|macroscopic(?:\s+description)?|specimens?\s+(?:received|submitted)|"
+        r"comorbidit(?:y|ies)|past\s+medical",
+    ),
+    (
+        "synoptic",
+        r"synoptic(?:\s+\w+)?|(?:[a-z]+\s+){0,3}(?:carcinoma|cancer|tumou?r)\s+(?:case\s+)?"
+        r"summary|(?:[a-z]+\s*,?\s*){0,4}case\s+summary|pathologic(?:al)?\s+staging(?:\s*\(p?tnm\))?|"
+        r"(?:cap\s+)?checklist|summary\s+of\s+(?:pathologic\s+)?findings",
+    ),
+    (
+        "diagnosis",
+        r"(?:final\s+)?(?:surgical\s+)?(?:pathologic(?:al)?\s+)?diagnos[ie]s"
+        r"(?:\s+based\s+on[\w\s]{0,40})?|final\s+report|impression|conclusions?|"
+        r"histopathological\s+(?:diagnosis|examination)",
+    ),
+    ("microscopic", r"microscopic(?:\s+(?:description|examination|findings))?"),
+    ("comment", r"comments?|addendum|note"),
+)
+_SECTION_RE = [
+    (
+        name,
+        re.compile(
+            r"^\s*[\W\d]{0,4}\s*(?:[A-Za-z0-9\- ]{1,25}:\s*)?(?:"
+            + rx
+            + r")\s*(?:\(s\))?\s*(?::|\.|-|$)",
+            re.I,
+        ),
+    )
+    for name, rx in _SECTION_HEADERS
+]
+
+# Whole units that are not report text.
+_NOT_TEXT_RE = re.compile(
+    r"\bpage\s*:?\s*\d+\s*(?:of\s*\d+)?\b|^\s*\d+\s+of\s+\d+\s*\.?\s*$|confidential|privileged|unauthori[sz]ed|"
+    r"\bprotected\s+by\b|electronic(?:ally)?\s+sign|\bsigned\s+out\b|\bdictated\s+by\b|"
+    r"\bprinted\s+(?:on|by)\b|\buuid\b|\bredacted\b|\bebrowser\b|\bresult\s+for\s*:",
+    re.I,
+)
+# Text addressed to a language model (prompt injection), never pathology.
+_INJECTION_RE = re.compile(
+    r"^\s*(?:system|assistant|user|instruction|prompt)\s*[:>]|ignore\s+(?:all\s+)?(?:the\s+)?"
+    r"(?:previous|prior|above)|disregard\s+(?:the\s+)?(?:previous|above)|\byou\s+are\s+an?\b|"
+    r"\bas\s+an\s+ai\b|\bllm\b|\blanguage\s+model\b|new\s+instructions?",
+    re.I,
+)
+# History, comorbidity and suspicion inside otherwise readable sections.
+_HISTORY_RE = re.compile(
+    r"\bhistory\s+of\b|\bh/o\b|\bhx\b|\bprior\s+(?:history|diagnosis)\b|\bprevious(?:ly)?\s+(?:diagnosed|treated|resected|"
+    r"excised|history)\b|"
+    r"\bchronic\s+kidney\s+disease\b|\bckd\b|\bend[- ]stage\s+renal\b|\brenal\s+transplant\b|"
+    r"\brule\s+out\b|\br/o\b|\bsuspicious\s+for\b|\bclinical(?:ly)?\b|\bper\s+(?:clinical|"
+    r"radiology)\b|\bradiolog|\bimaging\b|\bct\s+scan\b|\bpet\b",
+    re.I,
+)
+# Any header-like line: a few upper-case words alone, optionally ending with ":" or ".".
+_ANY_HEADER_RE = re.compile(r"^\s*[A-Z][A-Z&/()\- ]{2,40}\s*[:.]?\s*$")
+# A synoptic label alone on its line: its value is on the next line.
+_LABEL_ONLY_RE = re.compile(r"^[A-Z][A-Z0-9 ()/,&'\-]{3,70}:?\s*$")
+
+
+def _joined_export(text: str) -> bool:
+    """True for the OCR exports that joined every line with ``". "`` (few real newlines)."""
+    return text.count("\n") < max(3, len(text) / 400)
+
+
+def _raw_units(text: str) -> list[tuple[int, int]]:
+    if _joined_export(text):
+        spans, start = [], 0
+        # a sentence end: ". " not inside a decimal number, an abbreviation-like "e.g." or "Dr."
+        # (not before a TNM piece that OCR cut off with a dot: "pT 2. N 1. M X.")
+        for m in re.finditer(
+            r"(?<!\b[A-HJ-UW-Za-hj-uw-z])(?<!\bDr)(?<!\bNo)\.\s+(?![NM]\s?[0-3xXO]\b)|\n", text
+        ):
+            spans.append((start, m.start()))
+            start = m.end()
+        spans.append((start, len(text)))
+        return spans
+    spans, start = [], 0
+    for m in re.finditer(r"\n", text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    return spans
+
+
+def report_units(text: str) -> list[Unit]:
+    """The readable units of a report, each with its section (``skip`` units are dropped)."""
+    text = _repair(text)
+    units: list[Unit] = []
+    section = "preamble"
+    raw = [(a, b) for a, b in _raw_units(text) if text[a:b].strip()]
+    i = 0
+    while i < len(raw):
+        a, b = raw[i]
+        line = text[a:b].strip()
+        for name, rx in _SECTION_RE:
+            if rx.match(line):
+                section = name
+                break
+        else:
+            if _ANY_HEADER_RE.match(line):
+                section = "other"  # an unknown header ends a skipped section
+        # a label alone on its line (upper case, no value) takes the next line as its value,
+        # skipping one parenthetical explanation line ("(excluding renal vein ...)")
+        if _LABEL_ONLY_RE.match(line) and i + 1 < len(raw) and not _is_header_only(line):
+            j = i + 1
+            nxt = text[raw[j][0] : raw[j][1]].strip()
+            if nxt.startswith("(") and j + 1 < len(raw):
+                j += 1
+                nxt = text[raw[j][0] : raw[j][1]].strip()
+            if not _LABEL_ONLY_RE.match(nxt) and len(nxt) < 160:
+                b = raw[j][1]
+                i = j
+        unit = text[a:b]
+        i += 1
+        if _INJECTION_RE.search(unit):
+            # text addressed to a model: it and what follows it, up to the next section
+            # header, is not report text (injected lines are appended as a block)
+            section = "skip"
+            continue
+        if section == "skip" or _NOT_TEXT_RE.search(unit):
+            continue
+        units.append(Unit(re.sub(r"\s+", " ", unit).strip(), a, b, section))
+    return units
+
+
+def _is_header_only(line: str) -> bool:
+    return any(rx.match(line) for _, rx in _SECTION_RE) and len(line) < 40
+
+
+def _repair(text: str) -> str:
+    """Same-length OCR repairs, so spans stay valid in the original text."""
+    return text.replace("\r", "\n").replace("\t", " ")
+
+
+# ----------------------------------------------------------------------------------------------
+# The record
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One stated fact: normalised value, the span of its unit in the report, the unit text.
+    ``derived`` marks a value computed from other facts (stage from TNM)."""
+
+    value: str | float | int
+    start: int
+    end: int
+    source: str
+    derived: bool = False
+
+
+@dataclass
+class ReportFacts:
+    """Facts of one report; ``None`` means the report does not state it."""
+
+    t: Fact | None = None  # "T2a" (prefix in t_prefix)
+    t_prefix: str | None = None  # "p", "yp", "c" ...
+    n: Fact | None = None
+    n_prefix: str | None = None
+    m: Fact | None = None
+    m_prefix: str | None = None
+    stage: Fact | None = None  # "IIIA"; FIGO for UCEC
+    grade: Fact | None = None  # "G2" on the cancer's own scale
+    nodes_positive: Fact | None = None
+    nodes_examined: Fact | None = None
+    size_cm: Fact | None = None
+    margin: Fact | None = None  # "positive" / "negative"
+    lvi: Fact | None = None  # "present" / "absent"
+    pni: Fact | None = None
+    histology: Fact | None = None
+    er: Fact | None = None  # "positive" / "negative" / "equivocal"
+    pr: Fact | None = None
+    her2: Fact | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def value(self, name: str):
+        fact = getattr(self, name)
+        return fact.value if isinstance(fact, Fact) else None
+
+    def row(self, *, receptors: bool = False) -> dict[str, object]:
+        """The CSV row of ``kemm knowledge facts`` (empty string = not stated)."""
+        columns = FACT_COLUMNS + (RECEPTOR_COLUMNS if receptors else ())
+        out: dict[str, object] = {}
+        for name in columns:
+            value = self.value(name)
+            out[name] = "" if value is None else value
+        return out
+
+    def stated(self) -> list[str]:
+        return [f.name for f in fields(self) if isinstance(getattr(self, f.name), Fact)]
+
+
+FACT_COLUMNS = ("t", "n", "m", "stage", "grade", "nodes_positive", "nodes_examined", "size_cm",
+                "margin", "lvi", "pni", "histology")  # fmt: skip
+RECEPTOR_COLUMNS = ("er", "pr", "her2")
+
+# ----------------------------------------------------------------------------------------------
+# TNM
+
+_OCR_DIGIT = {"l": "1", "I": "1", "i": "1", "O": "0", "o": "0"}
+_T_VALUE = r"(?:is|[0-4xX]|[lIO](?=[a-d\s,;.):/]|$|[NM]))"
+_N_VALUE = r"(?:[0-3xX]|[lIO](?=[a-c\s,;.):/(\]]|$|M|\(|mi))"
+_M_VALUE = r"(?:[01xX]|[lIO](?=[a-c\s,;.):/]|$))"
+_SUB = r"(?:\s?[a-d](?![a-z]))?(?:\s?\d(?!\d))?"
+_PRE = r"(?P<pre>y?p|y|c|r|a)"
+# a prefixed category: pT2a, ypN0, pT 1 b, PT3b, pMx, pN1mi
+# case-sensitive on purpose: "cm in" must not read as cM1 ("P" for "p" is a common OCR slip)
+_PREFIXED_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<pre>y?p|yP|P|y|c|r)\s?(?P<cat>[TNM])\s?"
+    r"(?P<val>is|[0-4xX]|[lIO](?![a-z]{2}))"
+    r"(?P<sub>\s?(?:mi|\(i[+-]\)|\(mol[+-]\)|[a-d](?![a-z]))?(?:\s?\d(?![\d.]))?)"
+)
+# an unprefixed run: T2N0M0, T2 N1 MX, T3a, N1, M0 (a run needs at least two categories)
+_RUN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:" + _PRE + r"\s?)?T\s?(?P<t>" + _T_VALUE + r")(?P<ts>" + _SUB + r")"
+    r"\s*[,/]?\s*(?:y?p|c)?N\s?(?P<n>" + _N_VALUE + r")(?P<ns>(?:mi|\s?[a-c](?![a-z]))?)"
+    r"(?:\s*[,/]?\s*(?:y?p|c)?M\s?(?P<m>" + _M_VALUE + r")(?P<ms>[a-c]?))?(?![A-Za-z0-9])",
+)
+# a labelled item: "Primary tumor (pT): T2", "Regional lymph nodes: N0", "T stage: 2"
+_LABELLED_RE = {
+    "T": re.compile(r"primary\s+tumou?r(?:\s*\(p?T\))?|\bp?T\s*(?:stage|category)", re.I),
+    "N": re.compile(r"regional\s+lymph\s+nodes?(?:\s*\(p?N\))?|\bp?N\s*(?:stage|category)", re.I),
+    "M": re.compile(r"distant\s+metastas[ie]s(?:\s*\(p?M\))?|\bp?M\s*(?:stage|category)", re.I),
+}
+_LABEL_VALUE_RE = {
+    "T": re.compile(r"^[\s:.\-]*(?:y?p|c)?\s?T?\s?(?P<val>is|[0-4xX]|[lIO](?![a-z]{2}))"
+                    r"(?P<sub>\s?(?:[a-d](?![a-z]))?(?:\d(?!\d))?)(?![A-Za-z0-9])", re.I),
+    "N": re.compile(r"^[\s:.\-]*(?:y?p|c)?\s?N?\s?(?P<val>[0-3xX]|[lIO](?![a-z]{2}))"
+                    r"(?P<sub>\s?(?:mi|[a-c](?![a-z]))?)(?![A-Za-z0-9])", re.I),
+    "M": re.compile(r"^[\s:.\-]*(?:y?p|c)?\s?M?\s?(?P<val>[01xX]|[lIO](?![a-z]{2}))"
+                    r"(?P<sub>[a-c]?)(?![A-Za-z0-9])", re.I),
+}  # fmt: skip
+_T_ORDER = {"TIS": 0, "T0": 0, "T1": 1, "T2": 2, "T3": 3, "T4": 4}
+
+
+def _digit(value: str) -> str:
+    value = value.strip()
+    if value.lower() == "is":
+        return "is"
+    return _OCR_DIGIT.get(value, value).upper()
+
+
+def _norm_category(cat: str, value: str, sub: str) -> str | None:
+    """``("T", "l", " b")`` -> ``"T1b"``; ``None`` for X (not assessed)."""
+    value = _digit(value)
+    if value.upper() == "X":
+        return None
+    sub = re.sub(r"\s", "", sub or "")
+    if cat == "T":
+        if value == "is":
+            return "Tis"
+        sub = sub.lower()
+        if sub.isdigit() or (len(sub) == 2 and sub[0].isalpha()):
+            sub = sub if sub.isdigit() is False else ""  # a trailing digit alone is noise
+        return f"T{value}{sub}"
+    if cat == "N":
+        sub = sub.lower()
+        if sub.startswith("(i") or sub.isdigit():
+            sub = ""  # isolated tumour cells count as N0; a trailing digit is OCR noise
+        return f"N{value}{sub}"
+    return f"M{value}{sub.lower()}"
+
+
+def _is_x(value: str) -> bool:
+    return value.strip().upper() == "X"
+
+
+@dataclass
+class _Candidate:
+    value: str | None  # None = explicitly X
+    prefix: str | None
+    unit: Unit
+    strength: int  # 2 prefixed or run, 1 labelled
+
+
+def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
+    out: dict[str, list[_Candidate]] = {"T": [], "N": [], "M": []}
+    for unit in units:
+        text = _untangle_tnm(unit.text)
+        taken: list[tuple[int, int]] = []
+        for m in _RUN_RE.finditer(text):
+            prefix = (m.group("pre") or "").lower() or None
+            taken.append(m.span())
+            for cat, val, sub in (("T", m.group("t"), m.group("ts")),
+                                  ("N", m.group("n"), m.group("ns")),
+                                  ("M", m.group("m"), m.group("ms"))):  # fmt: skip
+                if val is None:
+                    continue
+                norm = None if _is_x(val) else _norm_category(cat, val, sub)
+                out[cat].append(_Candidate(norm, prefix, unit, 2))
+        for m in _PREFIXED_RE.finditer(text):
+            if any(a <= m.start() < b for a, b in taken):
+                continue
+            cat = m.group("cat").upper()
+            pre = m.group("pre").lower()
+            if pre == "a" or (pre == "r" and cat != "T"):
+                continue  # "aN" / "rN" are not TNM prefixes in reports
+            val = m.group("val")
+            # "pN" followed by a lymph-node station number is not a category (rare), but "pNO"
+            # (OCR zero) is
+            norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
+            out[cat].append(_Candidate(norm, pre, unit, 2))
+        for cat, label in _LABELLED_RE.items():
+            lm = label.search(text)
+            if not lm:
+                continue
+            rest = text[lm.end() :]
+            rest = re.sub(r"^\s*\((?:p?[TNM])\)\s*", "", rest)
+            vm = _LABEL_VALUE_RE[cat].match(rest)
+            if vm and not out[cat] or (vm and all(c.unit is not unit for c in out[cat])):
+                val = vm.group("val")
+                norm = None if _is_x(val) else _norm_category(cat, val, vm.group("sub"))
+                out[cat].append(_Candidate(norm, None, unit, 1))
+    return out
+
+
+def _untangle_tnm(text: str) -> str:
+    """Join TNM pieces that OCR split with dots: ``pT 2. N 1. M X.`` -> ``pT2 N1 MX``."""
+    return re.sub(
+        r"(?<![A-Za-z])(p?T)\s?([0-4xX]|is)([a-d]?)\.\s*(N)\s?([0-3xX])([a-c]?)\.?\s*(?:(M)\s?([01xX]))?",
+        lambda m: (
+            f"{m.group(1)}{m.group(2)}{m.group(3)} N{m.group(5)}{m.group(6)}"
+            + (f" M{m.group(8)}" if m.group(7) else "")
+        ),
+        text,
+    )
+
+
+def _choose(cands: list[_Candidate], order) -> _Candidate | None:
+    """The stated category: among non-X statements, the strongest evidence, then the highest
+    (multiple tumours are staged by the highest T); an explicit X only when nothing else is."""
+    stated = [c for c in cands if c.value is not None]
+    if not stated:
+        return None
+    best = max(c.strength for c in stated)
+    stated = [c for c in stated if c.strength == best]
+    return max(stated, key=lambda c: order(c.value))
+
+
+def _t_rank(value: str) -> tuple[int, str]:
+    return (_T_ORDER.get(value[:2].upper() if value[:3].upper() != "TIS" else "TIS", 0), value)
+
+
+def _nm_rank(value: str) -> tuple[int, str]:
+    digits = re.findall(r"\d", value)
+    return (int(digits[0]) if digits else 0, value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage group
+
+_STAGE_RE = re.compile(
+    r"(?<![A-Za-z])(?P<label>(?:(?:ajcc|pathologic(?:al)?|figo|tnm|anatomic|overall|prognostic)\s+)*"
+    r"(?:stage(?:\s+group(?:ing)?)?|figo))\s*(?:\((?:ajcc|figo|p?tnm)[^)]{0,20}\)\s*)?"
+    r"(?:(?:is|:|-|=)\s*)*(?:stage\s*)?(?P<roman>IV|I{1,3}|[1-4]|[lI]{1,3}V?)"
+    r"(?P<sub>[ABC][12]?)?(?![A-Za-z0-9])",
+    re.I,
+)
+# words that make "stage N" something other than the tumour's stage group
+_NOT_TUMOUR_STAGE_RE = re.compile(
+    r"(?:kidney|renal|liver|heart|lung)\s+disease|\bckd\b|\besrd\b|fibrosis|cirrhosis|ishak|"
+    r"dukes|astler|clark|breslow|decubitus|pressure|ulcer|hypertension|sleep|"
+    r"\bcin\b|pelvic\s+organ|prolapse|lymphedema",
+    re.I,
+)
+
+
+def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, Unit]]:
+    out = []
+    for unit in units:
+        for m in _STAGE_RE.finditer(unit.text):
+            window = unit.text[max(0, m.start() - 40) : m.end() + 40]
+            if _NOT_TUMOUR_STAGE_RE.search(window) or _HISTORY_RE.search(unit.text):
+                continue
+            if _DEFINITION_RE.match(unit.text[m.end() :]):
+                continue  # a staging legend ("Stage IVB: the cancer has spread ..."), not a finding
+            roman = m.group("roman").upper().replace("L", "I")
+            rank = roman_to_int(roman)
+            if rank is None or not 1 <= rank <= 4:
+                continue
+            sub = (m.group("sub") or "").upper()
+            out.append((_ROMAN_OUT[rank] + sub, unit))
+    return out
+
+
+_ROMAN_OUT = {1: "I", 2: "II", 3: "III", 4: "IV"}
+_DEFINITION_RE = re.compile(
+    r"\s*[:\-]\s*(?:the\s+)?(?:cancer|tumou?rs?|carcinoma|disease)\s+(?:has|have|is|are|invades?|"
+    r"extends?|spread)",
+    re.I,
+)
+
+
+def _stage_key(stage: str) -> tuple[int, str]:
+    m = re.match(r"(IV|I{1,3}|0)", stage)
+    rank = {"0": 0, "I": 1, "II": 2, "III": 3, "IV": 4}.get(m.group(1), 0) if m else 0
+    return (rank, stage)
+
+
+# ----------------------------------------------------------------------------------------------
+# Grade
+
+_IN_SITU_RE = re.compile(
+    r"in[\s-]situ|\bdcis\b|\blcis\b|\bpin\b|dysplasia|intraepithelial|atypical\s+hyperplasia|"
+    r"\bain\b|\bcin\b|\bvin\b",
+    re.I,
+)
+_GRADE_NUM = r"(?:G\s?)?(?P<g>[1-4]|IV|I{1,3}|[lI]{1,3}|X)(?![A-Za-z0-9])"
+_GRADE_LABELLED_RE = re.compile(
+    r"(?P<sys>nottingham|histologic(?:al)?|fuhrman|furman|isup|who/isup|who|figo|overall|"
+    r"combined|elston|sbr|bloom[- ]richardson|modified\s+bloom[- ]richardson|nuclear|tumou?r)?"
+    r"[\s\w()/,-]{0,40}?grade(?:\s*\([^)]{0,40}\))?\s*(?:is|of|:|-|=|\s)*\s*" + _GRADE_NUM,
+    re.I,
+)
+_G_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9\-/])G(?P<g>[1-4]|[lI]{1,3})(?![A-Za-z0-9])(?!\s*:\s*[a-z])"
+)
+_GRADE_CONTEXT_RE = re.compile(r"grade|differentiat", re.I)
+_NHG_RE = re.compile(r"\b(?:NHG|SBR|MBR|BRE)\s*(?:grade\s*)?(?P<g>[1-3]|I{1,3})\b", re.I)
+_TWO_TIER_RE = re.compile(
+    r"\b(?P<level>high|low)[\s-]grade\b(?!\s+(?:dysplasia|pin|squamous\s+intra|intraepithelial|"
+    r"ductal\s+carcinoma\s+in\s+situ|dcis|in\s+situ|panin|cin|ain|vin))",
+    re.I,
+)
+_SCORE_RE = re.compile(
+    r"(?:score|nottingham|sbr|bloom)[^.;\n]{0,40}?(?<![\d+])(?P<a>[1-3])\s*\+\s*(?P<b>[1-3])\s*\+"
+    r"\s*(?P<c>[1-3])(?![\d+])|(?:total|nottingham|sbr|combined)\s+score\s*(?:of\s*)?[:=]?\s*"
+    r"(?P<s>[3-9])(?:\s*/\s*9)?\b",
+    re.I,
+)
+_DIFF_RE = re.compile(
+    r"\b(?P<w>well|moderately|moderate|poorly|poor|un)[ -]?(?:to[ -](?P<w2>moderately|poorly)[ -]?)?"
+    r"differen\w{0,3}ated\b",
+    re.I,
+)
+_HIGH_GRADE_HISTOLOGY_RE = re.compile(
+    r"\bserous\s+(?:adeno)?carcinoma|\bclear\s+cell\s+(?:adeno)?carcinoma|carcinosarcoma|"
+    r"undifferentiated\s+carcinoma",
+    re.I,
+)
+
+
+def _grade_scale(cancer: str | None) -> int:
+    return {"brca": 3, "ucec": 3, "luad": 3, "lusc": 3, "kirc": 4, "kirp": 4, "kich": 4}.get(
+        (cancer or "").lower(), 4
+    )
+
+
+def _grade(units: list[Unit], cancer: str | None) -> Fact | None:
+    """Grade on the cancer's own scale: Nottingham 1-3 (breast, invasive tumour), Fuhrman /
+    ISUP 1-4 (kidney), FIGO 1-3 (endometrium; serous and clear cell are high grade, G3), and
+    differentiation for lung (well/moderately/poorly = G1/G2/G3)."""
+    scale = _grade_scale(cancer)
+    code = (cancer or "").lower()
+    best: tuple[int, int, Unit] | None = None  # (priority, grade, unit)
+
+    def offer(priority: int, grade: int | None, unit: Unit) -> None:
+        nonlocal best
+        if grade is None or not 1 <= grade <= scale:
+            return
+        if best is None or (priority, grade) > (best[0], best[1]):
+            best = (priority, grade, unit)
+
+    for unit in units:
+        text = unit.text
+        if _IN_SITU_RE.search(text) or _HISTORY_RE.search(text):
+            continue
+        for m in _SCORE_RE.finditer(text):
+            total = int(m.group("s")) if m.group("s") else sum(int(m.group(k)) for k in "abc")
+            offer(3 if code == "brca" else 1, 1 if total <= 5 else 2 if total <= 7 else 3, unit)
+        for m in _GRADE_LABELLED_RE.finditer(text):
+            system = (m.group("sys") or "").lower()
+            if code == "brca" and system in ("nuclear", "tumour", "tumor", ""):
+                if "nuclear" in m.group(0).lower():
+                    continue  # a component of the Nottingham score, not the grade
+            value = m.group("g").upper()
+            grade = None if value == "X" else roman_to_int(value.replace("L", "I"))
+            priority = 3 if system and system not in ("nuclear", "tumour", "tumor") else 2
+            offer(priority, grade, unit)
+        if _GRADE_CONTEXT_RE.search(text):
+            for m in _G_TOKEN_RE.finditer(text):
+                offer(2, roman_to_int(m.group("g").replace("l", "I").replace("L", "I")), unit)
+        for m in _NHG_RE.finditer(text):
+            offer(3, roman_to_int(m.group("g").upper()), unit)
+        if scale == 3:  # two-tier grading maps onto the ends of a three-tier scale
+            for m in _TWO_TIER_RE.finditer(text):
+                offer(1, 3 if m.group("level").lower() == "high" else 1, unit)
+        if code in ("luad", "lusc", "ucec", "") or best is None:
+            for m in _DIFF_RE.finditer(text):
+                words = [w for w in (m.group("w"), m.group("w2")) if w]
+                level = max(
+                    {"well": 1, "moderately": 2, "moderate": 2, "poorly": 3, "poor": 3, "un": 4}[
+                        w.lower()
+                    ]
+                    for w in words
+                )
+                offer(1, min(level, scale) if level < 4 else scale, unit)
+    if code == "ucec":
+        for unit in units:
+            if _HIGH_GRADE_HISTOLOGY_RE.search(unit.text) and not _HISTORY_RE.search(unit.text):
+                offer(4, 3, unit)
+                break
+    if best is None:
+        return None
+    return Fact(f"G{best[1]}", best[2].start, best[2].end, best[2].text)
+
+
+# ----------------------------------------------------------------------------------------------
+# Lymph nodes
+
+_NODE_WORD = r"(?:lymph\s*nodes?|nodes?|\bLNs?\b|sentinel)"
+_NODE_PATTERNS = (
+    # "metastatic carcinoma in 2 of 17 lymph nodes", "2/17 lymph nodes", "(0/3) nodes"
+    re.compile(r"(?P<p>\d{1,2}|no|none|zero)\s*(?:\(|\b)?\s*(?:of|/|out\s+of)\s*(?P<n>\d{1,3})\)?\s*"
+               r"(?:\w+\s+){0,3}" + _NODE_WORD, re.I),
+    # "lymph nodes: 1/12", "lymph nodes (0/15)", "Positive 1 / 12" in a node unit
+    re.compile(_NODE_WORD + r"[^0-9]{0,60}?\(?\s*(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\b",
+               re.I),
+)  # fmt: skip
+_NODES_EXAMINED_RE = re.compile(
+    r"(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:examined|recovered|retrieved|identified|"
+    r"submitted|sampled)\s*[:=]?\s*(?P<n>\d{1,3})\b|(?P<n2>\d{1,3})\s+(?:lymph\s+)?nodes?\s+"
+    r"(?:were\s+)?(?:examined|recovered|retrieved|identified)",
+    re.I,
+)
+_NODES_POSITIVE_RE = re.compile(
+    r"(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)(?:\s+(?:for|with)\s+"
+    r"[\w\s]{0,30}?)?\s*[:=]\s*(?P<p>\d{1,3}|none|no|zero|o)\b",
+    re.I,
+)
+_NEGATIVE_NODES_RE = re.compile(
+    r"(?:no|none\s+of\s+the|all)\s+(?:\d+\s+)?(?:\w+\s+){0,2}(?:lymph\s+)?nodes?[^.;]{0,40}?"
+    r"(?:negative|free\s+of|no\s+(?:evidence\s+of\s+)?(?:metasta|tumou?r|carcinoma)|"
+    r"without)",
+    re.I,
+)
+
+
+_NODE_POSITIVE_WORDS_RE = re.compile(
+    r"positive|metasta|involved|carcinoma\s+(?:in|present)|tumou?r\s+(?:in|present)|\bpos\b", re.I
+)
+_NODE_NEGATIVE_WORDS_RE = re.compile(
+    r"negative|\bno\s+(?:evidence|tumou?r|carcinoma|malignan|metasta)|free\s+of|benign|reactive|"
+    r"uninvolved",
+    re.I,
+)
+
+
+def _count(word: str) -> int:
+    return 0 if word.lower() in ("no", "none", "zero", "o") else int(word)
+
+
+def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
+    """(positive, examined): explicit totals when stated (synoptic "examined: N" / "involved:
+    N"), else the sum of distinct ``x of y`` node statements over the report's parts."""
+    totals_pos: Fact | None = None
+    totals_exam: Fact | None = None
+    parts: list[tuple[int, int, Unit]] = []
+    for unit in units:
+        text = unit.text
+        if _HISTORY_RE.search(text) or not re.search(r"node|\bLN", text, re.I):
+            continue
+        m = _NODES_EXAMINED_RE.search(text)
+        if m and totals_exam is None:
+            totals_exam = Fact(int(m.group("n") or m.group("n2")), unit.start, unit.end, unit.text)
+        m = _NODES_POSITIVE_RE.search(text)
+        if m and totals_pos is None:
+            totals_pos = Fact(_count(m.group("p")), unit.start, unit.end, unit.text)
+        for rx in _NODE_PATTERNS:
+            m = rx.search(text)
+            if m:
+                p, n = _count(m.group("p")), int(m.group("n"))
+                if p > 0 and not _NODE_POSITIVE_WORDS_RE.search(text):
+                    # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line
+                    # says they are negative they count as examined, else it states nothing
+                    if not _NODE_NEGATIVE_WORDS_RE.search(text):
+                        break
+                    p = 0
+                if 0 < n <= 150 and p <= n:
+                    parts.append((p, n, unit))
+                break
+    if (
+        totals_pos is not None
+        and totals_exam is not None
+        and int(totals_pos.value) > int(totals_exam.value)
+    ):
+        return None, None  # contradictory counts: neither is trusted
+    if parts and (totals_pos is None or totals_exam is None):
+        seen: set[tuple[int, int, str]] = set()
+        pos = exam = 0
+        for p, n, unit in parts:
+            key = (p, n, re.sub(r"\W", "", unit.text.lower())[:40])
+            if key in seen:
+                continue
+            seen.add(key)
+            pos, exam = pos + p, exam + n
+        first = parts[0][2]
+        source = "; ".join(dict.fromkeys(u.text for _, _, u in parts))
+        if totals_pos is None:
+            totals_pos = Fact(pos, first.start, parts[-1][2].end, source)
+        if totals_exam is None:
+            totals_exam = Fact(exam, first.start, parts[-1][2].end, source)
+    return totals_pos, totals_exam
+
+
+# ----------------------------------------------------------------------------------------------
+# Margins, invasion
+
+_NOT_STATED_RE = re.compile(
+    r"not\s+(?:specified|applicable|assessed|assessable|evaluable|evaluated|reported|"
+    r"submitted|determined|stated)|cannot\s+be\s+(?:assessed|determined|evaluated)|"
+    r"indeterminate|unknown|n/?a\b|equivocal",
+    re.I,
+)
+_MARGIN_NEG_RE = re.compile(
+    r"(?:negative|uninvolved|free|clear|not\s+involved|no\s+(?:tumou?r|carcinoma|malignancy|"
+    r"neoplasm|invasive)|without\s+(?:tumou?r|carcinoma)|\bR0\b|widely\s+clear)",
+    re.I,
+)
+_MARGIN_POS_RE = re.compile(
+    r"(?:positive|involved|(?:tumou?r|carcinoma)\s+(?:is\s+)?(?:present\s+)?at|extends?\s+to|"
+    r"transected|\bR[12]\b)",
+    re.I,
+)
+
+
+def _margin(units: list[Unit]) -> Fact | None:
+    """Margin status from a margin unit: "positive" if any margin is involved, "negative" if the
+    margins are stated free; not stated for "not specified"/"cannot be assessed"."""
+    found: Fact | None = None
+    for unit in units:
+        text = unit.text
+        if not re.search(r"margin|\bR[012]\b", text, re.I) or _HISTORY_RE.search(text):
+            continue
+        m = re.search(r"margins?\b", text, re.I)
+        after = text[m.start() :] if m else text
+        if m and re.search(r"\b(?:no|free\s+of|without)\s+(?:residual\s+|invasive\s+)?"
+                           r"(?:tumou?r|carcinoma|malignancy|neoplasm)[^.;]{0,50}$",
+                           text[: m.start()], re.I):  # fmt: skip
+            found = found or Fact("negative", unit.start, unit.end, unit.text)
+            continue
+        label = re.match(r"[^:]{0,60}margins?[^:]{0,50}:\s*(?=\S)", after, re.I)
+        if label:  # a synoptic item: its value decides ("MARGINS INVOLVED BY ...: 4.5 mm")
+            if re.search(r"in\s+situ|dcis", label.group(0), re.I):
+                continue  # the in-situ component's margins, not the invasive tumour's
+            after = after[label.end() :]
+            after = re.split(r"\b[A-Z][A-Z /-]{3,40}:", after, maxsplit=1)[0]  # up to the next item
+            if re.match(r"(?:distance|closest|\d+(?:\.\d+)?\s*(?:mm|cm))", after, re.I):
+                found = found or Fact("negative", unit.start, unit.end, unit.text)
+                continue
+        if _NOT_STATED_RE.search(after[:80]) and not re.search(
+            r"\b(?:un)?involved|free|negative|"
+            r"positive",
+            after[:80],
+            re.I,
+        ):
+            continue  # fmt: skip
+        neg = _MARGIN_NEG_RE.search(after)
+        pos = _MARGIN_POS_RE.search(after)
+        if pos and (not neg or pos.start() < neg.start()):
+            if re.search(
+                r"\b(?:un|not\s+)involved", after[max(0, pos.start() - 4) : pos.end()], re.I
+            ):
+                pos = None
+        if pos and (not neg or pos.start() < neg.start()):
+            return Fact("positive", unit.start, unit.end, unit.text)
+        if neg and found is None and re.search(r"margin", text, re.I):
+            found = Fact("negative", unit.start, unit.end, unit.text)
+    return found
+
+
+_LVI_LABEL = (r"lympho?[- ]?vascular(?:\s+(?:space\s+)?invasion)?|lymph[- ]vascular|angiolymphatic|"
+              r"lymphatic(?:\s*\(small\s+vessel\))?\s+invasion|vascular\s+invasion|\bLVI\b|"
+              r"small\s+vessel\s+invasion")  # fmt: skip
+_PNI_LABEL = r"perineural(?:\s+invasion)?|\bPNI\b"
+
+
+def _invasion(units: list[Unit], label: str) -> Fact | None:
+    rx = re.compile(label, re.I)
+    absent: Fact | None = None
+    for unit in units:
+        text = unit.text
+        m = rx.search(text)
+        if not m or _HISTORY_RE.search(text):
+            continue
+        before = text[max(0, m.start() - 40) : m.start()]
+        after = text[m.end() : m.end() + 200]
+        if re.search(r"\b(?:no|negative\s+for|without|free\s+of|absence\s+of)\b[^.;:]{0,30}$",
+                     before, re.I):  # fmt: skip
+            absent = absent or Fact("absent", unit.start, unit.end, unit.text)
+            continue
+        head = re.sub(r"^\s*(?:\([^)]*\)\s*)*", "", after)
+        head = re.sub(r"^\s*(?:\((?:[LVP]n?|small\s+vessel)\)\s*)?[:\-.=]?\s*", "", head)
+        if _NOT_STATED_RE.match(head) or re.match(r"(?:not\s+specified|indeterminate)", head, re.I):
+            continue
+        if re.match(r"(?:present|identified|seen|positive|yes|noted|extensive|focal|"
+                    r"involv|is\s+present|are\s+present)", head, re.I) or re.search(
+            r"\b(?:with|shows?|showing|demonstrat\w*|focal|extensive)\s+$", before, re.I
+        ):  # fmt: skip
+            return Fact("present", unit.start, unit.end, unit.text)
+        if re.match(r"(?:absent|not\s+(?:identified|seen|present)|none|negative|no\b)", head, re.I):
+            absent = absent or Fact("absent", unit.start, unit.end, unit.text)
+    return absent
+
+
+# ----------------------------------------------------------------------------------------------
+# Size, histology, receptors
+
+_SIZE_LABEL_RE = re.compile(
+    r"tumou?r\s+size|size\s+of\s+(?:the\s+)?tumou?r|sizeof\s+tumou?r|greatest\s+(?:dimension|"
+    r"diameter)|largest\s+(?:dimension|tumou?r)|size\s+of\s+(?:largest\s+)?(?:invasive\s+)?"
+    r"(?:carcinoma|focus)|invasive\s+(?:carcinoma|tumou?r)\s+size|tumou?r\s+measures|"
+    r"mass\s+measur(?:es|ing)|(?:carcinoma|tumou?r)[^.;]{0,30}measuring",
+    re.I,
+)
+_SIZE_VALUE_RE = re.compile(
+    r"(?P<a>\d{1,3}(?:[.,]\d{1,2})?)\s*(?:(?:x|×|\*)\s*(?P<b>\d{1,3}(?:[.,]\d{1,2})?)\s*)?"
+    r"(?:(?:x|×|\*)\s*(?P<c>\d{1,3}(?:[.,]\d{1,2})?)\s*)?(?P<unit>cm|mm|em|crn|an)\b",
+    re.I,
+)
+_SIZE_EXCLUDE_RE = re.compile(r"\bfoc(?:us|i)\b|p63|\bfrom\b|away|distance|margin|node|less\s+than|"
+                              r"more\s+than|up\s+to|<|>|specimen|"
+                              r"in\s+situ|dcis|lcis|satellite|additional", re.I)  # fmt: skip
+
+
+_SIZE_AFTER_RE = re.compile(
+    r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm|em)\s+in\s+(?:greatest|maximum|largest)\s+"
+    r"(?:dimension|diameter|extent)",
+    re.I,
+)
+
+
+def _size(units: list[Unit]) -> Fact | None:
+    """Greatest dimension of the main (largest) tumour, in cm."""
+    best: tuple[float, Unit] | None = None
+    for unit in units:
+        text = unit.text
+        if _HISTORY_RE.search(text):
+            continue
+        label = _SIZE_LABEL_RE.search(text)
+        m = None
+        if label and not re.search(r"specimen|\bnode", text[: label.start()], re.I):
+            tail = text[label.end() :]
+            bounded = re.search(r"less\s+than|more\s+than|up\s+to|[<>]", tail[:40], re.I)
+            soft = _SIZE_EXCLUDE_RE.search(tail[:60]) and not re.search(
+                r"greatest|tumou?r\s+size", text, re.I
+            )
+            if not bounded and not soft:
+                m = _SIZE_VALUE_RE.search(tail[:80])
+        if m is None:
+            # "... carcinoma, measuring 4.5 cm in greatest dimension"
+            after = _SIZE_AFTER_RE.search(text)
+            if (
+                after
+                and re.search(r"carcinoma|tumou?r|mass|neoplasm|lesion", text, re.I)
+                and not (_SIZE_EXCLUDE_RE.search(text[max(0, after.start() - 40) : after.start()]))
+            ):
+                m = _SIZE_VALUE_RE.search(after.group(0))
+        if not m:
+            continue
+        values = [
+            float(v.replace(",", ".")) for v in (m.group("a"), m.group("b"), m.group("c")) if v
+        ]
+        value = max(values)
+        if m.group("unit").lower() == "mm":
+            value /= 10
+        if not 0 < value <= 40:
+            continue
+        if best is None or value > best[0]:
+            best = (value, unit)
+    if best is None:
+        return None
+    return Fact(round(best[0], 2), best[1].start, best[1].end, best[1].text)
+
+
+_TUMOUR_NOUN = (
+    r"carcinoma|adenocarcinoma|carcinosarcoma|sarcoma|neoplasm|tumou?r|mesothelioma|"
+    r"lymphoma|blastoma|melanoma|glioma|glioblastoma|astrocytoma|seminoma|leiomyosarcoma|"
+    r"liposarcoma|oligodendroglioma|oligoastrocytoma|cholangiocarcinoma|mesothelioma"
+)
+_TYPE_WORDS = (
+    r"invasive|infiltrating|ductal|lobular|mucinous|papillary|clear|cell|renal|squamous|"
+    r"urothelial|endometrioid|serous|small|large|non-small|adenosquamous|signet|ring|tubular|"
+    r"medullary|micropapillary|metaplastic|conventional|chromophobe|sarcomatoid|keratinizing|"
+    r"non-keratinizing|nonkeratinizing|basaloid|acinar|solid|lepidic|mixed|neuroendocrine|"
+    r"undifferentiated|bronchioloalveolar|poorly|moderately|well|differentiated|type|nos|"
+    r"hepatocellular|adrenocortical|cortical|transitional|signet-ring|anaplastic|pleomorphic|"
+    r"spindle|epithelioid|sarcomatoid|dedifferentiated|intestinal|diffuse|endocervical"
+)
+_HISTOLOGY_RE = re.compile(
+    r"\b(?:(?:" + _TYPE_WORDS + r")[\s,-]+){0,5}(?:" + _TUMOUR_NOUN + r")\b"
+    r"(?:\s*,\s*(?:clear\s+cell|papillary|chromophobe|endometrioid|serous|conventional)"
+    r"(?:\s+type)?)?",
+    re.I,
+)
+_HISTOLOGY_LABEL_RE = re.compile(
+    r"histologic(?:al)?\s+(?:tumou?r\s+)?type(?:\s*/\s*subtype)?\s*(?:\([^)]*\))?\s*[:\-.]?\s*"
+    r"(?P<v>.{3,100})",
+    re.I,
+)
+_NEGATED_BEFORE_RE = re.compile(
+    r"\b(?:no|negative\s+for|free\s+of|without|not)\b[^.;:]{0,30}$", re.I
+)
+_GENERIC = {"carcinoma", "neoplasm", "tumor", "tumour", "cell carcinoma", "type carcinoma"}
+
+
+def _histology(units: list[Unit]) -> Fact | None:
+    """Histologic type from a "histologic type" item, else the first diagnosis line naming a
+    tumour (never the specimen or procedure field)."""
+    for unit in units:
+        m = _HISTOLOGY_LABEL_RE.search(unit.text)
+        if m:
+            value = _histology_value(m.group("v"))
+            if value:
+                return Fact(value, unit.start, unit.end, unit.text)
+    for unit in units:
+        if unit.section not in ("diagnosis", "synoptic", "preamble") or _HISTORY_RE.search(
+            unit.text
+        ):
+            continue
+        value = _histology_value(unit.text, skip_negated=True)
+        if value:
+            return Fact(value, unit.start, unit.end, unit.text)
+    return None
+
+
+def _histology_value(text: str, skip_negated: bool = False) -> str | None:
+    for m in _HISTOLOGY_RE.finditer(text):
+        if skip_negated and _NEGATED_BEFORE_RE.search(text[max(0, m.start() - 40) : m.start()]):
+            continue  # "no tumour is seen", "negative for carcinoma"
+        value = re.sub(r"\s+", " ", m.group(0)).strip(" ,-").lower()
+        value = re.sub(r"^(?:type|nos)\s+", "", value)
+        if value in _GENERIC or len(value) < 6:
+            continue
+        if value.split()[-1] in ("tumor", "tumour") and len(value.split()) < 3:
+            continue
+        return value
+    # a labelled value that names a type without a tumour noun ("Clear cell (conventional)")
+    m = re.match(r"\s*(clear\s+cell|papillary|chromophobe|endometrioid|serous|ductal|lobular|"
+                 r"squamous|adenocarcinoma)\b", text, re.I)  # fmt: skip
+    return m.group(1).lower() if m else None
+
+
+def _receptors(units: list[Unit]) -> dict[str, Fact]:
+    out: dict[str, Fact] = {}
+    names = {"ER": "er", "PR": "pr", "HER2": "her2"}
+    polarity = {"POS": "positive", "NEG": "negative", "EQUIVOCAL": "equivocal"}
+    for unit in units:
+        if _HISTORY_RE.search(unit.text):
+            continue
+        for marker, call in sorted(receptor_calls(unit.text)):
+            key = names.get(marker)
+            if key and key not in out:
+                out[key] = Fact(polarity[call], unit.start, unit.end, unit.text)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportFacts:
+    """The typed fact record of one report (see the module docstring for the reading rules).
+
+    ``cancer`` (TCGA study code, e.g. ``"kirc"``) selects the grade scale and the AJCC 7th
+    edition table used to derive a stage group from TNM when no group is stated.
+    """
+    facts = ReportFacts()
+    if not text or not str(text).strip():
+        return facts
+    units = [u for u in report_units(str(text)) if not _foreign(u.text, cancer)]
+    readable = [u for u in units if not _HISTORY_RE.search(u.text) or _TNM_HINT_RE.search(u.text)]
+    cands = _tnm_candidates(readable)
+    for cat, attr, order in (("T", "t", _t_rank), ("N", "n", _nm_rank), ("M", "m", _nm_rank)):
+        chosen = _choose(cands[cat], order)
+        if chosen is not None:
+            unit = chosen.unit
+            setattr(facts, attr, Fact(chosen.value, unit.start, unit.end, unit.text))
+            setattr(facts, f"{attr}_prefix", chosen.prefix)
+    stages = _stage_candidates(units, cancer)
+    derived = _derived_stage(facts, cancer) if facts.t is not None or facts.m is not None else None
+    if stages:
+        value, unit = max(stages, key=lambda s: _stage_key(s[0]))
+        facts.stage = Fact(value, unit.start, unit.end, unit.text)
+        tnm_units = {(f.start, f.end) for f in (facts.t, facts.n, facts.m) if f is not None}
+        if (
+            derived is not None
+            and _stage_key(derived.value)[0] != _stage_key(value)[0]
+            and (unit.start, unit.end) not in tnm_units
+        ):
+            # a stated group that contradicts the stated TNM, on another line: trust the TNM
+            facts.stage = derived
+    else:
+        facts.stage = derived
+    facts.grade = _grade(units, cancer)
+    facts.nodes_positive, facts.nodes_examined = _nodes(units)
+    facts.size_cm = _size(units)
+    facts.margin = _margin(units)
+    facts.lvi = _invasion(units, _LVI_LABEL)
+    facts.pni = _invasion(units, _PNI_LABEL)
+    facts.histology = _histology(units)
+    if (cancer or "brca").lower() == "brca":  # receptors are breast facts
+        for key, fact in _receptors(units).items():
+            setattr(facts, key, fact)
+    return facts
+
+
+_FOREIGN_TUMOUR = {
+    "thymoma": r"thym(?:oma|ic|us)", "thyroid": r"thyroid", "prostate": r"prostat",
+    "colorectal": r"\bcolon\b|colorectal|\brect(?:um|al)\b", "liver": r"hepatocellular",
+    "bladder": r"urothelial|bladder", "melanoma": r"melanoma", "lymphoma": r"lymphoma",
+    "ovary": r"ovar(?:y|ian)", "cervix": r"cervi(?:x|cal)", "kidney": r"renal\s+cell",
+}  # fmt: skip
+_OWN_SITES = {
+    "ucec": {"ovary", "cervix"}, "kirc": {"kidney"}, "kirp": {"kidney"}, "kich": {"kidney"},
+    "coad": {"colorectal"}, "read": {"colorectal"}, "blca": {"bladder"}, "prad": {"prostate"},
+    "thca": {"thyroid"}, "lihc": {"liver"}, "skcm": {"melanoma"}, "thym": {"thymoma"},
+    "ov": {"ovary"}, "cesc": {"cervix"},
+}  # fmt: skip
+
+
+def _foreign(text: str, cancer: str | None) -> bool:
+    """True for a line about a tumour of another site than the cohort's (a second specimen,
+    e.g. a thymoma resected with a lung cancer): its facts are not the cohort tumour's."""
+    if not cancer:
+        return False
+    own = _OWN_SITES.get(cancer.lower(), set())
+    return any(
+        site not in own and re.search(rx, text, re.I) for site, rx in _FOREIGN_TUMOUR.items()
+    )
+
+
+_TNM_HINT_RE = re.compile(r"\b(?:y?p)[TNM]\s?[0-4xX]", re.I)
+
+
+def _derived_stage(facts: ReportFacts, cancer: str | None) -> Fact | None:
+    if not cancer:
+        return None
+    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm
+
+    if cancer.lower() not in SUPPORTED_CANCERS:
+        return None
+    stage = stage_from_tnm(cancer, facts.value("t"), facts.value("n"), facts.value("m"))
+    if stage is None:
+        return None
+    spans = [f for f in (facts.t, facts.n, facts.m) if f is not None]
+    source = "; ".join(dict.fromkeys(f.source for f in spans))
+    return Fact(stage, min(f.start for f in spans), max(f.end for f in spans), source, True)

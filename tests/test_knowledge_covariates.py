@@ -1,0 +1,104 @@
+"""Report facts as covariates: encoding, unknown levels, directions, and the engine's
+clinical block built from a reports CSV or a facts CSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kemm.engine.config import parse_config
+from kemm.engine.data import prepare_cohort
+from kemm.errors import InputDataError
+from kemm.knowledge.covariates import covariate_of, encode_facts, facts_from_csv
+
+
+def test_ordinal_facts_are_cumulative_with_an_unknown_level():
+    values = pd.DataFrame(
+        {"t": ["T1a", "T2", "T4b", None, "Tis"], "stage": ["IA", "IIB", "IV", None, None]},
+        index=list("abcde"),
+    )
+    encoded, directions = encode_facts(values, ["t", "stage"])
+    assert list(encoded.loc["c", ["t>=2", "t>=3", "t>=4", "t=unknown"]]) == [1, 1, 1, 0]
+    assert list(encoded.loc["b", ["t>=2", "t>=3", "t>=4"]]) == [1, 0, 0]
+    # not stated: the level columns are left for the fold's mean imputation, the flag is set
+    assert encoded.loc["d", ["t>=2", "t>=3", "t>=4"]].isna().all()
+    assert encoded.loc["d", "t=unknown"] == 1
+    assert list(encoded.loc["e", ["t>=2", "t=unknown"]]) == [0, 0]  # Tis is below T1, stated
+    assert encoded.loc["b", "stage>=2"] == 1 and encoded.loc["b", "stage>=3"] == 0
+    assert directions["t>=3"] == 1 and directions["t=unknown"] == 0
+
+
+def test_binary_count_and_histology_facts():
+    values = pd.DataFrame(
+        {
+            "m": ["M0", "M1a", None],
+            "margin": ["negative", "positive", None],
+            "nodes_positive": ["0", "3", None],
+            "histology": ["serous carcinoma", "endometrioid adenocarcinoma", None],
+        },
+        index=list("abc"),
+    )
+    encoded, directions = encode_facts(values, ["m", "margin", "nodes", "histology"], "ucec")
+    assert list(encoded["m=m1"].fillna(-1)) == [0, 1, -1] and list(encoded["m=unknown"]) == [0, 0, 1]
+    assert list(encoded["margin=positive"].fillna(-1)) == [0, 1, -1]
+    np.testing.assert_allclose(encoded["log1p_nodes"], [0, np.log(4), np.nan])
+    assert list(encoded["nodes=unknown"]) == [0, 0, 1]
+    assert list(encoded["histology=serous"].fillna(-1)) == [1, 0, -1]
+    assert "histology=lobular" not in encoded  # no patient has it
+    assert directions["margin=positive"] == 1 and directions["histology=serous"] == 0
+    assert {covariate_of(c) for c in encoded} == {"m", "margin", "nodes", "histology"}
+
+
+def test_facts_csv_errors_name_the_file(tmp_path):
+    path = tmp_path / "facts.csv"
+    path.write_text("case,t\nA,T2\n")
+    with pytest.raises(InputDataError, match="facts.csv.*no case_id column"):
+        facts_from_csv(str(path))
+    path.write_text("case_id,t\nA,T2\nA,T3\n")
+    with pytest.raises(InputDataError, match="twice"):
+        facts_from_csv(str(path))
+
+
+@pytest.fixture(scope="module")
+def sim_root(tmp_path_factory):
+    from kemm.engine.simulate import simulate_cohort
+
+    root = tmp_path_factory.mktemp("sim_cov")
+    simulate_cohort(root, n_patients=60, patches=(10, 20), feature_dim=8, show_progress=False)
+    return root
+
+
+def test_clinical_block_from_reports_and_from_a_facts_csv(sim_root, tmp_path):
+    raw = {"data": {"root": str(sim_root), "cohort": "sim", "cancer": "kirc",
+                    "clinical": ["age", "sex", "t", "stage", "margin"]},
+           "models": [{"name": "clinical_cox"}]}  # fmt: skip
+    data = prepare_cohort(parse_config(raw).data)
+    columns = list(data.clinical.columns)
+    assert columns[:2] == ["age", "sex"] and "t>=2" in columns and "margin=positive" in columns
+    assert data.clinical_directions["age"] == 1 and data.clinical_directions["sex"] == 0
+    # the simulated reports state T for every patient with a report
+    with_report = data.clinical["t=unknown"] == 0
+    assert with_report.mean() > 0.8
+    # unknown levels are imputed with the training fold's mean, so such patients sit at the
+    # average of the stated levels rather than at the lowest category
+    from kemm.engine.data import FoldPreprocessor
+
+    pre = FoldPreprocessor.fit(data, data.cohort.case_ids)
+    unknown = data.clinical.index[data.clinical["t=unknown"] == 1][:1].tolist()
+    if unknown:
+        row = pre.clinical_array(data, unknown)[0]
+        assert abs(row[pre.clinical_columns.index("t>=2")]) < 1e-5  # standardised mean = 0
+    # the same block from a facts CSV that says every patient is T4
+    facts = pd.DataFrame({"case_id": data.cohort.case_ids, "t": "T4", "stage": "", "margin": ""})
+    facts.to_csv(tmp_path / "facts.csv", index=False)
+    raw["data"]["facts_csv"] = str(tmp_path / "facts.csv")
+    from_csv = prepare_cohort(parse_config(raw).data).clinical
+    assert (from_csv["t>=4"] == 1).all() and (from_csv["stage=unknown"] == 1).all()
+
+
+def test_unknown_covariate_is_named(sim_root):
+    raw = {"data": {"root": str(sim_root), "cohort": "sim", "clinical": ["ldh"]},
+           "models": [{"name": "clinical_cox"}]}  # fmt: skip
+    with pytest.raises(InputDataError, match="'ldh' is neither a column of the table nor"):
+        prepare_cohort(parse_config(raw).data)
