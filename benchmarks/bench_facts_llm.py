@@ -156,6 +156,7 @@ def main() -> int:
 
     n = len(chosen)
     calls = sum(c for _, _, c in per_report)
+    hits = sum(res.cache_hits for res in results)
     asked = Counter(f for res in results for case in res.cases.values() for f in case.asked)
     gained = Counter(f["field"] for f in fills)
     reasons = Counter(d["reason"] for d in drops)
@@ -171,7 +172,8 @@ def main() -> int:
     for (name, reason), count in sorted(reasons_by_field.items()):
         print(f"  {name:15} {reason:22} {count}")
     print(f"time: {elapsed:.0f} s, {elapsed / n:.1f} s/report, {calls} LLM calls "
-          f"({elapsed / calls if calls else 0:.1f} s/call); n_threads={backend.n_threads}")  # fmt: skip
+          f"({elapsed / calls if calls else 0:.1f} s/call), {hits} cached reports; "
+          f"n_threads={backend.n_threads} (a cached rerun times nothing)")  # fmt: skip
 
     with (args.out / "fills.csv").open("w", newline="", encoding="utf-8") as fh:
         fieldnames = ["case_id", "cancer", "field", "value", "quote", "derived", "start", "end",
@@ -198,6 +200,7 @@ def main() -> int:
         "elapsed_s": round(elapsed, 1),
         "s_per_report": round(elapsed / n, 2) if n else None,
         "llm_calls": calls,
+        "cache_hits": hits,
         "n_threads": backend.n_threads,
         "model": backend.model,
     }

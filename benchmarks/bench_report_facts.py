@@ -39,7 +39,9 @@ def main() -> None:
         print(f"| {cohort.upper()} | {len(records)} | {seconds:.1f} | "
               + " | ".join(f"{c:.0%}" for c in cover) + " |")  # fmt: skip
     wall = time.perf_counter() - started
-    print(f"\n{total_reports} reports in {wall:.1f} s ({total_reports / wall * 60:.0f} reports/min)")
+    print(
+        f"\n{total_reports} reports in {wall:.1f} s ({total_reports / wall * 60:.0f} reports/min)"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,11 @@ def test_binary_count_and_histology_facts():
         index=list("abc"),
     )
     encoded, directions = encode_facts(values, ["m", "margin", "nodes", "histology"], "ucec")
-    assert list(encoded["m=m1"].fillna(-1)) == [0, 1, -1] and list(encoded["m=unknown"]) == [0, 0, 1]
+    assert list(encoded["m=m1"].fillna(-1)) == [0, 1, -1] and list(encoded["m=unknown"]) == [
+        0,
+        0,
+        1,
+    ]
     assert list(encoded["margin=positive"].fillna(-1)) == [0, 1, -1]
     np.testing.assert_allclose(encoded["log1p_nodes"], [0, np.log(4), np.nan])
     assert list(encoded["nodes=unknown"]) == [0, 0, 1]

@@ -92,15 +92,9 @@ def _dims_for(dims: InputDims, modalities: set[str]) -> InputDims:
     )
 
 
-# Share of the training fold that a residual model keeps aside to weigh network against linear
-# part (fixed a priori: the weighing needs events; the network keeps most of the patients).
-RESIDUAL_WEIGH_FRACTION = 0.25
-
-
-def _subset(target, positions):
-    from kemm.cohort.target import SurvivalTarget
-
-    return SurvivalTarget(event=target.event[positions], time=target.time[positions])
+# Cross-fitting of a residual network (fixed a priori): each of the 3 networks trains on two
+# thirds of the training fold and scores the third it did not see.
+RESIDUAL_FOLDS = 3
 
 
 def fold_seed(seed: int, fold_index: int) -> int:
@@ -425,19 +419,11 @@ class CrossValidationRunner:
         val_positions = None
         residual = task.model.residual_over
         if residual:
-            # the linear part: a Cox stack of the named models' out-of-fold risks; the network
-            # learns a residual over it (offset) on part of the training fold, and the rest of
-            # the training fold weighs network against linear part (so a useless residual gets
-            # ~0 weight and the model falls back on its linear part)
-            risks = self._base_risks(residual, task, data, train_ids, test_ids)
-            linear = combine([r.train for r in risks], train_target, [r.label for r in risks])
-            eta_train = linear.predict_risk(np.column_stack([r.train for r in risks]))
-            eta_test = linear.predict_risk(np.column_stack([r.test for r in risks]))
-            inputs.offset = np.concatenate([eta_train, eta_test]) - float(np.mean(eta_train))
-            positions, weigh_positions = inner_split(
-                positions, event, RESIDUAL_WEIGH_FRACTION, seed
-            )
-        elif config.train.selection == "inner_val":
+            return self._fit_residual(
+                task, data, train_ids, test_ids, train_target, test_target, bins, seed, inputs,
+                bin_index, event, dims, params, folder,
+            )  # fmt: skip
+        if config.train.selection == "inner_val":
             positions, val_positions = inner_split(
                 positions, event, config.train.inner_val_fraction, seed
             )
@@ -447,7 +433,6 @@ class CrossValidationRunner:
             val_positions=val_positions,
             val_time=train_target.time[val_positions] if val_positions else None,
         )  # fmt: skip
-        inputs.offset = None  # the network's own (residual) risk
         train_logits = predict_logits(model, inputs, list(range(len(train_ids))), self.device)
         test_logits = predict_logits(model, inputs, test_positions, self.device)
         train_risk = risk_from_logits(torch.from_numpy(train_logits)).numpy()
@@ -456,37 +441,86 @@ class CrossValidationRunner:
         agreement = self._student_teacher_agreement(
             model, data, inputs, test_ids, test_risk, test_target
         )
-        extra: dict = {}
-        if residual:
-            weigh = np.asarray(weigh_positions)
-            final = combine(
-                [eta_train[weigh], train_risk[weigh]],
-                _subset(train_target, weigh),
-                ["linear part", "network"],
-            )
-            train_risk = final.predict_risk(np.column_stack([eta_train, train_risk]))
-            network_test = test_risk
-            test_risk = final.predict_risk(np.column_stack([eta_test, network_test]))
-            breslow = BreslowCurves(train_risk, train_target)
-            curves = breslow(test_risk, bins.bin_times)
-            extra = {
-                "ibs": self._ibs(task, train_target, test_target, lambda t: breslow(test_risk, t)),
-                "residual_over": list(residual),
-                "residual_weights": final.coef_,
-                "linear_part_c_index": harrell_c(test_target.event, test_target.time, eta_test),
-                "network_c_index": harrell_c(test_target.event, test_target.time, network_test),
-            }
+        self._save_network(model, task, params, bins, dims, folder)
+        return train_risk, test_risk, curves, {
+            "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
+            **agreement,
+        }  # fmt: skip
+
+    @staticmethod
+    def _save_network(model, task, params, bins, dims, folder: Path, name: str = "weights") -> None:
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-            folder / "weights.safetensors",
+            folder / f"{name}.safetensors",
         )
         (folder / "model.json").write_text(json.dumps({
             "name": task.model.name, "params": params, "n_bins": bins.n_bins,
             "dims": dims.__dict__, "kemm_version": __version__,
         }))  # fmt: skip
-        return train_risk, test_risk, curves, {
-            "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
-            **agreement, **extra,
+
+    def _fit_residual(self, task, data, train_ids, test_ids, train_target, test_target, bins,
+                      seed, inputs, bin_index, event, dims, params, folder):  # fmt: skip
+        """A network learning a residual over its linear part, cross-fitted.
+
+        The linear part is a Cox stack of the named models' out-of-fold risks. The training
+        fold is cut into ``RESIDUAL_FOLDS`` parts; a network is trained on all parts but one
+        with the linear part as a fixed hazard offset, and scores the part it did not see and
+        the evaluation patients. A Cox model (penalty by inner CV) then weighs linear part
+        against the out-of-fold network risk over the whole training fold, so a residual that
+        does not generalise earns ~0 weight and the model falls back on its linear part.
+        """
+        from sklearn.model_selection import StratifiedKFold
+
+        config = self.config
+        residual = task.model.residual_over
+        risks = self._base_risks(residual, task, data, train_ids, test_ids)
+        linear = combine([r.train for r in risks], train_target, [r.label for r in risks])
+        eta_train = linear.predict_risk(np.column_stack([r.train for r in risks]))
+        eta_test = linear.predict_risk(np.column_stack([r.test for r in risks]))
+        n_train = len(train_ids)
+        test_positions = list(range(n_train, n_train + len(test_ids)))
+        network_train = np.zeros(n_train)
+        network_test = np.zeros(len(test_ids))
+        histories, agreement = [], {}
+        split = StratifiedKFold(RESIDUAL_FOLDS, shuffle=True, random_state=seed)
+        for part, (fit, held) in enumerate(split.split(np.zeros(n_train), train_target.event)):
+            part_seed = seed * 10 + part
+            seed_everything(part_seed)
+            model = create(task.model.name, dims=dims, n_bins=bins.n_bins, **params)
+            inputs.offset = np.concatenate([eta_train, eta_test]) - float(np.mean(eta_train))
+            result = train_model(
+                model, inputs, sorted(fit.tolist()), bin_index, event,
+                config.train.model_copy(update={"seed": part_seed}), self.device,
+            )  # fmt: skip
+            histories.append(result.history)
+            inputs.offset = None  # the network's own (residual) risk
+            held_risk = risk_from_logits(torch.from_numpy(
+                predict_logits(model, inputs, sorted(held.tolist()), self.device))).numpy()  # fmt: skip
+            test_risk = risk_from_logits(torch.from_numpy(
+                predict_logits(model, inputs, test_positions, self.device))).numpy()  # fmt: skip
+            # each network's risks on its own scale: standardised by its held-out part
+            center, scale = float(np.mean(held_risk)), float(np.std(held_risk)) or 1.0
+            network_train[sorted(held.tolist())] = (held_risk - center) / scale
+            network_test += (test_risk - center) / scale / RESIDUAL_FOLDS
+            if part == 0:
+                agreement = self._student_teacher_agreement(
+                    model, data, inputs, test_ids, test_risk, test_target
+                )
+                self._save_network(model, task, params, bins, dims, folder)
+        final = combine([eta_train, network_train], train_target, ["linear part", "network"])
+        train_risk = final.predict_risk(np.column_stack([eta_train, network_train]))
+        test_risk = final.predict_risk(np.column_stack([eta_test, network_test]))
+        breslow = BreslowCurves(train_risk, train_target)
+        return train_risk, test_risk, breslow(test_risk, bins.bin_times), {
+            "ibs": self._ibs(task, train_target, test_target, lambda t: breslow(test_risk, t)),
+            "selection": f"fixed epochs; {RESIDUAL_FOLDS} cross-fitted networks, network weight "
+                         "by a Cox model over out-of-fold risks (penalty by inner CV)",
+            "selected_epoch": None, "history": histories[0],
+            "residual_over": list(residual), "residual_weights": final.coef_,
+            "residual_alpha": final.alpha_,
+            "linear_part_c_index": harrell_c(test_target.event, test_target.time, eta_test),
+            "network_c_index": harrell_c(test_target.event, test_target.time, network_test),
+            **agreement,
         }  # fmt: skip
 
     def _student_teacher_agreement(

@@ -64,6 +64,17 @@ class LLMBackend(Protocol):
         ...
 
 
+_LLAMA_LOAD_LOCK = threading.Lock()
+
+
+def _cpu_advertises_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return "amx_tile" in handle.read(200_000)
+    except OSError:
+        return False
+
+
 class LlamaCppBackend:
     """Embedded llama.cpp on a local GGUF file (loaded lazily, one call at a time)."""
 
@@ -92,21 +103,43 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
+        """The ``llama_cpp.Llama``, loaded without llama.cpp's extra CPU buffer types (AMX /
+        repacked weights) when the CPU advertises AMX: in virtual machines that do not give the
+        guest AMX tile state (e.g. Firecracker), the AMX matmul faults (SIGSEGV in
+        ``ldtilecfg``). ``KEMM_LLAMA_EXTRA_BUFTS=1`` keeps them, ``=0`` always drops them."""
         if self._llm is None:
             try:
+                import llama_cpp.llama as llama_module
                 from llama_cpp import Llama
             except ImportError as error:  # pragma: no cover - depends on the environment
                 raise ConfigError(
                     "the embedded backend needs llama-cpp-python: pip install 'kemm[llm]'"
                 ) from error
-            self._llm = Llama(
-                model_path=str(self.gguf_path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                n_batch=self.n_batch,
-                seed=0,
-                verbose=self.verbose,
-            )
+            setting = os.environ.get("KEMM_LLAMA_EXTRA_BUFTS", "")
+            drop_extra = setting == "0" or (setting != "1" and _cpu_advertises_amx())
+            with _LLAMA_LOAD_LOCK:
+                params = llama_module.llama_cpp
+                original = params.llama_model_default_params
+
+                def no_extra_bufts():  # type: ignore[no-untyped-def]
+                    p = original()
+                    if hasattr(p, "use_extra_bufts"):
+                        p.use_extra_bufts = False
+                    return p
+
+                if drop_extra:
+                    params.llama_model_default_params = no_extra_bufts
+                try:
+                    self._llm = Llama(
+                        model_path=str(self.gguf_path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        n_batch=self.n_batch,
+                        seed=0,
+                        verbose=self.verbose,
+                    )
+                finally:
+                    params.llama_model_default_params = original
         return self._llm
 
     def complete(

@@ -229,6 +229,18 @@ _TUMOUR_NOUN_RE = re.compile(
     r"astrocytoma|seminoma|adenoma",
     re.I,
 )
+_GENERIC_HISTOLOGY = {"carcinoma", "neoplasm", "tumor", "tumour", "malignant tumor",
+                      "malignant tumour", "malignant neoplasm", "cell carcinoma", "type carcinoma"}  # fmt: skip
+_NODES_NEGATIVE_RE = re.compile(
+    r"\bnegative\b|\bno\s+(?:\w+\s+)?(?:metasta|tumou?r|carcinoma|malignancy)|\bfree\s+of\b|"
+    r"\bbenign\b|\breactive\b",
+    re.I,
+)
+_NODES_POSITIVE_RE = re.compile(
+    r"\bpositive\b|\binvolved\b|metasta|\bwith\s+(?:\w+\s+)?(?:tumou?r|carcinoma)|"
+    r"\b(?:tumou?r|carcinoma)\s+in\b",
+    re.I,
+)
 _NEGATED_RE = re.compile(
     r"\b(?:no|negative\s+for|free\s+of|without|absence\s+of)\b[^.;]{0,30}$", re.I
 )
@@ -314,7 +326,9 @@ def normalise_value(name: str, value: Any, cancer: str | None = None) -> Any:
     text = re.sub(r"\s+", " ", str(value)).strip()
     if name == "histology":
         text = text.lower().strip(" .,;:")
-        return text if 3 <= len(text) <= 80 and _TUMOUR_NOUN_RE.search(text) else None
+        if text in _GENERIC_HISTOLOGY or not 6 <= len(text) <= 80:
+            return None  # "tumour", "carcinoma": a sample type or a word, not a histologic type
+        return text if _TUMOUR_NOUN_RE.search(text) else None
     if name in _POLARITY:
         text = text.lower()
         return text if text in _POLARITY[name] else None
@@ -425,6 +439,10 @@ def _margin_polarity(text: str) -> set[str]:
     return out
 
 
+def _numbers(text: str) -> set[int]:
+    return {int(x) for x in _NUMBER_RE.findall(text)}
+
+
 def _sizes_cm(text: str) -> set[float]:
     out = set()
     for m in _SIZE_RE.finditer(text):
@@ -460,10 +478,13 @@ def supports(name: str, value: Any, text: str, cancer: str | None = None) -> boo
         if fractions:
             index = 0 if name == "nodes_positive" else 1
             return any(f[index] == value for f in fractions)
-        numbers = {int(x) for x in _NUMBER_RE.findall(text)}
-        if value in numbers:
-            return True
-        return name == "nodes_positive" and value == 0 and bool(_NO_NODES_RE.search(text))
+        if name == "nodes_positive":
+            if value == 0:
+                return bool(_NO_NODES_RE.search(text)) or value in _numbers(text)
+            # a count of involved nodes: said to be involved, not in a "negative" statement
+            if _NODES_NEGATIVE_RE.search(text) or not _NODES_POSITIVE_RE.search(text):
+                return False
+        return value in _numbers(text)
     if name == "size_cm":
         return any(abs(v - float(value)) < 0.011 for v in _sizes_cm(text))
     if name == "margin":
@@ -760,47 +781,9 @@ def build_facts_messages(
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 
-_LLAMA_LOAD_LOCK = threading.Lock()
-
-
-def _cpu_advertises_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return "amx_tile" in fh.read(200_000)
-    except OSError:
-        return False
-
-
 def _load_llama(backend: Any) -> Any:
-    """The backend's ``llama_cpp.Llama``, loaded here without llama.cpp's extra CPU buffer types
-    (AMX / repacked weights) when the CPU advertises AMX: in virtual machines that do not give
-    the guest AMX tile state (e.g. Firecracker), the AMX matmul faults (SIGSEGV in
-    ``ldtilecfg``). ``KEMM_LLAMA_EXTRA_BUFTS=1`` keeps them, ``=0`` always drops them."""
-    if getattr(backend, "_llm", None) is not None:
-        return backend._llm
-    setting = os.environ.get("KEMM_LLAMA_EXTRA_BUFTS", "")
-    drop_extra = setting == "0" or (setting != "1" and _cpu_advertises_amx())
-    if not drop_extra:
-        return backend._load()
-    try:
-        import llama_cpp.llama as llama_module
-    except ImportError:  # pragma: no cover - depends on the environment
-        return backend._load()  # raises the backend's own "pip install 'kemm[llm]'" error
-    with _LLAMA_LOAD_LOCK:
-        params = llama_module.llama_cpp
-        original = params.llama_model_default_params
-
-        def no_extra_bufts():  # type: ignore[no-untyped-def]
-            p = original()
-            if hasattr(p, "use_extra_bufts"):
-                p.use_extra_bufts = False
-            return p
-
-        params.llama_model_default_params = no_extra_bufts
-        try:
-            return backend._load()
-        finally:
-            params.llama_model_default_params = original
+    """The backend's ``llama_cpp.Llama`` (loaded by the backend, AMX-safe)."""
+    return backend._load()
 
 
 class _JsonModes:

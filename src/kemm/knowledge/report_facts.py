@@ -278,14 +278,26 @@ _PREFIXED_RE = re.compile(
 # an unprefixed run: T2N0M0, T2 N1 MX, T3a, N1, M0 (a run needs at least two categories)
 _RUN_RE = re.compile(
     r"(?<![A-Za-z0-9])(?:" + _PRE + r"\s?)?T\s?(?P<t>" + _T_VALUE + r")(?P<ts>" + _SUB + r")"
-    r"\s*[,/]?\s*(?:y?p|c)?N\s?(?P<n>" + _N_VALUE + r")(?P<ns>(?:mi|\s?[a-c](?![a-z]))?)"
+    r"\s*[,/]?\s*(?:y?p|c)?N\s?(?P<n>" + _N_VALUE + r")(?P<ns>(?:mic?|\s?[a-c](?![a-z]))?)"
     r"(?:\s*[,/]?\s*(?:y?p|c)?M\s?(?P<m>" + _M_VALUE + r")(?P<ms>[a-c]?))?(?![A-Za-z0-9])",
 )
 # a labelled item: "Primary tumor (pT): T2", "Regional lymph nodes: N0", "T stage: 2"
 _LABELLED_RE = {
-    "T": re.compile(r"primary\s+tumou?r(?:\s*\(p?T\))?|\bp?T\s*(?:stage|category)", re.I),
-    "N": re.compile(r"regional\s+lymph\s+nodes?(?:\s*\(p?N\))?|\bp?N\s*(?:stage|category)", re.I),
-    "M": re.compile(r"distant\s+metastas[ie]s(?:\s*\(p?M\))?|\bp?M\s*(?:stage|category)", re.I),
+    "T": re.compile(
+        r"primary\s+tumou?r(?:\s*\(p?T\))?|\bp?T[\s-]*(?:stage|category)|"
+        r"\bp?T\s*:(?=\s*(?:is|[0-4xX]))",
+        re.I,
+    ),
+    "N": re.compile(
+        r"regional\s+lymph\s+nodes?(?:\s*\(p?N\))?|\bp?N[\s-]*(?:stage|category)|"
+        r"\bp?N\s*:(?=\s*[0-3xX])",
+        re.I,
+    ),
+    "M": re.compile(
+        r"distant\s+metastas[ie]s(?:\s*\(p?M\))?|\bp?M[\s-]*(?:stage|category)|"
+        r"\bp?M\s*:(?=\s*[01xX])",
+        re.I,
+    ),
 }
 _LABEL_VALUE_RE = {
     "T": re.compile(r"^[\s:.\-]*(?:y?p|c)?\s?T?\s?(?P<val>is|[0-4xX]|[lIO](?![a-z]{2}))"
@@ -295,6 +307,12 @@ _LABEL_VALUE_RE = {
     "M": re.compile(r"^[\s:.\-]*(?:y?p|c)?\s?M?\s?(?P<val>[01xX]|[lIO](?![a-z]{2}))"
                     r"(?P<sub>[a-c]?)(?![A-Za-z0-9])", re.I),
 }  # fmt: skip
+_STAGING_CONTEXT_RE = re.compile(
+    r"\bp?TNM\b|\bAJCC\b|\bstag(?:e|ing)\b|primary\s+tumou?r|pathologic(?:al)?\s+[TNM]\b", re.I
+)
+_CONTEXT_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<cat>[TNM])(?P<val>is|[0-4xX])(?P<sub>[a-d]?)(?![A-Za-z0-9])"
+)
 _T_ORDER = {"TIS": 0, "T0": 0, "T1": 1, "T2": 2, "T3": 3, "T4": 4}
 
 
@@ -365,6 +383,17 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
             # (OCR zero) is
             norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
             out[cat].append(_Candidate(norm, pre, unit, 2))
+        if _STAGING_CONTEXT_RE.search(text):
+            # a staging line ("pTNM Stage: T1b", "AJCC: T3a N0 M0"): unprefixed tokens count
+            for m in _CONTEXT_TOKEN_RE.finditer(text):
+                if any(a <= m.start() < b for a, b in taken):
+                    continue
+                cat = m.group("cat")
+                if any(c.unit is unit for c in out[cat]):
+                    continue
+                val = m.group("val")
+                norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
+                out[cat].append(_Candidate(norm, None, unit, 1))
         for cat, label in _LABELLED_RE.items():
             lm = label.search(text)
             if not lm:
@@ -437,6 +466,8 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
             window = unit.text[max(0, m.start() - 40) : m.end() + 40]
             if _NOT_TUMOUR_STAGE_RE.search(window) or _HISTORY_RE.search(unit.text):
                 continue
+            if re.search(r"(?<![A-Za-z])(?:y?p|c)?\s?[TNM][\s-]*$", unit.text[: m.start()]):
+                continue  # "N stage: 1", "pT stage: 2" state a category, not a stage group
             if _DEFINITION_RE.match(unit.text[m.end() :]):
                 continue  # a staging legend ("Stage IVB: the cancer has spread ..."), not a finding
             roman = m.group("roman").upper().replace("L", "I")

@@ -645,9 +645,7 @@ class KEMM(SurvivalModel):
             student = fused["student"]
             sel = has_report
             if self.student_survival_weight > 0:
-                s_loss = survival_loss(
-                    _with_offset(student.logits, x)[sel], bins[sel], event[sel]
-                )
+                s_loss = survival_loss(_with_offset(student.logits, x)[sel], bins[sel], event[sel])
                 loss = loss + self.student_survival_weight * s_loss
                 logs["survival_student"] = float(s_loss.detach())
             kd_hazard = hazard_distillation(
