@@ -151,5 +151,9 @@ class BreslowCurves:
 
 
 def combine(columns: list[np.ndarray], target: SurvivalTarget, names: list[str]) -> PenalizedCox:
-    """A Cox combiner (penalty by inner CV) over risk columns of the same patients."""
-    return PenalizedCox(alpha="cv", feature_names=names).fit(np.column_stack(columns), target)
+    """A Cox combiner (penalty by inner CV) over risk columns of the same patients, with
+    non-negative weights (as in Breiman's stacked regressions): each column is a risk score,
+    so it may add its evidence but never enter as a suppressor of another."""
+    return PenalizedCox(
+        alpha="cv", feature_names=names, direction_prior=True, feature_directions=[1] * len(names)
+    ).fit(np.column_stack(columns), target)

@@ -46,7 +46,14 @@ class RiskStack:
             raise ConfigError(f"stack inner_folds must be >= 2, got {inner_folds}")
         self.base = list(base)
         self.inner_folds = inner_folds
-        self.combiner = PenalizedCox(alpha=alpha, feature_names=feature_names or self.base)
+        # non-negative weights (Breiman's stacked regressions): a base's risk may add evidence,
+        # never act as a suppressor of another base
+        self.combiner = PenalizedCox(
+            alpha=alpha,
+            feature_names=feature_names or self.base,
+            direction_prior=True,
+            feature_directions=[1] * len(self.base),
+        )
 
     def fit(self, train_risks: np.ndarray, target: SurvivalTarget) -> RiskStack:
         """``train_risks``: (n, len(base)) out-of-fold risks of the training patients."""
