@@ -34,15 +34,15 @@ BREAST = (
     "DIAGNOSIS: Left breast, mastectomy: invasive ductal carcinoma, Nottingham grade 2, 2.1 cm. "
     "2 of 14 lymph nodes positive (pT2 pN1a). ER positive, PR negative, HER2 not amplified."
 )
-# T only stated in a form the rules do not read ("Pathologic tumor stage: T1b")
+# T only stated in a form the rules do not read ("Extent of invasion: T1b")
 T_IN_WORDS = (
     "FINAL DIAGNOSIS:\nKidney, left, radical nephrectomy: clear cell renal cell carcinoma, "
-    "Fuhrman nuclear grade 2.\nTumor size: 5.5 cm.\nPathologic tumor stage: T1b.\n"
+    "Fuhrman nuclear grade 2.\nTumor size: 5.5 cm.\nExtent of invasion: T1b.\n"
     "Margins: negative."
 )
 T_IN_DATA = (
     "DIAGNOSIS:\nKidney, right, partial nephrectomy: papillary renal cell carcinoma.\n"
-    "Tumor size: 2.8 cm.\nSTAGING DATA. T1a\nLymph nodes: none submitted.\n"
+    "Tumor size: 2.8 cm.\nEXTENT OF INVASION: T1a\nLymph nodes: none submitted.\n"
     "Surgical margins: free of tumor."
 )
 
@@ -146,7 +146,7 @@ def test_facts_cli_bad_input_is_a_one_line_error(tmp_path, case, message):
 REPORT = (
     "SYNOPTIC REPORT\n"
     "Histologic type: clear cell renal cell carcinoma\n"
-    "Pathologic tumor stage: T1b\n"
+    "Extent of invasion: T1b\n"
     "Regional lymph nodes: 0 of 3 lymph nodes involved\n"
     "ER Status\n"
     "Negative\n"
@@ -160,12 +160,12 @@ def _answer(**fields):
 
 def test_validator_keeps_a_grounded_value_with_its_span():
     kept, dropped = validate_fills(
-        REPORT, _answer(t={"quote": "pathologic tumor stage: T1b", "value": "T1b"}), ["t"]
+        REPORT, _answer(t={"quote": "extent of invasion: T1b", "value": "T1b"}), ["t"]
     )
     assert dropped == []
     fact = kept["t"]
     assert (fact.value, fact.by, fact.derived) == ("T1b", "llm", False)
-    assert REPORT[fact.start : fact.end] == fact.source == "Pathologic tumor stage: T1b"
+    assert REPORT[fact.start : fact.end] == fact.source == "Extent of invasion: T1b"
 
 
 def test_validator_drops_a_quote_not_in_the_report():
@@ -180,7 +180,7 @@ def test_validator_drops_a_quote_not_in_the_report():
 
 def test_validator_drops_a_value_its_quote_does_not_state():
     answer = _answer(
-        t={"quote": "Pathologic tumor stage: T1b", "value": "T2"},
+        t={"quote": "Extent of invasion: T1b", "value": "T2"},
         pni={"quote": "Perineural invasion: not identified", "value": "present"},
         nodes_positive={"quote": "0 of 3 lymph nodes involved", "value": 3},
         histology={"quote": "Histologic type: clear cell", "value": "papillary carcinoma"},
@@ -227,7 +227,7 @@ def test_validator_reasons_and_label_value_lines():
 def test_validator_never_overwrites_what_was_not_asked():
     # the rules found t, so only n was asked: a t in the answer is dropped, not used
     answer = _answer(
-        t={"quote": "Pathologic tumor stage: T1b", "value": "T1b"},
+        t={"quote": "Extent of invasion: T1b", "value": "T1b"},
         n={"quote": "not in this report", "value": "N1"},
     )
     kept, dropped = validate_fills(REPORT, answer, ["n"])
@@ -257,7 +257,7 @@ def test_pipeline_fills_only_missing_fields_and_caches(tmp_path):
     # A: the rules read t and grade; only PNI is missing (and mentioned), so only PNI is asked
     reports = {"A": KIDNEY + "\nPNI: see comment.", "B": "", "C": T_IN_WORDS + "\npN0"}
     answer = _answer(
-        t={"quote": "Pathologic tumor stage: T1b", "value": "T1b"},
+        t={"quote": "Extent of invasion: T1b", "value": "T1b"},
         grade={"quote": "Fuhrman nuclear grade 3", "value": "G4"},
     )
     backend = _Canned(answer)
@@ -274,7 +274,7 @@ def test_pipeline_fills_only_missing_fields_and_caches(tmp_path):
     # no stage stated: derived from the LLM's T1b and the rules' N0 (kidney T1 N0 M0 -> I)
     assert c.facts["stage"].value == "I" and c.facts["stage"].derived
     assert {d.reason for d in c.dropped} == {"not_requested"}
-    assert "Pathologic tumor stage: T1b" in backend.prompts[-1]
+    assert "Extent of invasion: T1b" in backend.prompts[-1]
     calls = backend.calls
     assert calls == 2 and result.llm_calls == 2
     again = extract_facts(reports, backend, cancer="kirc", cache_dir=tmp_path, progress=False)
@@ -341,7 +341,7 @@ def test_openai_structured_output_falls_back_when_refused(tmp_path):
     from kemm.knowledge.backends import OpenAICompatibleBackend
 
     seen: list[dict] = []
-    answer = _answer(t={"quote": "Pathologic tumor stage: T1b", "value": "T1b"})
+    answer = _answer(t={"quote": "Extent of invasion: T1b", "value": "T1b"})
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server API

