@@ -163,7 +163,11 @@ class LlamaCppBackend:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        response_format: Mapping[str, Any] | None = None,
     ) -> str:
+        """``response_format``: llama.cpp's JSON constraint, e.g. ``{"type": "json_object",
+        "schema": {...}}`` (compiled to a grammar)."""
+        extra = {"response_format": dict(response_format)} if response_format else {}
         with self._lock:
             llm = self._load()
             self.calls += 1
@@ -173,6 +177,7 @@ class LlamaCppBackend:
                     max_tokens=max_tokens,
                     temperature=temperature,
                     seed=seed,
+                    **extra,
                 )
             except Exception as error:  # llama.cpp raises plain ValueError/RuntimeError
                 raise LLMError(f"llama.cpp completion failed: {error}") from error

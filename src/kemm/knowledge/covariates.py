@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kemm.knowledge.ajcc import stage_rank
-from kemm.knowledge.report_facts import ReportFacts, extract_report_facts
+from kemm.knowledge.report_facts import FACT_COLUMNS, ReportFacts, extract_report_facts
 
 __all__ = [
     "FACT_COVARIATES",
@@ -167,12 +167,8 @@ def facts_for_reports(
 
 def records_frame(records: Mapping[str, ReportFacts]) -> pd.DataFrame:
     """Patient x field values of fact records (None where not stated)."""
-    rows = {case: {k: record.value(k) for k in FACT_FIELDS} for case, record in records.items()}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(FACT_FIELDS))
-
-
-FACT_FIELDS = ("t", "n", "m", "stage", "grade", "nodes_positive", "nodes_examined", "size_cm",
-               "margin", "lvi", "pni", "histology")  # fmt: skip
+    rows = {case: {k: record.value(k) for k in FACT_COLUMNS} for case, record in records.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(FACT_COLUMNS))
 
 
 def facts_from_csv(path: str) -> pd.DataFrame:

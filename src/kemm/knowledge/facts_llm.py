@@ -781,11 +781,6 @@ def build_facts_messages(
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 
-def _load_llama(backend: Any) -> Any:
-    """The backend's ``llama_cpp.Llama`` (loaded by the backend, AMX-safe)."""
-    return backend._load()
-
-
 class _JsonModes:
     """Remembers which response_format an OpenAI-compatible server accepted."""
 
@@ -811,20 +806,10 @@ def complete_json(
     from kemm.knowledge.backends import LlamaCppBackend, OpenAICompatibleBackend
 
     if isinstance(backend, LlamaCppBackend):
-        with backend._lock:
-            llm = _load_llama(backend)
-            backend.calls += 1
-            try:
-                out = llm.create_chat_completion(
-                    messages=[dict(m) for m in messages],
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    seed=seed,
-                    response_format={"type": "json_object", "schema": dict(schema)},
-                )
-            except Exception as error:  # llama.cpp raises plain ValueError/RuntimeError
-                raise LLMError(f"llama.cpp completion failed: {error}") from error
-        return out["choices"][0]["message"]["content"] or ""
+        return backend.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
+            response_format={"type": "json_object", "schema": dict(schema)},
+        )  # fmt: skip
     if isinstance(backend, OpenAICompatibleBackend):
         return _complete_openai(backend, messages, schema, max_tokens, temperature, seed)
     return backend.complete(messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
