@@ -97,6 +97,7 @@ def test_injected_line_after_a_real_report_changes_nothing(real_reports):
         ("Pathological Staging (pTNM): pT 2. N 1. M X.", "luad", {"t": "T2", "n": "N1"}),
         ("SYNOPTIC:\nTumor size: 9.5 em", "kirc", {"size_cm": 9.5}),
         ("SYNOPTIC:\nGreatest dimension: 11 mm", "brca", {"size_cm": 1.1}),
+        ("TUMOR SIZE. The tumor invades to a depth of 5 mm", "ucec", {"size_cm": None}),
     ],
 )  # fmt: skip
 def test_ocr_variants(text, cancer, expected):

@@ -831,7 +831,10 @@ def _size(units: list[Unit]) -> Fact | None:
         m = None
         if label and not re.search(r"specimen|\bnode", text[: label.start()], re.I):
             tail = text[label.end() :]
-            bounded = re.search(r"less\s+than|more\s+than|up\s+to|[<>]", tail[:40], re.I)
+            before_value = re.split(r"\d", tail[:40], maxsplit=1)[0]
+            bounded = re.search(r"less\s+than|more\s+than|up\s+to|[<>]", tail[:40], re.I) or (
+                re.search(r"depth|invad|thick", before_value, re.I)
+            )  # a bound, or a depth of invasion, is not the tumour's size
             soft = _SIZE_EXCLUDE_RE.search(tail[:60]) and not re.search(
                 r"greatest|tumou?r\s+size", text, re.I
             )
