@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -173,39 +168,6 @@ def test_interrupted_run_resumes_without_redoing_finished_folds(sim_root, tmp_pa
     assert (
         resumed["models"]["snn"]["c_index"]["folds"] == fresh["models"]["snn"]["c_index"]["folds"]
     )
-
-
-@pytest.mark.slow
-def test_killed_process_resumes(sim_root, tmp_path):
-    config_path = tmp_path / "cfg.yaml"
-    config_path.write_text(yaml.safe_dump(_config(sim_root, models=("snn", "abmil"), epochs=6)))
-    out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "kemm",
-        "train",
-        "--config",
-        str(config_path),
-        "--out",
-        str(out),
-        "--quiet",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = out / "folds" / "snn" / "seed0" / "fold0" / "result.json"
-    deadline = time.time() + 120
-    while not first.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    assert first.exists(), "the first fold never finished"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    stamp = first.stat().st_mtime_ns
-    assert not (out / "metrics.json").exists()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert first.stat().st_mtime_ns == stamp
-    assert len(list((out / "folds").glob("*/seed0/*/result.json"))) == 6
-    assert (out / "metrics.json").exists()
 
 
 def test_predict_new_patients_and_cli(sim_root, tmp_path):

@@ -1,21 +1,21 @@
 """The ``kemm`` command. Thin: parses arguments and calls the library layers.
 
-Each command family lives in its own module here and exposes ``register(app)``.
+Each command family lives in its own module here and exposes ``register(app)``; errors, logging
+and interrupts are handled once, in :mod:`kemm.cli.common`.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 
 import typer
 
-app = typer.Typer(
+from kemm.cli.common import KemmTyper, configure_logging, handle_termination
+
+app = KemmTyper(
     name="kemm",
     help="Knowledge-enhanced multimodal cancer survival prediction.",
-    no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
@@ -35,15 +35,12 @@ def _register_all() -> None:
 
 @app.callback()
 def _configure(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Debug logging; tracebacks with error messages."
+    ),
 ) -> None:
-    from rich.logging import RichHandler
-
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(show_path=False, show_time=False)],
-    )
+    configure_logging(verbose)
+    handle_termination()
 
 
 _register_all()

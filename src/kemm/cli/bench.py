@@ -6,9 +6,11 @@ import json
 
 import typer
 
+from kemm.cli.common import KemmTyper
+
 
 def register(app: typer.Typer) -> None:
-    bench = typer.Typer(help="Benchmarks: training-step time and memory.", no_args_is_help=True)
+    bench = KemmTyper(help="Benchmarks: training-step time and memory.")
 
     @bench.command("step")
     def step(

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from kemm.cli.common import configure_logging, console, fail
 from kemm.errors import KemmError
-
-console = Console(stderr=True)
-
-
-def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
-    raise typer.Exit(code=2)
 
 
 def _list_encoders(value: bool) -> None:
@@ -27,18 +19,6 @@ def _list_encoders(value: bool) -> None:
     for name, description in describe_encoders().items():
         typer.echo(f"{name:18s} {description}")
     raise typer.Exit()
-
-
-def _configure_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logger = logging.getLogger("kemm.wsi")
-    if not logger.handlers:
-        from rich.logging import RichHandler
-
-        handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 def _print_summary(summary, out: Path) -> None:
@@ -113,7 +93,7 @@ def register(app: typer.Typer) -> None:
         from kemm.wsi.slide import MppOverrides
         from kemm.wsi.tiling import TilingParams
 
-        _configure_logging(verbose)
+        configure_logging(verbose)
         try:
             tiling = TilingParams(
                 magnification=magnification,
@@ -152,7 +132,7 @@ def register(app: typer.Typer) -> None:
             else:
                 summary = extract_features(slides, out, config)
         except KemmError as error:
-            _fail(error)
+            fail(error)
             return
         _print_summary(summary, out)
         if summary.failed:
@@ -207,9 +187,9 @@ def register(app: typer.Typer) -> None:
                 max_side=max_side,
             )
         except KemmError as error:
-            _fail(error)
+            fail(error)
             return
         except KeyError as error:
-            _fail(KemmError(f"{features}: no attribute {error} in the feature file"))
+            fail(KemmError(f"{features}: no attribute {error} in the feature file"))
             return
         console.print(f"heatmap of {len(scores)} patches of {slide_id_of(slide)} → {path}")

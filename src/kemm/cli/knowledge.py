@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from kemm.cli.common import KemmTyper, console, fail
 from kemm.errors import KemmError
-
-console = Console(stderr=True)
 
 BACKEND_HELP = (
     "extractive (rules, no LLM) | llama_cpp (embedded GGUF) | openai (any OpenAI-compatible "
     "endpoint: OpenAI, vLLM, Ollama, llama.cpp server)."
 )
-
-
-def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
-    raise typer.Exit(code=2)
 
 
 def _backend_config(
@@ -53,18 +45,8 @@ def _backend_config(
     return {"kind": kind}
 
 
-def _configure_logging() -> None:
-    logger = logging.getLogger("kemm.knowledge")
-    if not logger.handlers:
-        from rich.logging import RichHandler
-
-        logger.addHandler(RichHandler(console=console, show_time=False, show_path=False))
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
 def register(app: typer.Typer) -> None:
-    knowledge = typer.Typer(
+    knowledge = KemmTyper(
         help="Report refinement, prognostic background knowledge (PBK) and text embeddings.",
         no_args_is_help=True,
     )
@@ -120,7 +102,6 @@ def register(app: typer.Typer) -> None:
         from kemm.knowledge.refine import refine_reports
         from kemm.knowledge.reports import read_reports
 
-        _configure_logging()
         try:
             texts = read_reports(reports, text_column=text_column)
             if limit is not None:
@@ -144,7 +125,7 @@ def register(app: typer.Typer) -> None:
                 max_input_chars=max_input_chars,
             )  # fmt: skip
         except KemmError as error:
-            _fail(error)
+            fail(error)
             return
         result.write_jsonl(out)
         summary = result.summary()
@@ -200,7 +181,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(code)
             return
         if not cancer:
-            _fail(KemmError("--cancer is required (kemm knowledge pbk --list shows the codes)"))
+            fail(KemmError("--cancer is required (kemm knowledge pbk --list shows the codes)"))
             return
         try:
             if backend.lower() == "library":
@@ -219,7 +200,7 @@ def register(app: typer.Typer) -> None:
                     max_tokens=max_tokens, cache_dir=cache_dir or default_cache() / "llm",
                 )  # fmt: skip
         except KemmError as error:
-            _fail(error)
+            fail(error)
             return
         text = json.dumps(record, indent=2, ensure_ascii=False)
         if out is None:
@@ -255,11 +236,11 @@ def register(app: typer.Typer) -> None:
         )
 
         if refined is None and cancer is None and pbk_file is None:
-            _fail(KemmError("nothing to embed: give --refined and/or --cancer/--pbk-file"))
+            fail(KemmError("nothing to embed: give --refined and/or --cancer/--pbk-file"))
         if refined is not None and out is None:
-            _fail(KemmError("--refined needs --out"))
+            fail(KemmError("--refined needs --out"))
         if (cancer or pbk_file) and pbk_out is None:
-            _fail(KemmError("--cancer/--pbk-file needs --pbk-out"))
+            fail(KemmError("--cancer/--pbk-file needs --pbk-out"))
         try:
             text_encoder = create_text_encoder(encoder, device=device)
             if refined is not None and out is not None:
@@ -280,7 +261,7 @@ def register(app: typer.Typer) -> None:
                 write_pbk_embedding(pbk_out, embed_pbk(knowledge_pbk, text_encoder))
                 console.print(f"PBK {knowledge_pbk.cancer} embedded → {pbk_out}")
         except KemmError as error:
-            _fail(error)
+            fail(error)
 
     @knowledge.command()
     def facts(
@@ -332,7 +313,6 @@ def register(app: typer.Typer) -> None:
         from kemm.knowledge.facts_llm import extract_facts, read_report_table
         from kemm.knowledge.model_files import cache_dir as default_cache
 
-        _configure_logging()
         code = cancer.strip().lower().removeprefix("tcga-") if cancer else None
         try:
             texts = read_report_table(reports, text_column=text_column)
@@ -350,8 +330,7 @@ def register(app: typer.Typer) -> None:
                 texts, llm, cancer=code, cache_dir=cache, max_input_chars=max_input_chars
             )
         except KemmError as error:
-            console.print(f"[red]error:[/red] {error}", soft_wrap=True)  # one line, unwrapped
-            raise typer.Exit(code=2) from None
+            fail(error)
         result.write_csv(out)
         spans_path = result.write_spans(out.with_suffix(".spans.jsonl"))
         summary = result.summary()

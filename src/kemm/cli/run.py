@@ -11,14 +11,11 @@ import typer
 import yaml
 from rich.console import Console
 
-from kemm.errors import KemmError
+from kemm.cli.common import fail
 
-console = Console()
-
-
-def _fail(error: Exception) -> None:
-    console.print(f"[red]error:[/red] {error}")
-    raise typer.Exit(code=2)
+console = Console(
+    soft_wrap=True
+)  # results (stdout); messages and errors go to kemm.cli.common.console
 
 
 def _parse_sets(values: list[str]) -> dict[str, object]:
@@ -88,15 +85,12 @@ def register(app: typer.Typer) -> None:
         raw = yaml.safe_load(resources.files("kemm.configs").joinpath("demo.yaml").read_text())
         raw["data"]["root"] = str(data_root)
         raw["data"]["wsi"]["features_dir"] = str(data_root / "features")
-        try:
-            metrics = run_cv(
-                parse_config(raw, source="demo.yaml"),
-                out / "run",
-                show_progress=not quiet,
-                workers=_workers(workers),
-            )
-        except KemmError as error:
-            _fail(error)
+        metrics = run_cv(
+            parse_config(raw, source="demo.yaml"),
+            out / "run",
+            show_progress=not quiet,
+            workers=_workers(workers),
+        )
         console.print(format_table(metrics))
         console.print(f"run directory: {out / 'run'}  ({time.time() - started:.0f} s)")
 
@@ -113,6 +107,9 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             1, min=1, help="Local processes running folds in parallel (one CPU thread each)."
         ),
+        overwrite: bool = typer.Option(
+            False, help="Replace a run of another config in --out (its folds are deleted)."
+        ),
     ) -> None:
         """Cross-validate the models of a config; an interrupted run resumes where it stopped."""
         from kemm.engine.config import load_config
@@ -122,16 +119,14 @@ def register(app: typer.Typer) -> None:
         overrides = _parse_sets(set_)
         if data_root is not None:
             overrides["data.root"] = str(data_root)
-        try:
-            metrics = run_cv(
-                load_config(config, overrides),
-                out,
-                show_progress=not quiet,
-                ray_address=ray_address,
-                workers=workers,
-            )
-        except KemmError as error:
-            _fail(error)
+        metrics = run_cv(
+            load_config(config, overrides),
+            out,
+            show_progress=not quiet,
+            ray_address=ray_address,
+            workers=workers,
+            overwrite=overwrite,
+        )
         console.print(format_table(metrics))
         console.print(f"selection: {metrics['protocol']['selection_note']}")
 
@@ -143,7 +138,7 @@ def register(app: typer.Typer) -> None:
         try:
             metrics = read_metrics(run_dir)
         except FileNotFoundError as error:
-            _fail(error)
+            fail(error)
         console.print(format_table(metrics))
         console.print(f"selection: {metrics['protocol']['selection_note']}")
 
@@ -151,27 +146,50 @@ def register(app: typer.Typer) -> None:
     def predict(
         run_dir: Path = typer.Argument(..., help="A finished run directory."),
         cohort: Path = typer.Option(
-            ..., "--cohort", help="Patients to score (all_clean-format CSV)."
+            ..., "--cohort", help="Patients to score (all_clean-format CSV; outcomes optional)."
         ),
         model: str | None = typer.Option(None, help="Model label (default: the run's first)."),
-        reports: str | None = typer.Option(None, help="Reports CSV of these patients."),
-        features_dir: str | None = typer.Option(None, help="Feature bags of these patients."),
+        reports: str | None = typer.Option(
+            None, help="These patients' reports CSV (when the run reads reports or facts)."
+        ),
+        facts: str | None = typer.Option(
+            None, help="These patients' facts (`kemm knowledge facts` output) instead."
+        ),
+        features_dir: str | None = typer.Option(None, help="These patients' feature bags."),
+        allow_missing: bool = typer.Option(
+            False, help="Impute missing columns/values (training-fold mean) and record it."
+        ),
+        allow_partial: bool = typer.Option(
+            False, help="Use the finished folds of an unfinished run."
+        ),
         out: Path | None = typer.Option(None, "--out", help="CSV to write (default: print)."),
     ) -> None:
-        """Risk and survival curves for new patients from the run's fold models (ensemble)."""
+        """Risk and survival curves for new patients: the mean of the run's fold models."""
+        from kemm.cli.common import console as messages
         from kemm.engine.predict import predict_new
 
-        try:
-            frame = predict_new(
-                run_dir, cohort, model=model, reports_csv=reports, features_dir=features_dir
-            )
-        except KemmError as error:
-            _fail(error)
+        result = predict_new(
+            run_dir, cohort, model=model, reports_csv=reports, facts_csv=facts,
+            features_dir=features_dir, allow_missing=allow_missing, allow_partial=allow_partial,
+        )  # fmt: skip
+        frame = result.frame
         if out is None:
-            console.print(frame.to_string(index=False))
+            console.print(frame.to_string(index=False), soft_wrap=True)
         else:
+            out.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(out, index=False)
-            console.print(f"wrote {len(frame)} predictions to {out}")
+        summary = (
+            f"{len(frame)} patients scored by {result.model!r} "
+            f"(mean of {result.fold_models} fold models)"
+        )
+        if result.imputed_patients:
+            summary += f"; {result.imputed_patients} with imputed inputs (column 'imputed')"
+        if result.c_index is not None:
+            summary += (
+                f"; Harrell's C on the {result.with_outcome} patients with outcomes "
+                f"({result.events} events): {result.c_index:.3f}"
+            )
+        messages.print(summary + (f" -> {out}" if out else ""), soft_wrap=True, highlight=False)
 
     @app.command()
     def benchmark(
@@ -202,11 +220,8 @@ def register(app: typer.Typer) -> None:
         from kemm.engine.benchmark import format_benchmark, provenance, run_benchmark
 
         chosen = [c.strip().lower() for c in cohorts.split(",")] if cohorts else None
-        try:
-            summary = run_benchmark(data_root, out, cohorts=chosen, quick=quick, ray_address=ray_address,
-                                    workers=_workers(workers), show_progress=not quiet)  # fmt: skip
-        except KemmError as error:
-            _fail(error)
+        summary = run_benchmark(data_root, out, cohorts=chosen, quick=quick, ray_address=ray_address,
+                                workers=_workers(workers), show_progress=not quiet)  # fmt: skip
         text = format_benchmark(summary)
         console.print(text)
         if table is not None:
@@ -233,10 +248,7 @@ def register(app: typer.Typer) -> None:
         """Which knowledge statements the model weighed, and where they looked (patches, genes)."""
         from kemm.engine.explain import explain_case, write_explanation
 
-        try:
-            result = explain_case(run_dir, case, model=model)
-        except KemmError as error:
-            _fail(error)
+        result = explain_case(run_dir, case, model=model)
         written = write_explanation(
             result, out or run_dir / "explanations", slide, patch_size_level0
         )

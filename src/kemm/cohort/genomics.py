@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from kemm.cohort.table import GENOMIC_MODALITIES, gene_of, genomic_modality
 from kemm.errors import InputDataError
+from kemm.io import read_csv
 
 # Names of the signature files shipped with the MCAT/SurvPath data layout.
 SIGNATURE_FILES = {
@@ -48,9 +47,7 @@ class GroupingReport:
 def read_signatures(path: str | Path) -> dict[str, list[str]]:
     """A signature CSV: one column per group, gene symbols down the column (NaN-padded)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputDataError("signature file not found", file=str(path))
-    frame = pd.read_csv(path)
+    frame = read_csv(path, what="signature file")
     groups = {
         str(column): [str(g).strip() for g in frame[column].dropna() if str(g).strip()]
         for column in frame.columns

@@ -10,9 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from kemm.errors import InputDataError
+from kemm.io import read_csv
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,7 @@ class Split:
 def read_split(path: str | Path, name: str | None = None) -> Split:
     path = Path(path)
     file = str(path)
-    if not path.is_file():
-        raise InputDataError("split file not found", file=file)
-    frame = pd.read_csv(path)
+    frame = read_csv(path, what="split file")
     missing = [c for c in ("train", "val") if c not in frame.columns]
     if missing:
         raise InputDataError(

@@ -15,6 +15,7 @@ import pandas as pd
 
 from kemm.cohort.target import SurvivalTarget
 from kemm.errors import InputDataError
+from kemm.io import read_csv
 
 GENOMIC_MODALITIES = ("rnaseq", "cnv", "mut")
 CLINICAL_COLUMNS = ("case_id", "slide_id", "age", "site", "survival_months", "censorship",
@@ -94,6 +95,7 @@ def read_all_clean(
     name: str | None = None,
     modalities: Sequence[str] = GENOMIC_MODALITIES,
     unsuffixed_genes_as: str | None = "rnaseq",
+    new_patients: bool = False,
 ) -> Cohort:
     """Read a ``tcga_<c>_all_clean.csv`` (one row per slide) into a patient-level :class:`Cohort`.
 
@@ -101,16 +103,23 @@ def read_all_clean(
     Files with unsuffixed gene columns (MCAT's UCEC RNA table) get them renamed to
     ``<GENE>_<unsuffixed_genes_as>``. Raises :class:`InputDataError` naming the file, the patient
     and the problem for anything that would silently corrupt training.
+
+    ``new_patients``: patients to score rather than train on. Their outcome columns are
+    optional (``time``/``event`` are NaN where absent) and missing genomic values stay NaN, for
+    the caller to report and impute; values that are present are checked as for training.
     """
     path = Path(path)
     file = str(path)
-    if not path.is_file():
-        raise InputDataError("file not found", file=file)
-    frame = pd.read_csv(path, low_memory=False)
+    frame = read_csv(path, what="cohort table", low_memory=False)
     frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("Unnamed:")])
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    required = ["case_id"] if new_patients else REQUIRED_COLUMNS
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputDataError(f"missing required column(s) {missing}", file=file)
+    if new_patients:
+        for column in ("survival_months", "censorship"):
+            if column not in frame.columns:
+                frame[column] = np.nan
     if frame.empty:
         raise InputDataError("no rows", file=file)
     frame["case_id"] = frame["case_id"].astype(str).str.strip()
@@ -124,7 +133,9 @@ def read_all_clean(
     frame = frame.rename(columns=renames)
     genomic_columns = [c for c in frame.columns if genomic_modality(c) in set(modalities)]
 
-    _check_times_and_censorship(frame, file)
+    _check_times_and_censorship(frame, file, outcome_optional=new_patients)
+    frame["survival_months"] = pd.to_numeric(frame["survival_months"], errors="coerce")
+    frame["censorship"] = pd.to_numeric(frame["censorship"], errors="coerce")
     if "slide_id" in frame.columns:
         duplicated = frame["slide_id"].notna() & frame.duplicated(["case_id", "slide_id"])
         if duplicated.any():
@@ -135,13 +146,13 @@ def read_all_clean(
     _check_patient_rows_agree(frame, [c for c in PATIENT_FIELDS if c in frame.columns], file)
     if genomic_columns:
         _check_patient_rows_agree(frame, genomic_columns, file, kind="genomic values")
-        _check_finite(frame, genomic_columns, file)
+        _check_finite(frame, genomic_columns, file, allow_nan=new_patients)
 
     first = frame.groupby("case_id", sort=False).first()
     patients = pd.DataFrame(index=first.index)
     patients.index.name = "case_id"
     patients["time"] = first["survival_months"].astype(float)
-    patients["event"] = 1 - first["censorship"].astype(int)
+    patients["event"] = 1 - first["censorship"].astype(float if new_patients else int)
     for column in ("age", "is_female", "site", "oncotree_code"):
         if column in first.columns:
             patients[column] = first[column]
@@ -156,8 +167,22 @@ def read_all_clean(
     return Cohort(cohort_name, patients, genomics, path)
 
 
-def _check_times_and_censorship(frame: pd.DataFrame, file: str) -> None:
+def _check_times_and_censorship(
+    frame: pd.DataFrame, file: str, outcome_optional: bool = False
+) -> None:
     times = pd.to_numeric(frame["survival_months"], errors="coerce")
+    censorship = pd.to_numeric(frame["censorship"], errors="coerce")
+    if outcome_optional:  # a patient to score has both outcome values or neither
+        blank = frame["survival_months"].isna() & frame["censorship"].isna()
+        half = frame[frame["survival_months"].isna() ^ frame["censorship"].isna()]
+        if len(half):
+            raise InputDataError(
+                "survival_months and censorship must both be given or both be empty",
+                file=file, patient=half["case_id"].iloc[0],
+            )  # fmt: skip
+        if blank.all():
+            return
+        frame, times, censorship = frame[~blank], times[~blank], censorship[~blank]
     bad = frame[times.isna() | ~np.isfinite(times.fillna(0))]
     if len(bad):
         raise InputDataError(
@@ -170,15 +195,12 @@ def _check_times_and_censorship(frame: pd.DataFrame, file: str) -> None:
             f"negative survival_months {negative['survival_months'].iloc[0]}",
             file=file, patient=negative["case_id"].iloc[0],
         )  # fmt: skip
-    censorship = pd.to_numeric(frame["censorship"], errors="coerce")
     invalid = frame[~censorship.isin([0, 1])]
     if len(invalid):
         raise InputDataError(
             f"censorship must be 0 (death) or 1 (censored), got {invalid['censorship'].iloc[0]!r}",
             file=file, patient=invalid["case_id"].iloc[0],
         )  # fmt: skip
-    frame["survival_months"] = times
-    frame["censorship"] = censorship.astype(int)
 
 
 def _check_patient_rows_agree(
@@ -201,9 +223,15 @@ def _check_patient_rows_agree(
         )  # fmt: skip
 
 
-def _check_finite(frame: pd.DataFrame, columns: list[str], file: str) -> None:
-    values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad_rows, bad_cols = np.nonzero(~np.isfinite(values))
+def _check_finite(
+    frame: pd.DataFrame, columns: list[str], file: str, allow_nan: bool = False
+) -> None:
+    raw = frame[columns]
+    values = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    invalid = ~np.isfinite(values)
+    if allow_nan:  # an empty cell is a missing value; text or infinity is still an error
+        invalid &= ~raw.isna().to_numpy()
+    bad_rows, bad_cols = np.nonzero(invalid)
     if len(bad_rows):
         row, col = bad_rows[0], bad_cols[0]
         raise InputDataError(

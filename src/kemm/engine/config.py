@@ -123,8 +123,21 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _model_references(self) -> RunConfig:
+        from kemm.models import registry
+
         labels = {m.display for m in self.models}
+        kinds = {}
+        for index, model in enumerate(self.models):
+            try:  # every name and hyper-parameter resolved before anything is read or trained
+                kinds[model.display] = registry.check_hparams(model.name, model.params).kind
+            except ConfigError as error:
+                raise ValueError(f"models[{index}] ({model.display!r}): {error}") from None
         for model in self.models:
+            if model.residual_over and kinds[model.display] != "torch":
+                raise ValueError(
+                    f"model {model.display!r}: residual_over applies to network models, and "
+                    f"{model.name!r} is a {kinds[model.display]} model"
+                )
             unknown = sorted(set(model.clinical or []) - set(self.data.clinical))
             if unknown:
                 raise ValueError(
@@ -140,6 +153,12 @@ class RunConfig(_Strict):
                 )
             if model.display in named:
                 raise ValueError(f"model {model.display!r} names itself as a base model")
+            not_tabular = [label for label in named if kinds[label] != "tabular"]
+            if not_tabular:
+                raise ValueError(
+                    f"model {model.display!r}: base model(s) {not_tabular} are not tabular; "
+                    "bases are refit K times per fold, which kemm supports for tabular models"
+                )
         return self
 
     @property
@@ -154,6 +173,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config ({error})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
     return parse_config(raw or {}, source=str(path), overrides=overrides)
@@ -173,8 +194,10 @@ def parse_config(
         return RunConfig.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
+            ".".join(str(p) for p in e["loc"]) + ": " * bool(e["loc"])
+            + e["msg"].removeprefix("Value error, ")
+            for e in error.errors()
+        )  # fmt: skip
         raise ConfigError(f"{source}: {problems}") from None
 
 

@@ -29,6 +29,7 @@ from kemm.cohort import (
 )
 from kemm.engine.config import DataConfig
 from kemm.errors import InputDataError
+from kemm.io import read_csv
 from kemm.models.base import InputDims, ModelInput
 
 log = logging.getLogger(__name__)
@@ -97,31 +98,74 @@ def cohort_dir(config: DataConfig) -> Path:
     return Path(config.root) / "tcga" / config.cohort
 
 
-def resolve_table_path(config: DataConfig) -> Path:
+def check_data_root(config: DataConfig) -> Path:
+    """The cohort folder ``<root>/tcga/<cohort>``; a missing data root or cohort folder is an
+    error that names the folder and says how to point at the right one."""
+    root = Path(config.root)
+    if not root.is_dir():
+        raise InputDataError(
+            f"data root not found (resolved to {root.resolve()}); pass --data-root PATH "
+            "(the folder holding tcga/<cohort>/ and signatures/) or set data.root",
+            file=str(root),
+        )
     folder = cohort_dir(config)
+    if not folder.is_dir():
+        present = sorted(p.name for p in (root / "tcga").glob("*") if p.is_dir())
+        raise InputDataError(
+            f"cohort folder not found; cohorts under {root / 'tcga'}: {present or 'none'}",
+            file=str(folder),
+        )
+    return folder
+
+
+def resolve_table_path(config: DataConfig) -> Path:
+    if config.table and Path(config.table).is_absolute():
+        return Path(config.table)
+    folder = check_data_root(config)
     if config.table:
-        table = Path(config.table)
-        return table if table.is_absolute() else folder / table
+        return folder / config.table
     path = folder / f"tcga_{config.cohort}_all_clean.csv"
     if not path.is_file():
         candidates = sorted(folder.glob("*_all_clean.csv"))
         if len(candidates) == 1:
             return candidates[0]
+        found = f"found {[p.name for p in candidates]}" if candidates else "the folder has none"
         raise InputDataError(
-            f"no cohort table: expected {path.name} (or set data.table); found {[p.name for p in candidates]}",
+            f"no cohort table: expected {path.name} or one *_all_clean.csv (or set data.table); "
+            + found,
             file=str(folder),
         )
     return path
 
 
+@dataclass
+class NewPatients:
+    """How :func:`prepare_cohort` reads patients to score (``kemm predict``) rather than to
+    cross-validate: no splits, outcomes optional, the trained run's genomic groups instead of
+    a regrouping, missing values kept as NaN for the caller to check, report and impute."""
+
+    groups: list[GenomicGroup]
+    reports_csv: str | None = None  # these patients' reports (text and report facts)
+    allow_missing: bool = False  # a clinical column absent from the table becomes NaN
+
+
 def prepare_cohort(
-    config: DataConfig, *, text_loader=None, with_splits: bool = True
+    config: DataConfig,
+    *,
+    text_loader=None,
+    with_splits: bool = True,
+    new_patients: NewPatients | None = None,
 ) -> PreparedCohort:
     """Read and validate everything fold-independent. ``text_loader`` builds the text modality
     (see :func:`kemm.engine.text.load_text_modality`); it is injected to keep this testable."""
     table_path = resolve_table_path(config)
     modalities = config.genomics.modalities if config.genomics else []
-    cohort = read_all_clean(table_path, name=config.cohort, modalities=modalities or ["rnaseq"])
+    cohort = read_all_clean(table_path, name=config.cohort, modalities=modalities or ["rnaseq"],
+                            new_patients=new_patients is not None)  # fmt: skip
+    if new_patients is not None:
+        clinical, directions = _clinical_frame(config, cohort, table_path, new_patients)
+        prepared = PreparedCohort(cohort, [], list(new_patients.groups), None, clinical, directions)
+        return _attach_bags_and_text(prepared, config, text_loader)
     splits_dir = Path(config.splits) if config.splits else cohort_dir(config) / "splits"
     splits = read_splits(splits_dir) if with_splits else []
     if with_splits and config.folds is not None:
@@ -155,15 +199,21 @@ def prepare_cohort(
             )
     clinical, directions = _clinical_frame(config, cohort, table_path)
     prepared = PreparedCohort(cohort, splits, groups, report, clinical, directions)
+    return _attach_bags_and_text(prepared, config, text_loader)
+
+
+def _attach_bags_and_text(
+    prepared: PreparedCohort, config: DataConfig, text_loader
+) -> PreparedCohort:
     if config.wsi is not None and config.wsi.features_dir:
         _attach_bags(prepared, config)
     if text_loader is not None and (config.reports is not None or config.pbk):
-        prepared.text = text_loader(config, cohort)
+        prepared.text = text_loader(config, prepared.cohort)
     return prepared
 
 
 def _clinical_frame(
-    config: DataConfig, cohort: Cohort, table_path: Path
+    config: DataConfig, cohort: Cohort, table_path: Path, new: NewPatients | None = None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Covariates by name: table columns (``age``, ``sex``/``is_female``, any numeric column) and
     report facts (``t, n, m, stage, grade, nodes, margin, lvi, pni, size``), encoded by
@@ -177,16 +227,20 @@ def _clinical_frame(
         if column in FACT_COVARIATES:
             continue
         source = "is_female" if column == "sex" else column
+        directions[column] = 1 if column == "age" else 0
         if source not in cohort.patients.columns:
+            if new is not None and new.allow_missing:
+                frame[column] = np.nan  # imputed with the training-fold mean, and reported
+                continue
             raise InputDataError(
                 f"clinical covariate {column!r} is neither a column of the table nor a report "
-                f"fact ({', '.join(FACT_COVARIATES)})",
+                f"fact ({', '.join(FACT_COVARIATES)})"
+                + ("; pass --allow-missing to impute it" if new is not None else ""),
                 file=str(table_path),
             )
         frame[column] = pd.to_numeric(cohort.patients[source], errors="coerce")
-        directions[column] = 1 if column == "age" else 0
     if fact_names:
-        values = report_fact_values(config, cohort)
+        values = report_fact_values(config, cohort, new.reports_csv if new else None)
         encoded, fact_directions = encode_facts(values, fact_names, cancer_code(config))
         frame = frame.join(encoded)
         directions.update(fact_directions)
@@ -200,7 +254,16 @@ def cancer_code(config: DataConfig) -> str:
 _FACT_CACHE: dict[tuple, pd.DataFrame] = {}
 
 
-def report_fact_values(config: DataConfig, cohort: Cohort) -> pd.DataFrame:
+def reports_path(config: DataConfig) -> Path:
+    """The run's reports CSV: ``data.reports.csv``, else ``<cohort folder>/reports.csv``."""
+    if config.reports and config.reports.csv:
+        return Path(config.reports.csv)
+    return cohort_dir(config) / "reports.csv"
+
+
+def report_fact_values(
+    config: DataConfig, cohort: Cohort, reports_csv: str | Path | None = None
+) -> pd.DataFrame:
     """Patient x fact-field values: from ``data.facts_csv`` (output of ``kemm knowledge facts``)
     when given, else extracted from the reports CSV — the OCR text first, each field the OCR
     text does not state taken from the LLM-summary column (``llm_text``) when there is one."""
@@ -210,16 +273,15 @@ def report_fact_values(config: DataConfig, cohort: Cohort) -> pd.DataFrame:
     if config.facts_csv:
         values = facts_from_csv(config.facts_csv)
         return values.reindex(cohort.patients.index)
-    csv = (
-        Path(config.reports.csv)
-        if config.reports and config.reports.csv
-        else cohort_dir(config) / "reports.csv"
-    )
+    csv = Path(reports_csv) if reports_csv else reports_path(config)
     if not csv.is_file():
-        raise InputDataError("report-fact covariates need a reports CSV", file=str(csv))
+        raise InputDataError(
+            "report-fact covariates need a reports CSV (data.reports.csv, or --reports)",
+            file=str(csv),
+        )
     key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer_code(config))
     if key not in _FACT_CACHE:
-        columns = pd.read_csv(csv, nrows=0).columns
+        columns = read_csv(csv, what="reports file", nrows=0).columns
         frames = []
         for column in ("raw_text", "llm_text"):
             if column in columns:
@@ -235,7 +297,7 @@ def report_fact_values(config: DataConfig, cohort: Cohort) -> pd.DataFrame:
 def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
     """Find each patient's feature files (``<slide_id>.h5`` or ``.pt``); the first bag fixes
     the run's dimension, and every bag is checked against it when it is loaded."""
-    from kemm.wsi.features import check_compatible, read_bag
+    from kemm.wsi.features import check_compatible, read_bag_header
 
     assert config.wsi is not None and config.wsi.features_dir
     folder = Path(config.wsi.features_dir)
@@ -257,10 +319,17 @@ def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
                 missing_slides.append(str(slide))
         if paths:
             prepared.bag_paths[case_id] = paths
-    if prepared.bag_paths:
-        first = read_bag(next(iter(prepared.bag_paths.values()))[0], with_coords=False)
-        check_compatible(first, config.wsi.encoder, config.wsi.dim)
-        prepared.wsi_dim = first.dim
+    # every bag's header checked now, before any fold trains: a wrong encoder or dimension, a
+    # pickled or unreadable file is an error naming the file and the patient
+    for case_id, paths in prepared.bag_paths.items():
+        for path in paths:
+            try:
+                header = read_bag_header(path)
+                check_compatible(header, config.wsi.encoder, config.wsi.dim or prepared.wsi_dim,
+                                 file=str(path))  # fmt: skip
+            except InputDataError as error:
+                raise InputDataError(error.problem, file=error.file, patient=case_id) from None
+            prepared.wsi_dim = prepared.wsi_dim or int(header["feature_dim"])
     prepared.bag_requirements = (config.wsi.encoder, prepared.wsi_dim)
     prepared.bag_report = {
         "features_dir": str(folder),
@@ -394,7 +463,9 @@ class FoldPreprocessor:
             out = np.zeros((len(case_ids), len(features)), dtype=np.float32)
             if present:
                 values = genomics.loc[present, features].to_numpy(np.float32)
-                out[mask] = (values - mean) / np.where(std > 1e-12, std, 1.0)
+                scaled = (values - mean) / np.where(std > 1e-12, std, 1.0)
+                # NaN only for new patients scored with --allow-missing: the training-fold mean
+                out[mask] = np.nan_to_num(scaled, nan=0.0)
             arrays.append(out)
         return arrays, mask
 

@@ -1,8 +1,20 @@
-"""Predictions for new patients from a finished run: the fold models' ensemble."""
+"""Predictions for new patients from a finished run: the mean of the fold models.
+
+Each fold model scores the patients as it scored its evaluation fold: the fold's fitted
+preprocessing, then the model (tabular state, network weights, a stack's combiner over its
+bases, or a residual network's linear part, networks and combiner). Outcome columns are
+optional; when given, the C-index on these patients is reported.
+
+What a model reads must be in the new patients' files. A missing genomic column or clinical
+covariate is an error naming the modality and how many columns of each group are missing;
+with ``allow_missing`` it is imputed as in training (the training fold's mean, i.e. 0 on the
+standardised scale) and recorded per patient in the ``imputed`` column.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,81 +22,380 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
-from kemm.engine.config import RunConfig, load_config
-from kemm.engine.data import FoldInputs, FoldPreprocessor, prepare_cohort
+from kemm.cohort import GenomicGroup
+from kemm.cohort.table import GENOMIC_MODALITIES, genomic_modality
+from kemm.engine.config import ModelConfig, RunConfig, load_config
+from kemm.engine.data import (
+    FoldInputs,
+    FoldPreprocessor,
+    NewPatients,
+    PreparedCohort,
+    prepare_cohort,
+    reports_path,
+)
 from kemm.engine.runner import used_modalities
-from kemm.errors import ConfigError
+from kemm.engine.stacking import BreslowCurves
+from kemm.errors import ConfigError, InputDataError
 from kemm.models.base import InputDims
 from kemm.models.registry import create, get_entry
-from kemm.survival import TimeBins, risk_from_logits, survival_from_logits
+from kemm.models.tabular import PenalizedCox
+from kemm.survival import (
+    TimeBins,
+    harrell_c,
+    risk_from_logits,
+    survival_at_times,
+    survival_from_logits,
+)
 
 
-def predict_new(run_dir: str | Path, table: str | Path, *, model: str | None = None,
-                reports_csv: str | None = None, features_dir: str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Risk and survival curve per patient of ``table`` (an all_clean-format CSV), averaged over
-    the run's fold models. Survival is given at each fold's bin times (``surv_<k>`` columns) and
-    as the ensemble of curves evaluated at the first fold's bin end times."""
+@dataclass
+class Prediction:
+    """The output of :func:`predict_new`."""
+
+    frame: pd.DataFrame  # one row per patient (columns: see the README)
+    model: str
+    fold_models: int  # fold models averaged
+    expected_fold_models: int | None  # how many the finished run has
+    c_index: float | None  # Harrell's C on the patients with outcomes, when any
+    with_outcome: int
+    events: int
+    imputed_patients: int
+
+
+def predict_new(
+    run_dir: str | Path,
+    table: str | Path,
+    *,
+    model: str | None = None,
+    reports_csv: str | None = None,
+    facts_csv: str | None = None,
+    features_dir: str | None = None,
+    allow_missing: bool = False,
+    allow_partial: bool = False,
+) -> Prediction:
+    """Risk and survival curve of each patient of ``table`` (an all_clean-format CSV; outcome
+    columns optional), averaged over the run's fold models of ``model`` (default: the run's
+    first). Survival is given at the first fold's bin end times (``surv_t<months>``)."""
     run_dir = Path(run_dir)
-    config: RunConfig = load_config(run_dir / "config.yaml")
-    labels = [m.display for m in config.models]
-    label = model or labels[0]
-    if label not in labels:
-        raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
-    spec = next(m for m in config.models if m.display == label)
-    if get_entry(spec.name).kind == "stack" or spec.residual_over:
-        raise ConfigError(
-            f"model {label!r} combines out-of-fold risks of other models ("
-            f"{', '.join(spec.residual_over or spec.params.get('base', []))}); predicting new "
-            "patients with it is not supported yet: predict with one of its base models"
-        )
+    config = _run_config(run_dir)
+    spec = _model_spec(config, model)
+    folds = _fold_folders(run_dir, config, spec, allow_partial)
+    involved = [spec, *_bases(config, spec)]
+
     data_config = config.data.model_copy(deep=True)
     data_config.table = str(Path(table).resolve())
+    if facts_csv:
+        data_config.facts_csv = facts_csv
     if reports_csv and data_config.reports is not None:
         data_config.reports.csv = reports_csv
     if features_dir and data_config.wsi is not None:
         data_config.wsi.features_dir = features_dir
+    needs_reports = config.data.reports is not None or (
+        _reads_facts(config) and not data_config.facts_csv
+    )
+    if needs_reports and not reports_csv and not reports_path(config.data).is_file():
+        raise InputDataError(
+            "the run's models read pathology reports; give these patients' reports with "
+            "--reports CSV"
+            + (" (or their facts with --facts CSV)" if _reads_facts(config) else ""),
+            file=str(reports_path(config.data)),
+        )
+    preprocessors = {
+        (s.display, path): FoldPreprocessor.from_dict(json.loads((path / "preprocess.json").read_text()))
+        for s in involved
+        for path in [_sibling(folder, run_dir, s) for folder in folds]
+    }  # fmt: skip
     from kemm.engine.text import load_text_modality
 
-    data = prepare_cohort(data_config, text_loader=load_text_modality, with_splits=False)
-    info = get_entry(spec.name)
-    folds = sorted((run_dir / "folds" / label).glob("seed*/*/preprocess.json"))
-    if not folds:
-        raise ConfigError(f"{run_dir}: no fitted folds for model {label!r}")
+    new = NewPatients(_groups(preprocessors.values()), reports_csv, allow_missing)
+    data = prepare_cohort(data_config, text_loader=load_text_modality, new_patients=new)
+    imputed = _check_and_fill_genomics(data, Path(table), allow_missing)
+    imputed = _record_clinical(data, config, imputed, allow_missing, Path(table))
+
     case_ids = data.cohort.case_ids
-    risks, curves, reference_times = [], [], None
-    for path in folds:
-        folder = path.parent
-        state = json.loads(path.read_text())
-        bins = TimeBins.from_dict(state["bins"])
-        pre = FoldPreprocessor.from_dict(state)
+    reference_times = None
+    risks, curves = [], []
+    for folder in folds:
+        bins = TimeBins.from_dict(json.loads((folder / "preprocess.json").read_text())["bins"])
         if reference_times is None:
             reference_times = bins.bin_times
-        if info.kind == "tabular":
-            saved = folder / "model_state.json"
-            if not saved.exists():
-                raise ConfigError(f"{folder}: model {label!r} saved no state; it cannot predict")
-            fitted = info.factory.from_state(json.loads(saved.read_text()))
-            x, _ = pre.tabular_matrix(data, case_ids, used_modalities(spec, data))
-            risks.append(fitted.predict_risk(x))
-            curves.append(fitted.predict_survival(x, reference_times))
-            continue
-        meta = json.loads((folder / "model.json").read_text())
-        network = create(
-            meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
-        )
-        network.load_state_dict(load_file(folder / "weights.safetensors"))
-        network.eval()
-        inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data))
-        with torch.no_grad():
-            logits = torch.cat([network(inputs.batch([i])).logits for i in range(len(case_ids))])
-        risks.append(risk_from_logits(logits).numpy())
-        surv = survival_from_logits(logits).numpy()
-        from kemm.survival import survival_at_times
+        risk, curve = _score(spec, folder, run_dir, config, data, preprocessors, case_ids,
+                             reference_times)  # fmt: skip
+        risks.append(risk)
+        curves.append(curve)
+    silent = set(data.text.reports_without_statements) if data.text is not None else set()
+    for case_id in case_ids:
+        for modality in sorted(_modalities_read(involved, data) & {"report", "wsi"}):
+            if not data.has_modality(case_id, modality):
+                what = "no statement" if case_id in silent else "none"
+                imputed.setdefault(case_id, []).append(f"{modality} ({what})")
 
-        curves.append(survival_at_times(surv, bins, reference_times))
-    out = pd.DataFrame({"case_id": case_ids, "model": label, "risk": np.mean(risks, axis=0)})
+    frame = pd.DataFrame({"case_id": case_ids, "model": spec.display, "risk": np.mean(risks, 0)})
     mean_curve = np.mean(curves, axis=0)
     for k, t in enumerate(reference_times):
-        out[f"surv_t{t:.1f}"] = mean_curve[:, k]
-    out["n_fold_models"] = len(folds)
-    return out
+        frame[f"surv_t{t:.1f}"] = mean_curve[:, k]
+    frame["n_fold_models"] = len(folds)
+    frame["imputed"] = ["; ".join(imputed.get(c, [])) for c in case_ids]
+    patients = data.cohort.patients
+    known = patients["time"].notna().to_numpy()
+    c_index = None
+    if known.any():
+        frame["time"] = patients["time"].to_numpy()
+        frame["event"] = patients["event"].astype("Int64").to_numpy()
+        if patients["event"][known].sum() > 0:
+            c_index = harrell_c(
+                patients["event"][known].to_numpy().astype(bool),
+                patients["time"][known].to_numpy(),
+                frame["risk"].to_numpy()[known],
+            )
+    return Prediction(
+        frame, spec.display, len(folds), _expected_folds(run_dir, config), c_index,
+        int(known.sum()), int(patients["event"][known].sum()), sum(1 for v in imputed.values() if v),
+    )  # fmt: skip
+
+
+def _run_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise InputDataError("not a kemm run directory (no config.yaml)", file=str(run_dir))
+    return load_config(path)
+
+
+def _model_spec(config: RunConfig, label: str | None) -> ModelConfig:
+    labels = [m.display for m in config.models]
+    label = label or labels[0]
+    for spec in config.models:
+        if spec.display == label:
+            return spec
+    raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
+
+
+def _bases(config: RunConfig, spec: ModelConfig) -> list[ModelConfig]:
+    labels = list(spec.residual_over or []) + list(spec.params.get("base", []))
+    return [m for m in config.models if m.display in labels]
+
+
+def _reads_facts(config: RunConfig) -> bool:
+    from kemm.knowledge.covariates import FACT_COVARIATES
+
+    return any(c in FACT_COVARIATES for c in config.data.clinical)
+
+
+def _expected_folds(run_dir: Path, config: RunConfig) -> int | None:
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        protocol = json.loads(metrics.read_text())["protocol"]
+        return len(protocol["folds"]) * len(protocol["seeds"])
+    if config.data.folds is not None:
+        return len(config.data.folds) * len(config.seed_list)
+    return None
+
+
+def _fold_folders(
+    run_dir: Path, config: RunConfig, spec: ModelConfig, allow_partial: bool
+) -> list[Path]:
+    """The model's finished fold folders; an unfinished run is refused unless ``allow_partial``."""
+    folders = sorted(
+        p.parent
+        for seed in config.seed_list
+        for p in (run_dir / "folds" / spec.display / f"seed{seed}").glob("*/result.json")
+    )
+    expected = _expected_folds(run_dir, config)
+    if not folders:
+        raise InputDataError(
+            f"no finished fold of model {spec.display!r}; finish the run first "
+            "(rerun its kemm train command)",
+            file=str(run_dir),
+        )
+    unfinished = not (run_dir / "metrics.json").is_file() or (
+        expected is not None and len(folders) < expected
+    )
+    if unfinished and not allow_partial:
+        of = f" of {expected}" if expected else ""
+        raise InputDataError(
+            f"the run is unfinished: {len(folders)}{of} fold models of {spec.display!r} exist; "
+            "finish it (rerun its kemm train command) or pass --allow-partial to average those",
+            file=str(run_dir),
+        )
+    return folders
+
+
+def _sibling(folder: Path, run_dir: Path, spec: ModelConfig) -> Path:
+    """The folder of ``spec``'s model for the same seed and fold as ``folder``."""
+    path = run_dir / "folds" / spec.display / folder.parent.name / folder.name
+    if not (path / "result.json").is_file():
+        raise InputDataError(
+            f"base model {spec.display!r} has no finished {folder.parent.name}/{folder.name}",
+            file=str(run_dir),
+        )
+    return path
+
+
+def _groups(preprocessors) -> list[GenomicGroup]:
+    """The genomic groups the fold models read (each group's features over all folds)."""
+    features: dict[str, list[str]] = {}
+    for pre in preprocessors:
+        for name, columns in zip(pre.group_names, pre.group_features, strict=True):
+            known = features.setdefault(name, [])
+            known += [c for c in columns if c not in set(known)]
+    return [GenomicGroup(name, tuple(columns)) for name, columns in features.items()]
+
+
+def _check_and_fill_genomics(
+    data: PreparedCohort, table: Path, allow_missing: bool
+) -> dict[str, list[str]]:
+    """Genomic columns and values the models read but the file lacks: an error naming how many
+    of each group are missing, or (``allow_missing``) NaN columns imputed later; returns what
+    is imputed per patient."""
+    needed = list(dict.fromkeys(f for g in data.groups for f in g.features))
+    if not needed:
+        return {}
+    genomics = data.cohort.genomics
+    absent = [f for f in needed if f not in genomics.columns]
+    if absent and not allow_missing:
+        counts = {m: sum(genomic_modality(f) == m for f in needed) for m in GENOMIC_MODALITIES}
+        lacking = {m: sum(genomic_modality(f) == m for f in absent) for m in GENOMIC_MODALITIES}
+        groups = ", ".join(
+            f"{lacking[m]} of {counts[m]} {m}" for m in GENOMIC_MODALITIES if counts[m]
+        )
+        raise InputDataError(
+            f"genomics: the run's models read {len(needed)} genomic columns and this file lacks "
+            f"{len(absent)} of them ({groups}; e.g. {absent[:3]}); add them, or pass "
+            "--allow-missing to impute each with the training-fold mean",
+            file=str(table),
+        )
+    if absent:
+        genomics = genomics.reindex(columns=[*genomics.columns, *absent])
+        data.cohort.genomics = genomics
+    values = genomics[needed]
+    blank = values.isna()
+    if blank.to_numpy().any() and not allow_missing:
+        case_id = blank.any(axis=1).idxmax()
+        raise InputDataError(
+            f"{int(blank.loc[case_id].sum())} empty genomic value(s), e.g. "
+            f"{list(blank.columns[blank.loc[case_id]][:3])}; pass --allow-missing to impute them",
+            file=str(table), patient=case_id,
+        )  # fmt: skip
+    imputed: dict[str, list[str]] = {}
+    for case_id, row in blank.iterrows():
+        for modality in GENOMIC_MODALITIES:
+            columns = [f for f in needed if genomic_modality(f) == modality]
+            missing = int(row[columns].sum()) if columns else 0
+            if missing:
+                imputed.setdefault(case_id, []).append(f"{modality} {missing}/{len(columns)}")
+    return imputed
+
+
+def _record_clinical(
+    data: PreparedCohort, config: RunConfig, imputed: dict[str, list[str]], allow_missing: bool,
+    table: Path,
+) -> dict[str, list[str]]:  # fmt: skip
+    """Table covariates (age, sex, ...) without a value are imputed with the training-fold mean,
+    as in training; report facts not stated are the documented ``unknown`` level. Both are
+    recorded per patient."""
+    from kemm.knowledge.covariates import FACT_COVARIATES, covariate_of
+
+    clinical = data.clinical
+    for column in [c for c in config.data.clinical if c not in FACT_COVARIATES]:
+        if column in clinical.columns and clinical[column].isna().all() and len(clinical) > 1:
+            if not allow_missing:
+                raise InputDataError(
+                    f"clinical covariate {column!r} has no value for any patient; pass "
+                    "--allow-missing to impute it",
+                    file=str(table),
+                )
+    unknown_columns = [c for c in clinical.columns if c.endswith("=unknown")
+                       and covariate_of(c) in FACT_COVARIATES]  # fmt: skip
+    for case_id, row in clinical.iterrows():
+        missing = [c for c in config.data.clinical if c in clinical.columns and pd.isna(row[c])]
+        if unknown_columns and all(row[c] == 1 for c in unknown_columns):
+            missing.append("report facts (none stated)")
+        if missing:
+            imputed.setdefault(case_id, []).extend(missing)
+    return imputed
+
+
+def _modalities_read(specs: list[ModelConfig], data: PreparedCohort) -> set[str]:
+    """What the models read themselves (a stack reads only its bases' risks)."""
+    readers = [s for s in specs if get_entry(s.name).kind != "stack"]
+    return set().union(*(used_modalities(s, data) for s in readers))
+
+
+def _score(spec: ModelConfig, folder: Path, run_dir: Path, config: RunConfig,
+           data: PreparedCohort, preprocessors: dict, case_ids: list[str],
+           times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Risks and survival at ``times`` of one fold model of ``spec``."""
+    kind = get_entry(spec.name).kind
+    pre = preprocessors[(spec.display, folder)]
+    if kind == "tabular":
+        fitted = _tabular_state(folder, spec)
+        x, _ = pre.tabular_matrix(data, case_ids, used_modalities(spec, data))
+        return fitted.predict_risk(x), fitted.predict_survival(x, times)
+    if kind == "stack":
+        risks = _base_risks(spec.params["base"], folder, run_dir, config, data, preprocessors,
+                            case_ids)  # fmt: skip
+        fitted = _tabular_state(folder, spec)
+        return fitted.predict_risk(risks), fitted.predict_survival(risks, times)
+    if spec.residual_over:
+        return _score_residual(spec, folder, run_dir, config, data, preprocessors, case_ids, times)
+    bins = TimeBins.from_dict(json.loads((folder / "preprocess.json").read_text())["bins"])
+    logits = _network_logits(folder / "weights.safetensors", spec, folder, data, pre, case_ids)
+    surv = survival_from_logits(logits).numpy()
+    return risk_from_logits(logits).numpy(), survival_at_times(surv, bins, times)
+
+
+def _tabular_state(folder: Path, spec: ModelConfig):
+    saved = folder / "model_state.json"
+    if not saved.is_file():
+        raise InputDataError(f"model {spec.display!r} saved no state here", file=str(folder))
+    return PenalizedCox.from_state(json.loads(saved.read_text()))
+
+
+def _base_risks(labels, folder, run_dir, config, data, preprocessors, case_ids) -> np.ndarray:
+    """The bases' risks for the same seed and fold, one column per base (their order)."""
+    columns = []
+    for label in labels:
+        base = next(m for m in config.models if m.display == label)
+        sibling = _sibling(folder, run_dir, base)
+        risk, _ = _score(base, sibling, run_dir, config, data, preprocessors, case_ids,
+                         np.zeros(0))  # fmt: skip
+        columns.append(risk)
+    return np.column_stack(columns)
+
+
+def _score_residual(spec, folder, run_dir, config, data, preprocessors, case_ids, times):
+    """Linear part (a Cox combiner of the bases), the cross-fitted networks' standardised
+    risks (mean), the combiner of both, and Breslow curves: as in training."""
+    saved = folder / "residual.json"
+    if not saved.is_file():
+        raise InputDataError(
+            "this residual model was trained by a kemm version that did not save what "
+            "prediction needs (residual.json); retrain the run",
+            file=str(folder),
+        )
+    state = json.loads(saved.read_text())
+    base = _base_risks(state["residual_over"], folder, run_dir, config, data, preprocessors,
+                       case_ids)  # fmt: skip
+    eta = PenalizedCox.from_state(state["linear_part"]).predict_risk(base)
+    pre = preprocessors[(spec.display, folder)]
+    network = np.zeros(len(case_ids))
+    for part, scale in enumerate(state["networks"]):
+        logits = _network_logits(folder / f"weights_part{part}.safetensors", spec, folder, data,
+                                 pre, case_ids)  # fmt: skip
+        risk = risk_from_logits(logits).numpy()
+        network += (risk - scale["center"]) / scale["scale"] / len(state["networks"])
+    risk = PenalizedCox.from_state(state["combiner"]).predict_risk(np.column_stack([eta, network]))
+    return risk, BreslowCurves.from_state(state["breslow"])(risk, times)
+
+
+def _network_logits(weights: Path, spec: ModelConfig, folder: Path, data: PreparedCohort,
+                    pre: FoldPreprocessor, case_ids: list[str]) -> torch.Tensor:  # fmt: skip
+    meta = json.loads((folder / "model.json").read_text())
+    network = create(
+        meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
+    )
+    network.load_state_dict(load_file(weights))
+    network.eval()
+    inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data))
+    with torch.no_grad():
+        return torch.cat([network(inputs.batch([i])).logits for i in range(len(case_ids))])

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from kemm.survival import harrell_c, kaplan_meier, logrank_p  # noqa: E402
+from kemm.survival import harrell_c, logrank_p  # noqa: E402
 
 METRIC_KEYS = ("c_index", "uno_c", "ibs", "mean_auc")
 
@@ -90,26 +90,40 @@ def bootstrap_mean_c(predictions: pd.DataFrame, n_boot: int, seed: int = 0) -> l
 
 
 def plot_km(predictions: pd.DataFrame, path: Path, title: str, n_groups: int = 2) -> float:
-    """Kaplan-Meier curves of risk groups (split at the training-fold median risk) with the
-    log-rank p-value; returns the p-value."""
+    """Kaplan-Meier curves of risk groups (split at the training-fold median risk), with
+    censoring ticks, the numbers at risk under the axis and the log-rank p-value; returns the
+    p-value. With several seeds, the first seed's out-of-fold predictions are drawn (each
+    patient once)."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.plotting import add_at_risk_counts
+
+    if "seed" in predictions.columns and predictions["seed"].nunique() > 1:
+        predictions = predictions[predictions["seed"] == predictions["seed"].min()]
     high = (predictions["risk"] > predictions["train_risk_median"]).to_numpy().astype(int)
     time = predictions["time"].to_numpy(float)
     event = predictions["event"].to_numpy(bool)
     p_value = float("nan")
     if len(np.unique(high)) > 1:
         p_value = logrank_p(time, event, high)
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    fitted = []
     for group, label in ((0, "low risk"), (1, "high risk")):
         chosen = high == group
         if chosen.sum() == 0:
             continue
-        t, s = kaplan_meier(time[chosen], event[chosen])
-        ax.step(np.r_[0, t], np.r_[1, s], where="post", label=f"{label} (n={int(chosen.sum())})")
+        kmf = KaplanMeierFitter(label=f"{label} (n={int(chosen.sum())})")
+        kmf.fit(time[chosen], event[chosen])
+        kmf.plot_survival_function(ax=ax, ci_show=False, show_censors=True,
+                                   censor_styles={"marker": "|", "ms": 6})  # fmt: skip
+        kmf._label = label  # the at-risk table's row name
+        fitted.append(kmf)
     ax.set_xlabel("time (months)")
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{title}: out-of-fold risk groups\nlog-rank p = {p_value:.2g}")
     ax.legend(loc="lower left")
+    if fitted:
+        add_at_risk_counts(*fitted, ax=ax, rows_to_show=["At risk"])
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -135,6 +149,16 @@ def write_report(out: Path, metrics: dict) -> None:
         "",
         f"Model selection: {protocol['selection_note']}. Time bins: {protocol['binning']}.",
         f"Folds: {', '.join(protocol['folds'])}; seeds: {protocol['seeds']}.",
+    ]
+    patients = protocol.get("patients")
+    if patients:
+        text.append(
+            f"Patients: N = {patients['n']}, {patients['events']} events "
+            f"({patients['events'] / max(patients['n'], 1):.0%}); median follow-up "
+            f"{_months(patients['median_follow_up_months'])} (reverse Kaplan-Meier); median "
+            f"survival {_months(patients['median_survival_months'])}."
+        )
+    text += [
         "",
         format_table(metrics),
         "",
@@ -149,6 +173,10 @@ def write_report(out: Path, metrics: dict) -> None:
                 f"{name}: {len(entry['excluded_patients'])} patient(s) lacked its required modality and were excluded"
             )
     (out / "report.md").write_text("\n".join(text) + "\n")
+
+
+def _months(value: float) -> str:
+    return "not reached" if not np.isfinite(value) else f"{value:.1f} months"
 
 
 def read_metrics(run_dir: str | Path) -> dict:

@@ -55,6 +55,8 @@ from kemm.survival import (
     evaluate,
     harrell_c,
     integrated_brier,
+    km_median,
+    median_follow_up,
     risk_from_logits,
     survival_from_logits,
 )
@@ -129,6 +131,7 @@ class CrossValidationRunner:
         on_fold_done: Callable[[FoldTask, dict], None] | None = None,
         ray_address: str | None = None,
         workers: int = 1,
+        overwrite: bool = False,
     ):
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
@@ -140,22 +143,33 @@ class CrossValidationRunner:
         self.on_fold_done = on_fold_done
         self.device = resolve_device(config.train.device)
         self.ray_address = ray_address
+        self.overwrite = overwrite
 
     def _claim_directory(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Write the config into the run directory. A directory holding finished folds of
+        another config is refused (resuming would mix two runs) unless ``overwrite``, which
+        deletes that run first; one without finished folds is simply taken over."""
         path = self.out / "config.yaml"
         text = dump_config(self.config)
         if path.exists() and path.read_text() != text:
-            raise ConfigError(
-                f"{self.out} holds a run with a different config; choose a new --out "
-                f"or delete the folder to start over"
-            )
+            finished = list((self.out / "folds").glob("*/seed*/*/result.json"))
+            if finished and not self.overwrite:
+                raise ConfigError(
+                    f"{self.out} holds {len(finished)} finished fold(s) of a run with a different "
+                    "config; to keep them, rerun with a new --out; to replace them, add "
+                    "--overwrite (or, to resume that run, use its config: "
+                    f"{path})"
+                )
+            if finished or self.overwrite:
+                log.warning("--overwrite: deleting the previous run in %s", self.out)
+                _clear_run(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
 
     def run(self) -> dict:
         started = time.time()
-        self._claim_directory()
         data = prepare_cohort(self.config.data, text_loader=self.text_loader)
+        self._claim_directory()  # once the config and its inputs are known to be good
         self._set_threads()
         bag_cache = BagCache(data.bag_requirements)
         tasks = self.tasks(data)
@@ -164,15 +178,12 @@ class CrossValidationRunner:
         for index, task in enumerate(tasks):
             done = task.directory(self.out) / "result.json"
             if done.exists():
-                log.info(
-                    "resume: %s seed %d %s already finished",
-                    task.model.display,
-                    task.seed,
-                    task.split.name,
-                )
                 results.append(json.loads(done.read_text()))
             else:
                 pending.append(index)
+        if results:
+            log.info("resume: %d of %d fold fits already finished in %s; %d to go",
+                     len(results), len(tasks), self.out, len(pending))  # fmt: skip
         if self.ray_address and pending:
             results += self._run_on_ray(pending, data)
         elif self.workers > 1 and len(pending) > 1:
@@ -228,25 +239,32 @@ class CrossValidationRunner:
         raw = self.config.model_dump(mode="json")
         workers = min(self.workers, len(pending))
         results = []
-        with (
-            ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(raw, str(self.out), data),
-            ) as pool,
-            self._progress() as progress,
-        ):  # fmt: skip
-            bar = progress.add_task(
-                f"cross-validation ({workers} processes)",
-                total=len(tasks),
-                completed=len(tasks) - len(pending),
-            )
-            futures = {pool.submit(_run_task_in_worker, index): index for index in pending}
-            for future in as_completed(futures):
-                result = future.result()
-                results.append(result)
-                if self.on_fold_done is not None:
-                    self.on_fold_done(tasks[futures[future]], result)
-                progress.advance(bar)
+        pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(raw, str(self.out), data),
+        )  # fmt: skip
+        try:
+            with self._progress() as progress:
+                bar = progress.add_task(
+                    f"cross-validation ({workers} processes)",
+                    total=len(tasks),
+                    completed=len(tasks) - len(pending),
+                )
+                futures = {pool.submit(_run_task_in_worker, index): index for index in pending}
+                for future in as_completed(futures):
+                    result = future.result()
+                    results.append(result)
+                    if self.on_fold_done is not None:
+                        self.on_fold_done(tasks[futures[future]], result)
+                    progress.advance(bar)
+        except BaseException:
+            # Interrupted or failed: stop the workers now. Folds they had not finished have no
+            # result.json and are redone on resume; finished ones are kept.
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
+        pool.shutdown()
         return results
 
     def _run_on_ray(self, pending: list[int], data: PreparedCohort) -> list[dict]:
@@ -481,7 +499,7 @@ class CrossValidationRunner:
         test_positions = list(range(n_train, n_train + len(test_ids)))
         network_train = np.zeros(n_train)
         network_test = np.zeros(len(test_ids))
-        histories, agreement = [], {}
+        histories, agreement, scales = [], {}, []
         split = StratifiedKFold(RESIDUAL_FOLDS, shuffle=True, random_state=seed)
         for part, (fit, held) in enumerate(split.split(np.zeros(n_train), train_target.event)):
             part_seed = seed * 10 + part
@@ -502,15 +520,22 @@ class CrossValidationRunner:
             center, scale = float(np.mean(held_risk)), float(np.std(held_risk)) or 1.0
             network_train[sorted(held.tolist())] = (held_risk - center) / scale
             network_test += (test_risk - center) / scale / RESIDUAL_FOLDS
+            scales.append({"center": center, "scale": scale})
             if part == 0:
                 agreement = self._student_teacher_agreement(
                     model, data, inputs, test_ids, test_risk, test_target
                 )
                 self._save_network(model, task, params, bins, dims, folder)
+            self._save_network(model, task, params, bins, dims, folder, f"weights_part{part}")
         final = combine([eta_train, network_train], train_target, ["linear part", "network"])
         train_risk = final.predict_risk(np.column_stack([eta_train, network_train]))
         test_risk = final.predict_risk(np.column_stack([eta_test, network_test]))
         breslow = BreslowCurves(train_risk, train_target)
+        # what `kemm predict` needs to score new patients the same way
+        (folder / "residual.json").write_text(json.dumps({
+            "residual_over": list(residual), "linear_part": linear.to_state(),
+            "networks": scales, "combiner": final.to_state(), "breslow": breslow.to_state(),
+        }))  # fmt: skip
         return train_risk, test_risk, breslow(test_risk, bins.bin_times), {
             "ibs": self._ibs(task, train_target, test_target, lambda t: breslow(test_risk, t)),
             "selection": f"fixed epochs; {RESIDUAL_FOLDS} cross-fitted networks, network weight "
@@ -568,6 +593,7 @@ class CrossValidationRunner:
             "std": "population std (ddof=0) over folds x seeds",
             "kemm_version": __version__,
             "wall_seconds": round(seconds, 1),
+            "patients": _outcome_summary(data),
         }  # fmt: skip
         metrics = aggregate_metrics(
             results, config, protocol, bootstrap=config.eval.bootstrap, predictions=predictions
@@ -593,10 +619,30 @@ class CrossValidationRunner:
         return metrics
 
 
+RUN_ENTRIES = ("config.yaml", "data.json", "folds", "base_risks", "predictions.csv",
+               "metrics.json", "report.md")  # fmt: skip
+
+
+def _clear_run(out: Path) -> None:
+    """Delete what a run wrote into ``out`` (and nothing else the folder holds)."""
+    import shutil
+
+    for entry in [out / name for name in RUN_ENTRIES] + sorted(out.glob("km_*.png")):
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.exists():
+            entry.unlink()
+
+
 _WORKER: dict = {}  # per-process state of a local worker (set once by _init_worker)
 
 
 def _init_worker(raw_config: dict, out: str, data: PreparedCohort) -> None:
+    import contextlib
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread (a Ray worker): leave it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     runner = CrossValidationRunner(RunConfig.model_validate(raw_config), out, show_progress=False)
     runner._set_threads()
     _WORKER.update(runner=runner, data=data, tasks=runner.tasks(data),
@@ -612,6 +658,18 @@ def _run_task_remotely(raw_config: dict, out: str, data: PreparedCohort, index: 
     """A Ray task: one (seed, fold, model) on the cohort the driver prepared."""
     _init_worker(raw_config, out, data)
     return _run_task_in_worker(index)
+
+
+def _outcome_summary(data: PreparedCohort) -> dict:
+    """N, events and follow-up of the patients the folds evaluate."""
+    ids = sorted({c for split in data.splits for c in split.test}) or data.cohort.case_ids
+    target = data.cohort.subset(ids).target
+    return {
+        "n": len(ids),
+        "events": int(target.event.sum()),
+        "median_follow_up_months": median_follow_up(target.time, target.event),
+        "median_survival_months": km_median(target.time, target.event),
+    }
 
 
 def _data_summary(data: PreparedCohort) -> dict:

@@ -144,6 +144,18 @@ class BreslowCurves:
             train_risk - self.center, train.time, train.event
         )
 
+    def to_state(self) -> dict:
+        return {"center": self.center, "times": np.asarray(self.times).tolist(),
+                "baseline": np.asarray(self.baseline).tolist()}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: dict) -> BreslowCurves:
+        curves = cls.__new__(cls)
+        curves.center = float(state["center"])
+        curves.times = np.asarray(state["times"], float)
+        curves.baseline = np.asarray(state["baseline"], float)
+        return curves
+
     def __call__(self, risk: np.ndarray, times) -> np.ndarray:
         idx = np.searchsorted(self.times, np.asarray(times, dtype=float), side="right") - 1
         base = np.where(idx < 0, 1.0, self.baseline[np.clip(idx, 0, None)])

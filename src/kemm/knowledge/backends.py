@@ -163,11 +163,15 @@ class LlamaCppBackend:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
-        response_format: Mapping[str, Any] | None = None,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> str:
-        """``response_format``: llama.cpp's JSON constraint, e.g. ``{"type": "json_object",
-        "schema": {...}}`` (compiled to a grammar)."""
-        extra = {"response_format": dict(response_format)} if response_format else {}
+        """``json_schema``: the reply is JSON valid under it (llama.cpp compiles it into a
+        grammar)."""
+        extra = (
+            {"response_format": {"type": "json_object", "schema": dict(json_schema)}}
+            if json_schema
+            else {}
+        )
         with self._lock:
             llm = self._load()
             self.calls += 1
@@ -187,10 +191,36 @@ class LlamaCppBackend:
         return f"LlamaCppBackend(gguf_path={str(self.gguf_path)!r}, n_ctx={self.n_ctx})"
 
 
+class EndpointUnreachable(LLMError):
+    """The endpoint never answered: several requests in a row could not connect or timed out.
+    Not a per-report failure, so a run stops instead of waiting out every report."""
+
+
+# Structured-output formats, tried in order; a server refusing one (HTTP 400/422) gets the next.
+JSON_MODES = ("json_schema", "json_object_schema", "json_object")
+
+
+def _response_format(mode: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    if mode == "json_schema":  # OpenAI structured output, vLLM, recent llama.cpp servers
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": dict(schema), "strict": True},
+        }
+    if mode == "json_object_schema":  # llama-cpp-python's server (a grammar from the schema)
+        return {"type": "json_object", "schema": dict(schema)}
+    return {"type": "json_object"}  # any JSON; the schema is only in the prompt
+
+
 class OpenAICompatibleBackend:
-    """Any OpenAI-compatible chat-completions endpoint."""
+    """Any OpenAI-compatible chat-completions endpoint.
+
+    Transient errors are retried with exponential backoff. An endpoint that has never answered
+    and fails ``unreachable_after`` requests in a row (cannot connect, or times out) raises
+    :class:`EndpointUnreachable` for every further request at once.
+    """
 
     name = "openai"
+    unreachable_after = 3
 
     def __init__(
         self,
@@ -210,6 +240,11 @@ class OpenAICompatibleBackend:
             raise ConfigError("the openai backend needs the openai package") from error
         if not model:
             raise ConfigError("the openai backend needs a model name (--model)")
+        if not timeout > 0 or max_retries < 0:
+            raise ConfigError(
+                f"the openai backend needs --timeout > 0 and --max-retries ≥ 0 "
+                f"(got {timeout:g} and {max_retries})"
+            )
         self.base_url = base_url
         self.model = model
         self.api_key_env = api_key_env
@@ -221,6 +256,10 @@ class OpenAICompatibleBackend:
         self.calls = 0
         self._semaphore = threading.BoundedSemaphore(self.concurrency)
         self._count_lock = threading.Lock()
+        self._json_mode = JSON_MODES[0]  # the structured-output format the server accepts
+        self._answered = False
+        self._down_in_a_row = 0
+        self._unreachable: str | None = None
         # Local servers (llama.cpp, vLLM, Ollama) accept any key; the real key stays in the env.
         key = os.environ.get(api_key_env) or "not-needed"
         self._openai = openai
@@ -244,12 +283,21 @@ class OpenAICompatibleBackend:
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> str:
+        """The reply; with ``json_schema``, structured output (json_schema, else json_object
+        with the schema, else any JSON object: the format the server accepts is remembered)."""
+        if self._unreachable:
+            raise EndpointUnreachable(self._unreachable)
         last: Exception | None = None
+        attempt = 0
         with self._semaphore:
-            for attempt in range(self.max_retries + 1):
+            while True:
                 with self._count_lock:
                     self.calls += 1
+                extra = {}
+                if json_schema is not None:
+                    extra["response_format"] = _response_format(self._json_mode, json_schema)
                 try:
                     response = self._client.chat.completions.create(
                         model=self.model,
@@ -257,10 +305,15 @@ class OpenAICompatibleBackend:
                         max_tokens=max_tokens,
                         temperature=temperature,
                         seed=seed,
+                        **extra,
                     )
+                    with self._count_lock:
+                        self._answered, self._down_in_a_row = True, 0
                     return response.choices[0].message.content or ""
                 except Exception as error:
                     last = error
+                    if json_schema is not None and self._refused_format(error):
+                        continue  # not a retry: the same request in the next format
                     if not self._retryable(error) or attempt == self.max_retries:
                         break
                     delay = self._delay(attempt)
@@ -274,7 +327,51 @@ class OpenAICompatibleBackend:
                         delay,
                     )
                     time.sleep(delay)
-        raise LLMError(f"{self.base_url or 'openai'} {self.model}: {type(last).__name__}: {last}")
+                    attempt += 1
+        message = self._failure(last, attempt + 1)
+        o = self._openai
+        if isinstance(last, (o.APIConnectionError, o.APITimeoutError)) and not self._answered:
+            with self._count_lock:
+                self._down_in_a_row += 1
+                if self._down_in_a_row >= self.unreachable_after and not self._answered:
+                    self._unreachable = (
+                        f"LLM endpoint unreachable: {self._down_in_a_row} requests in a row "
+                        f"failed, the last with {message}"
+                    )
+            if self._unreachable:
+                raise EndpointUnreachable(self._unreachable)
+        raise LLMError(message)
+
+    def _refused_format(self, error: Exception) -> bool:
+        """A server refusing the structured-output format (HTTP 400/422) steps down to the
+        next one; False when there is none left."""
+        o = self._openai
+        refused = isinstance(error, o.APIStatusError) and error.status_code in (400, 422)
+        with self._count_lock:
+            if not refused or self._json_mode == JSON_MODES[-1]:
+                return False
+            fallback = JSON_MODES[JSON_MODES.index(self._json_mode) + 1]
+            log.warning("%s refused response_format %s (HTTP %s); trying %s",
+                        self.base_url or "openai", self._json_mode, error.status_code, fallback)  # fmt: skip
+            self._json_mode = fallback
+        return True
+
+    def _failure(self, error: Exception | None, attempts: int) -> str:
+        """One line: the endpoint, the model, what went wrong, after how many attempts."""
+        where = f"{self.base_url or 'openai'} (model {self.model!r})"
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if isinstance(error, self._openai.APITimeoutError):
+            return (
+                f"{where}: APITimeoutError: no answer within the {self.timeout:g} s timeout "
+                f"(--timeout), {tries}"
+            )
+        if isinstance(error, self._openai.APIConnectionError):
+            return f"{where}: APIConnectionError: cannot connect (is the server up?), {tries}"
+        text = " ".join(str(error).split())
+        key = str(getattr(self._client, "api_key", "") or "")
+        if len(key) >= 6 and key != "not-needed":  # a server may echo the key in its error body
+            text = text.replace(key, "***")
+        return f"{where}: {type(error).__name__}: {text}, {tries}"
 
     def __repr__(self) -> str:  # the key itself is never shown
         return (

@@ -174,11 +174,9 @@ def records_frame(records: Mapping[str, ReportFacts]) -> pd.DataFrame:
 def facts_from_csv(path: str) -> pd.DataFrame:
     """A ``kemm knowledge facts`` CSV (one row per ``case_id``) as patient x field values."""
     from kemm.errors import InputDataError
+    from kemm.io import read_csv
 
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise InputDataError(f"cannot read facts CSV: {error}", file=str(path)) from None
+    frame = read_csv(path, what="facts file", dtype=str, keep_default_na=False)
     if "case_id" not in frame.columns:
         raise InputDataError("facts CSV has no case_id column", file=str(path))
     duplicated = frame["case_id"][frame["case_id"].duplicated()].tolist()
@@ -188,4 +186,35 @@ def facts_from_csv(path: str) -> pd.DataFrame:
             file=str(path),
         )
     frame = frame.set_index("case_id").replace("", None)
+    _check_fact_values(frame, str(path))
     return frame
+
+
+def _check_fact_values(frame: pd.DataFrame, file: str) -> None:
+    """A value the facts CSV format does not allow (``T9``, stage ``IIX``, a negative count) is
+    an error, never silently read as "not stated"."""
+    from kemm.errors import InputDataError
+    from kemm.knowledge.facts_llm import normalise_value
+
+    def valid(name: str, value: str) -> bool:
+        if name in ("nodes_positive", "nodes_examined", "size_cm"):  # any count or size
+            number = pd.to_numeric(value, errors="coerce")
+            return bool(number >= 0) and (name == "size_cm" or float(number).is_integer())
+        if name == "stage" and str(value).strip() == "0":  # AJCC stage 0 (Tis N0 M0)
+            return True
+        return normalise_value(name, value) is not None
+
+    for name in [c for c in FACT_COLUMNS if c in frame.columns and c != "histology"]:
+        for case_id, value in frame[name].dropna().items():
+            if not valid(name, value):
+                raise InputDataError(
+                    f"column {name!r}: {value!r} is not a valid value (written like "
+                    f"{_FACT_EXAMPLES.get(name, 'the kemm knowledge facts output')}; "
+                    "empty when not stated)",
+                    file=file, patient=str(case_id),
+                )  # fmt: skip
+
+
+_FACT_EXAMPLES = {"t": "T2a", "n": "N1", "m": "M0", "stage": "IIIA", "grade": "G2",
+                  "nodes_positive": "3", "nodes_examined": "12", "size_cm": "4.5",
+                  "margin": "negative", "lvi": "absent", "pni": "present"}  # fmt: skip

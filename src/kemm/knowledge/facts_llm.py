@@ -42,6 +42,7 @@ Completions are cached on disk like :mod:`kemm.knowledge.refine`: a rerun makes 
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import logging
 import os
@@ -55,8 +56,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kemm.errors import ConfigError, InputDataError
-from kemm.knowledge.backends import LLMBackend, LLMError
+from kemm.errors import ConfigError
+from kemm.knowledge.backends import EndpointUnreachable, LLMBackend
 from kemm.knowledge.cache import DiskCache, cache_key, input_hash
 from kemm.knowledge.facts import receptor_calls, roman_to_int
 from kemm.knowledge.prompting import neutralise_delimiters
@@ -781,17 +782,6 @@ def build_facts_messages(
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
 
-class _JsonModes:
-    """Remembers which response_format an OpenAI-compatible server accepted."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.mode: dict[int, str] = {}
-
-
-_MODES = _JsonModes()
-
-
 def complete_json(
     backend: LLMBackend,
     messages: list[dict[str, str]],
@@ -801,85 +791,13 @@ def complete_json(
     temperature: float = 0.0,
     seed: int = 0,
 ) -> str:
-    """A JSON answer constrained by ``schema`` (grammar for llama.cpp, structured output for
-    OpenAI-compatible servers with a json_object fallback; other backends: plain completion)."""
-    from kemm.knowledge.backends import LlamaCppBackend, OpenAICompatibleBackend
-
-    if isinstance(backend, LlamaCppBackend):
-        return backend.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
-            response_format={"type": "json_object", "schema": dict(schema)},
-        )  # fmt: skip
-    if isinstance(backend, OpenAICompatibleBackend):
-        return _complete_openai(backend, messages, schema, max_tokens, temperature, seed)
-    return backend.complete(messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
-
-
-_OPENAI_MODES = ("json_schema", "json_object_schema", "json_object")
-
-
-def _response_format(mode: str, schema: Mapping[str, Any]) -> dict[str, Any]:
-    if mode == "json_schema":  # OpenAI structured output, vLLM, recent llama.cpp servers
-        return {
-            "type": "json_schema",
-            "json_schema": {"name": "report_facts", "schema": dict(schema), "strict": True},
-        }
-    if mode == "json_object_schema":  # llama-cpp-python's server (a grammar from the schema)
-        return {"type": "json_object", "schema": dict(schema)}
-    return {"type": "json_object"}  # any JSON; the schema is only in the prompt's field list
-
-
-def _complete_openai(
-    backend: Any,
-    messages: list[dict[str, str]],
-    schema: Mapping[str, Any],
-    max_tokens: int,
-    temperature: float,
-    seed: int,
-) -> str:
-    """Structured output, stepping down json_schema -> json_object with a schema -> json_object
-    when the server refuses a format (HTTP 400/422); the accepted format is remembered for the
-    backend. Transient errors are retried with the backend's backoff."""
-    o = backend._openai
-    with _MODES.lock:
-        mode = _MODES.mode.get(id(backend), _OPENAI_MODES[0])
-    last: Exception | None = None
-    with backend._semaphore:
-        attempt = 0
-        while attempt <= backend.max_retries:
-            with backend._count_lock:
-                backend.calls += 1
-            try:
-                response = backend._client.chat.completions.create(
-                    model=backend.model,
-                    messages=[dict(m) for m in messages],
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    seed=seed,
-                    response_format=_response_format(mode, schema),
-                )
-                return response.choices[0].message.content or ""
-            except Exception as error:
-                last = error
-                refused = isinstance(error, o.APIStatusError) and error.status_code in (400, 422)
-                if refused and mode != _OPENAI_MODES[-1]:
-                    fallback = _OPENAI_MODES[_OPENAI_MODES.index(mode) + 1]
-                    log.warning(
-                        "%s refused response_format %s (HTTP %s); trying %s",
-                        backend.base_url or "openai",
-                        mode,
-                        error.status_code,
-                        fallback,
-                    )
-                    mode = fallback
-                    with _MODES.lock:
-                        _MODES.mode[id(backend)] = mode
-                    continue  # not a retry: the same request in another format
-                if not backend._retryable(error) or attempt == backend.max_retries:
-                    break
-                time.sleep(backend._delay(attempt))
-                attempt += 1
-    raise LLMError(f"{backend.base_url or 'openai'} {backend.model}: {type(last).__name__}: {last}")
+    """A JSON answer constrained by ``schema`` where the backend can constrain it (a grammar
+    for llama.cpp, structured output for OpenAI-compatible servers); other backends: a plain
+    completion, validated afterwards like every answer."""
+    kwargs = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    if "json_schema" in inspect.signature(backend.complete).parameters:
+        kwargs["json_schema"] = schema
+    return backend.complete(messages, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -971,15 +889,13 @@ def read_report_table(
 ) -> dict[str, str]:
     """``case_id -> text`` for every row of a reports CSV, empty texts included (as ``""``);
     the checks and errors of :func:`kemm.knowledge.reports.read_reports`."""
-    import pandas as pd
-
+    from kemm.io import read_csv
     from kemm.knowledge.reports import read_reports
 
     texts = read_reports(csv_path, text_column, id_column=id_column)  # validates, raises
-    try:
-        ids = pd.read_csv(csv_path, dtype=str, keep_default_na=False, usecols=[id_column])
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise InputDataError(f"cannot parse CSV: {error}", file=str(csv_path)) from error
+    ids = read_csv(
+        csv_path, what="reports file", dtype=str, keep_default_na=False, usecols=[id_column]
+    )
     return {cid: texts.get(cid, "") for cid in ids[id_column].str.strip()}
 
 
@@ -1079,8 +995,8 @@ def extract_facts(
             for case_id, text in items:
                 try:
                     record(case_id, one(case_id, text))
-                except ConfigError:
-                    raise  # a setup problem (no llama-cpp-python, no model): not per report
+                except (ConfigError, EndpointUnreachable):
+                    raise  # a setup problem (no model, no server): not per report
                 except Exception as error:  # isolated per case, reported at the end
                     record(case_id, error)
         else:
@@ -1089,7 +1005,7 @@ def extract_facts(
                 for future in as_completed(futures):
                     try:
                         record(futures[future], future.result())
-                    except ConfigError:
+                    except (ConfigError, EndpointUnreachable):
                         raise
                     except Exception as error:
                         record(futures[future], error)

@@ -6,9 +6,8 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from kemm.errors import InputDataError
+from kemm.io import read_csv
 
 __all__ = ["read_refined", "read_reports"]
 
@@ -23,12 +22,7 @@ def read_reports(
     appears twice.
     """
     path = Path(csv_path)
-    if not path.is_file():
-        raise InputDataError("reports file not found", file=str(path))
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise InputDataError(f"cannot parse CSV: {error}", file=str(path)) from error
+    table = read_csv(path, what="reports file", dtype=str, keep_default_na=False)
     for column in (id_column, text_column):
         if column not in table.columns:
             raise InputDataError(
@@ -36,6 +30,8 @@ def read_reports(
                 + (" (choose the text column with --text-column)" if column == text_column else ""),
                 file=str(path),
             )
+    if table.empty:
+        raise InputDataError("no reports: the file has a header but no rows", file=str(path))
     ids = table[id_column].str.strip()
     if (ids == "").any():
         row = int((ids == "").to_numpy().nonzero()[0][0]) + 2
@@ -58,26 +54,29 @@ def read_refined(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     if not path.is_file():
         raise InputDataError("refined statements file not found", file=str(path))
     out: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                case_id, statements = record["case_id"], record["statements"]
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise InputDataError(
-                    f"line {number}: not a refine record ({error})", file=str(path)
-                ) from error
-            if case_id in out:
-                raise InputDataError(
-                    f"line {number}: duplicate case_id", file=str(path), patient=case_id
-                )
-            if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
-                raise InputDataError(
-                    f"line {number}: statements must be a list of strings",
-                    file=str(path),
-                    patient=case_id,
-                )
-            out[case_id] = statements
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise InputDataError(f"not UTF-8 text ({error.reason})", file=str(path)) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            case_id, statements = record["case_id"], record["statements"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise InputDataError(
+                f"line {number}: not a refine record ({error})", file=str(path)
+            ) from error
+        if case_id in out:
+            raise InputDataError(
+                f"line {number}: duplicate case_id", file=str(path), patient=case_id
+            )
+        if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+            raise InputDataError(
+                f"line {number}: statements must be a list of strings",
+                file=str(path),
+                patient=case_id,
+            )
+        out[case_id] = statements
     return out

@@ -106,21 +106,28 @@ def list_models(kind: str | None = None) -> list[str]:
     return sorted(n for n, e in _REGISTRY.items() if kind is None or e.kind == kind)
 
 
-def create(
-    name: str, *, dims: InputDims | None = None, n_bins: int | None = None, **hparams: Any
-) -> Any:
-    """Build a registered model. Torch models need ``dims`` and ``n_bins``; tabular models ignore
-    them. Unknown hyper-parameters are an error that lists the accepted ones."""
+def check_hparams(name: str, hparams: dict[str, Any]) -> ModelEntry:
+    """The entry of ``name``, once its hyper-parameters are known to be accepted (a typo is an
+    error that lists the accepted ones)."""
     entry = get_entry(name)
-    kwargs = {**entry.defaults, **hparams}
     accepted = entry.hparam_names()
     if accepted is not None:
-        extra = sorted(set(kwargs) - set(accepted))
+        extra = sorted((set(entry.defaults) | set(hparams)) - set(accepted))
         if extra:
             raise ConfigError(
                 f"model {name!r} got unknown hyper-parameter(s) {extra}; "
                 f"accepted: {', '.join(accepted)}"
             )
+    return entry
+
+
+def create(
+    name: str, *, dims: InputDims | None = None, n_bins: int | None = None, **hparams: Any
+) -> Any:
+    """Build a registered model. Torch models need ``dims`` and ``n_bins``; tabular models ignore
+    them. Unknown hyper-parameters are an error that lists the accepted ones."""
+    entry = check_hparams(name, hparams)
+    kwargs = {**entry.defaults, **hparams}
     if entry.kind in ("tabular", "stack"):
         return entry.factory(**kwargs)
     if dims is None or n_bins is None:

@@ -8,7 +8,14 @@ from kemm.survival.discrete import (
     survival_at_times,
     survival_from_logits,
 )
-from kemm.survival.km import kaplan_meier, logrank_p, risk_groups, risk_thresholds
+from kemm.survival.km import (
+    kaplan_meier,
+    km_median,
+    logrank_p,
+    median_follow_up,
+    risk_groups,
+    risk_thresholds,
+)
 from kemm.survival.losses import cox_ph, nll_discrete
 from kemm.survival.metrics import (
     bootstrap_ci,
@@ -34,6 +41,8 @@ __all__ = [
     "ipcw_horizon",
     "is_constant",
     "kaplan_meier",
+    "km_median",
+    "median_follow_up",
     "log_survival_from_logits",
     "logrank_p",
     "nll_discrete",

@@ -21,6 +21,19 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(times), np.asarray(surv)
 
 
+def km_median(time: np.ndarray, event: np.ndarray) -> float:
+    """The first time the Kaplan-Meier curve reaches 0.5 or below (NaN if it never does)."""
+    times, surv = kaplan_meier(time, event)
+    below = np.nonzero(surv <= 0.5)[0]
+    return float(times[below[0]]) if len(below) else float("nan")
+
+
+def median_follow_up(time: np.ndarray, event: np.ndarray) -> float:
+    """Median follow-up by the reverse Kaplan-Meier method (censoring as the event), the
+    usual summary that is not shortened by early deaths."""
+    return km_median(time, 1 - np.asarray(event).astype(int))
+
+
 def logrank_p(time: np.ndarray, event: np.ndarray, groups: np.ndarray) -> float:
     """p-value of the (multi-group) log-rank test; NaN (with a warning) if it is undefined.
 

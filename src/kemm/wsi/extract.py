@@ -11,6 +11,8 @@ Output folder layout (``out``):
 
 Resume is a property of the folder: a slide whose state says ``done`` with the same settings is
 skipped; a failed slide is tried again; a locked slide is left to the worker holding the lock.
+A finished slide with other settings, or a feature file that no run in the folder wrote (copied
+in, from CLAM/TRIDENT), is never replaced without ``overwrite``.
 Any error while processing one slide is recorded in its state and the batch goes on.
 """
 
@@ -413,17 +415,23 @@ class SlideProcessor:
         self, state: SlideState, output: Path, settings: dict[str, object]
     ) -> tuple[str, str] | None:
         """(status, reason) when finished features already exist, else None (process it)."""
-        if self.config.overwrite:
+        if self.config.overwrite or not output.is_file():
             return None
         record = state.read()
-        if not record or record.get("status") != "done" or not output.is_file():
-            return None
-        if record.get("settings") != settings:
-            old = record.get("settings") or {}
+        if record is None:
+            # copied in, or made by CLAM/TRIDENT: never replaced without --overwrite
             return (
                 "failed",
-                "features already exist with other settings "
-                f"(encoder {old.get('encoder')!r}, tiling {old.get('tiling')}); "
+                f"{output} already exists but no run in this folder wrote it "
+                f"({_describe_bag(output)}); use another --out folder or --overwrite",
+            )
+        if record.get("status") != "done":
+            return None
+        if record.get("settings") != settings:
+            changes = _differences(record.get("settings") or {}, settings)
+            return (
+                "failed",
+                f"features already exist with other settings ({changes}); "
                 "use another --out folder or --overwrite",
             )
         return "skipped", "already done"
@@ -435,6 +443,11 @@ class SlideProcessor:
             if config.save_review:
                 save_review_image(grid, self.out_dir / "review" / f"{slide_id}.png")
             info = slide.info()
+        if not grid.tissue_mask.any():
+            raise KemmError(
+                "no tissue patches: no tissue detected on the slide (blank or background only; "
+                "see the review image)"
+            )
         if len(grid) == 0:
             raise KemmError(
                 f"no tissue patches: no {config.tiling.patch_size}-px patch at "
@@ -515,6 +528,45 @@ def _progress_bar(total: int, description: str, enabled: bool):
         leave=False,
         dynamic_ncols=True,
     )
+
+
+def _describe_bag(path: Path) -> str:
+    """Encoder and size of an existing feature file, read from its metadata only."""
+    import h5py
+
+    from kemm.wsi.features import encoder_of
+
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = dict(handle.attrs)
+            shape = handle["features"].shape if "features" in handle else None
+            if "features" in handle:
+                attrs = {**handle["features"].attrs, **attrs}
+    except OSError:
+        return "not a readable HDF5 file"
+    encoder = encoder_of({k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()})
+    size = f"{shape[0]} × {shape[-1]} features" if shape and len(shape) >= 2 else "no features"
+    return f"encoder {encoder!r}, {size}" if encoder else f"encoder not recorded, {size}"
+
+
+def _differences(old: dict[str, object], new: dict[str, object]) -> str:
+    """The settings that differ, as 'key: old there, new in this run' (at most four)."""
+
+    def flat(settings: dict[str, object], prefix: str = "") -> dict[str, object]:
+        items: dict[str, object] = {}
+        for key, value in settings.items():
+            if isinstance(value, dict):
+                items.update(flat(value, f"{prefix}{key}."))
+            else:
+                items[f"{prefix}{key}"] = value
+        return items
+
+    before, after = flat(old), flat(new)
+    keys = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    shown = [f"{k}: {before.get(k)!r} there, {after.get(k)!r} in this run" for k in keys[:4]]
+    if len(keys) > 4:
+        shown.append(f"{len(keys) - 4} more")
+    return "; ".join(shown) or "unrecorded settings"
 
 
 def _describe_error(error: BaseException) -> str:

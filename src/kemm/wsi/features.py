@@ -14,6 +14,8 @@ names TRIDENT reads (``patch_size``, ``patch_size_level0``, ``target_magnificati
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +158,31 @@ def read_bag(path: str | Path, *, with_coords: bool = True) -> FeatureBag:
     return bag
 
 
-def _read_h5_bag(path: Path, with_coords: bool) -> FeatureBag:
+def read_bag_header(path: str | Path) -> dict[str, object]:
+    """A feature file's attributes plus ``feature_dim`` and ``num_patches``, without reading
+    the features of an HDF5 file (a ``.pt`` file is read whole, safely); the checks of
+    :func:`read_bag` that need no features (file type, readable, N x D, not empty)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        bag = read_bag(path, with_coords=False)
+        return {**bag.attrs, "feature_dim": bag.dim, "num_patches": len(bag)}
+    if not path.is_file():
+        raise InputDataError("feature file not found", file=str(path))
+    shape, attrs = _h5_contents(
+        path, lambda handle: tuple(int(n) for n in handle["features"].shape)
+    )
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2:
+        raise InputDataError(f"features should be N × D, got shape {shape}", file=str(path))
+    if shape[0] == 0:
+        raise InputDataError("the feature bag is empty (0 patches)", file=str(path))
+    return {**attrs, "feature_dim": shape[1], "num_patches": shape[0]}
+
+
+def _h5_contents(path: Path, read) -> tuple[object, dict[str, object]]:
+    """``read(handle)`` of an HDF5 feature file, and its attributes (file, ``features`` and
+    ``coords`` attributes merged; TRIDENT's ``target_magnification`` as ``magnification``)."""
     import h5py
 
     try:
@@ -165,10 +191,7 @@ def _read_h5_bag(path: Path, with_coords: bool) -> FeatureBag:
                 raise InputDataError(
                     f"no 'features' dataset (found {sorted(handle.keys())})", file=str(path)
                 )
-            features = np.asarray(handle["features"][()])
-            coords = None
-            if with_coords and "coords" in handle:
-                coords = np.asarray(handle["coords"][()])
+            payload = read(handle)
             attrs: dict[str, object] = {}
             for group in ("coords", "features"):
                 if group in handle:
@@ -178,6 +201,15 @@ def _read_h5_bag(path: Path, with_coords: bool) -> FeatureBag:
         raise InputDataError(f"cannot read HDF5 feature file ({error})", file=str(path)) from error
     if "target_magnification" in attrs and "magnification" not in attrs:
         attrs["magnification"] = attrs["target_magnification"]
+    return payload, attrs
+
+
+def _read_h5_bag(path: Path, with_coords: bool) -> FeatureBag:
+    def read(handle):
+        coords = handle["coords"][()] if with_coords and "coords" in handle else None
+        return np.asarray(handle["features"][()]), None if coords is None else np.asarray(coords)
+
+    (features, coords), attrs = _h5_contents(path, read)
     return FeatureBag(features=_squeeze(features, path), coords=coords, attrs=attrs)
 
 
@@ -186,6 +218,9 @@ def _read_torch_bag(path: Path) -> FeatureBag:
 
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's own text advises weights_only=False ("will likely succeed"): not for kemm users
+        raise InputDataError(_unpickling_problem(error), file=str(path)) from error
     except Exception as error:  # noqa: BLE001 - any decoding failure is a bad file
         raise InputDataError(f"cannot read torch feature file ({error})", file=str(path)) from error
     coords = None
@@ -212,6 +247,21 @@ def _read_torch_bag(path: Path) -> FeatureBag:
         features.detach().float().numpy() if features.dtype.is_floating_point else features.numpy()
     )
     return FeatureBag(features=_squeeze(features, path), coords=coords, attrs=attrs)
+
+
+def _unpickling_problem(error: BaseException) -> str:
+    """One line for a .pt file that ``torch.load(weights_only=True)`` refused."""
+    text = " ".join(str(error).split())
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if found:
+        return (
+            f"refused: the file holds pickled Python objects ({found.group(1)}), not only "
+            "tensors; kemm reads .pt feature files with torch.load(weights_only=True) and never "
+            "runs pickled code; save the features as a tensor, a dict of tensors or an .h5 file"
+        )
+    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    reason = detail.group(1).strip() if detail else type(error).__name__
+    return f"not a torch tensor file that can be read safely (weights_only: {reason})"
 
 
 def _squeeze(features: np.ndarray, path: Path) -> np.ndarray:

@@ -1,0 +1,133 @@
+"""What every ``kemm`` command shares: one console, one logging setup, one way to fail.
+
+Every command is registered through :class:`KemmTyper`, whose commands end in a result or a
+one-line message on stderr, never a traceback (``kemm -v`` shows one):
+
+- bad input or configuration (:class:`~kemm.errors.KemmError`): ``error: ...``, exit 2;
+- Ctrl-C or SIGTERM: ``interrupted; rerun the same command to resume``, exit 130;
+- anything else (a bug): ``error: unexpected ...``, exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from kemm.errors import KemmError
+
+console = Console(stderr=True)
+"""Messages, progress and errors (stderr); results go to stdout."""
+
+INTERRUPTED = "interrupted; rerun the same command to resume"
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(error: Exception | str) -> NoReturn:
+    """Print ``error: ...`` (with the traceback under ``-v``) and exit 2."""
+    if isinstance(error, BaseException) and verbose_requested():
+        console.print_exception()
+    console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=EXIT_INPUT)
+
+
+def verbose_requested() -> bool:
+    """Whether ``kemm -v`` was given (it puts kemm's logger at DEBUG)."""
+    return logging.getLogger("kemm").isEnabledFor(logging.DEBUG)
+
+
+# Exceptions the command line itself turns into messages and exit codes (usage errors, exits).
+# Typer >= 0.29 vendors click, so its exception classes are found through typer's own.
+_CLI_EXCEPTIONS = (
+    typer.Exit,
+    typer.Abort,
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
+
+
+def guarded(func: F) -> F:
+    """Wrap a command so that it ends in a result or a one-line message (see module doc)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except _CLI_EXCEPTIONS:
+            raise
+        except KemmError as error:
+            fail(error)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]{INTERRUPTED}[/yellow]", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=EXIT_INTERRUPTED) from None
+        except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback under -v
+            if verbose_requested():
+                console.print_exception()
+            hint = "" if verbose_requested() else " (rerun with kemm -v for the traceback)"
+            console.print(
+                f"[red]error:[/red] unexpected {type(error).__name__}: {escape(str(error))}{hint}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class KemmTyper(typer.Typer):
+    """A :class:`typer.Typer` whose commands are :func:`guarded`."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("pretty_exceptions_enable", False)
+        kwargs.setdefault("no_args_is_help", True)
+        super().__init__(**kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: F) -> F:
+            register(guarded(func))
+            return func
+
+        return decorator
+
+
+# Third-party loggers that print INFO lines on import or per request.
+QUIET_LOGGERS = ("numexpr", "httpx", "httpcore", "urllib3", "filelock", "h5py", "PIL",
+                 "matplotlib", "sentence_transformers", "transformers", "ray", "openai")  # fmt: skip
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """kemm's own messages at INFO (DEBUG under ``-v``) on stderr; other libraries' only from
+    WARNING up."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if not any(getattr(h, "_kemm", False) for h in root.handlers):
+        handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+        handler._kemm = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("kemm").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def handle_termination() -> None:
+    """SIGTERM ends a command like Ctrl-C: finished work is kept, the message says how to
+    resume."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)

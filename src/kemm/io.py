@@ -1,0 +1,57 @@
+"""Reading the user's input files with one kind of failure: :class:`~kemm.errors.InputDataError`.
+
+Every table kemm reads (cohort tables, splits, signatures, reports, facts) goes through
+:func:`read_csv`, so a missing, empty, unparsable or non-UTF-8 file gives the same one-line
+message naming the file (and the line, where pandas says which) instead of a pandas traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kemm.errors import InputDataError
+
+
+def read_csv(
+    path: str | os.PathLike[str], *, what: str = "CSV file", **options: Any
+) -> pd.DataFrame:
+    """``pandas.read_csv`` of a UTF-8 file; every way it can fail is an :class:`InputDataError`
+    naming ``path``. ``what`` says what the file is for ("cohort table", "reports file")."""
+    path = Path(path)
+    file = str(path)
+    if not path.exists():
+        raise InputDataError(f"{what} not found", file=file)
+    if not path.is_file():
+        raise InputDataError(f"{what} is not a file", file=file)
+    try:
+        return pd.read_csv(path, encoding="utf-8", **options)
+    except pd.errors.EmptyDataError:
+        raise InputDataError(f"{what} is empty (no header row)", file=file) from None
+    except UnicodeDecodeError:
+        data = path.read_bytes()  # pandas reports offsets within a chunk: find the byte again
+        try:
+            data.decode("utf-8")
+            start = 0
+        except UnicodeDecodeError as whole:
+            start = whole.start
+        line = data[:start].count(b"\n") + 1
+        raise InputDataError(
+            f"{what} is not UTF-8 text (byte 0x{data[start]:02x} on line {line}); "
+            "save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
+            file=file,
+        ) from None
+    except pd.errors.ParserError as error:
+        raise InputDataError(
+            f"{what} cannot be parsed as CSV: {_one_line(error)}", file=file
+        ) from None
+    except (ValueError, OSError) as error:  # bad usecols/dtype, permissions, a directory
+        raise InputDataError(f"cannot read {what}: {_one_line(error)}", file=file) from None
+
+
+def _one_line(error: Exception) -> str:
+    return re.sub(r"\s+", " ", str(error)).strip()
