@@ -8,7 +8,7 @@ import torch
 
 from kemm.errors import ConfigError
 from kemm.models import InputDims, ModelInput, create, get_entry, list_models
-from kemm.models.benchmark import _nll_discrete as nll
+from kemm.survival.losses import nll_discrete as nll
 
 DIMS = InputDims(
     genomic_groups=[5, 7, 3],

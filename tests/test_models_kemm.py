@@ -7,8 +7,8 @@ import torch
 
 from kemm.errors import ConfigError
 from kemm.models import KEMM, InputDims, ModelInput, create
-from kemm.models.benchmark import _nll_discrete as nll
 from kemm.models.kemm import hazard_distillation, risk_level_targets
+from kemm.survival.losses import nll_discrete as nll
 
 DIMS = InputDims(
     genomic_groups=[5, 7, 3], genomic_group_names=["a", "b", "c"], wsi_dim=12, text_dim=10

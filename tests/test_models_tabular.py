@@ -90,3 +90,44 @@ def test_state_round_trip_predicts_like_the_fitted_model(cls):
     assert np.allclose(restored.predict_survival(X, times), model.predict_survival(X, times))
     diff = restored.predict_risk(X) - model.predict_risk(X)
     assert np.allclose(diff, diff[0])  # same linear predictor up to a constant
+
+
+@pytest.mark.parametrize("cls", [CoxNet, ClinicalCox])
+def test_tabular_models_pass_scikit_learn_estimator_checks(cls):
+    """The estimator checks that apply to a survival model (those that do not need a
+    classification or regression ``y``)."""
+    from sklearn.utils import estimator_checks as checks
+
+    name = cls.__name__
+    for check in (
+        checks.check_no_attributes_set_in_init,
+        checks.check_parameters_default_constructible,
+        checks.check_get_params_invariance,
+        checks.check_set_params,
+        checks.check_estimator_cloneable,
+        checks.check_estimator_repr,
+    ):
+        check(name, cls())
+
+
+def test_tabular_models_work_in_pipeline_and_grid_search():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sksurv.util import Surv
+
+    X, target = planted(n=200, p=8)
+    y = Surv.from_arrays(event=target.event, time=target.time)
+    pipeline = make_pipeline(StandardScaler(), ClinicalCox(alpha=1.0))
+    search = GridSearchCV(pipeline, {"penalizedcox__alpha": [0.01, 100.0]}, cv=3)
+    search.fit(X, y)
+    assert search.best_params_ == {"penalizedcox__alpha": 0.01}  # the planted signal is strong
+    assert 0.6 < search.score(X, y) <= 1.0
+    coxnet = GridSearchCV(CoxNet(alpha=0.05), {"l1_ratio": [0.2, 0.9]}, cv=3).fit(X, y)
+    assert set(coxnet.cv_results_["mean_test_score"]) and coxnet.best_estimator_.alpha_ == 0.05
+    # the structured array and kemm's SurvivalTarget give the same fit
+    a = clone(ClinicalCox(alpha=0.1)).fit(X, y).predict(X)
+    b = ClinicalCox(alpha=0.1).fit(X, target).predict_risk(X)
+    np.testing.assert_allclose(a, b)
+    assert ClinicalCox(alpha=0.1).fit(X, y).score(X, y) == pytest.approx(c_index(target, a))

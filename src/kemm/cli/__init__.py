@@ -33,10 +33,21 @@ def _register_all() -> None:
         module.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from kemm import __version__
+
+        typer.echo(f"kemm {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _configure(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="Debug logging; tracebacks with error messages."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     configure_logging(verbose)

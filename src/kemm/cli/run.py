@@ -11,8 +11,6 @@ import typer
 import yaml
 from rich.console import Console
 
-from kemm.cli.common import fail
-
 console = Console(
     soft_wrap=True
 )  # results (stdout); messages and errors go to kemm.cli.common.console
@@ -135,10 +133,7 @@ def register(app: typer.Typer) -> None:
         """Print the metrics table of a run."""
         from kemm.engine.results import format_table, read_metrics
 
-        try:
-            metrics = read_metrics(run_dir)
-        except FileNotFoundError as error:
-            fail(error)
+        metrics = read_metrics(run_dir)
         console.print(format_table(metrics))
         console.print(f"selection: {metrics['protocol']['selection_note']}")
 

@@ -8,14 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 
-from kemm.engine.config import load_config
-from kemm.engine.data import FoldInputs, FoldPreprocessor, prepare_cohort
+from kemm.engine.data import FoldInputs, prepare_cohort
+from kemm.engine.rundir import RunDirectory
 from kemm.engine.runner import used_modalities
 from kemm.errors import ConfigError, InputDataError
-from kemm.models.base import InputDims
-from kemm.models.registry import create
 
 
 def _statement_text(label: str, reports: list[str], pbk: list[str]) -> str:
@@ -39,8 +36,8 @@ def _to_list(value):
 def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None) -> dict:
     """Explain one patient with the fold model that held it out (so the explanation is
     out-of-fold); returns a JSON-ready dict with statements, their weights and attention maps."""
-    run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.yaml")
+    run = RunDirectory(run_dir)
+    config = run.read_config()
     labels = [m.display for m in config.models]
     label = model or next(
         (m.display for m in config.models if m.name.startswith("kemm")), labels[0]
@@ -48,37 +45,29 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
     spec = next((m for m in config.models if m.display == label), None)
     if spec is None:
         raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
-    predictions = pd.read_csv(run_dir / "predictions.csv")
+    predictions = pd.read_csv(run.predictions_path)
     rows = predictions[(predictions["case_id"] == case_id) & (predictions["model"] == label)]
     if rows.empty:
         raise InputDataError(
             f"no out-of-fold prediction for this patient in model {label!r}",
-            file=str(run_dir),
+            file=str(run.root),
             patient=case_id,
         )
     row = rows.iloc[0]
-    folder = run_dir / "folds" / label / f"seed{row['seed']}" / row["fold"]
-    if not (folder / "model.json").is_file():
-        raise ConfigError(f"{folder}: model {label!r} has no torch weights to explain")
+    folder = run.fold(label, int(row["seed"]), row["fold"])
+    if not folder.has_network:
+        raise ConfigError(f"{folder.path}: model {label!r} has no torch weights to explain")
     from kemm.engine.text import load_text_modality
 
     data = prepare_cohort(config.data, text_loader=load_text_modality)
-    state = json.loads((folder / "preprocess.json").read_text())
-    meta = json.loads((folder / "model.json").read_text())
-    network = create(
-        meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
-    )
-    network.load_state_dict(load_file(folder / "weights.safetensors"))
-    network.eval()
-    inputs = FoldInputs(
-        data, FoldPreprocessor.from_dict(state), [case_id], used_modalities(spec, data)
-    )
+    network = folder.network()
+    inputs = FoldInputs(data, folder.preprocessing()[0], [case_id], used_modalities(spec, data))
     x = inputs.batch([0])
     with torch.no_grad():
         try:
             out = network(x, explain=True)
         except TypeError:
-            raise ConfigError(f"model {meta['name']!r} does not produce explanations") from None
+            raise ConfigError(f"model {spec.name!r} does not produce explanations") from None
     patient = out.explanation["patients"][0]
     reports = data.text.report_statements.get(case_id, []) if data.text else []
     pbk = data.text.pbk_statements if data.text else []

@@ -13,18 +13,16 @@ standardised scale) and recorded per patient in the ``imputed`` column.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 
 from kemm.cohort import GenomicGroup
 from kemm.cohort.table import GENOMIC_MODALITIES, genomic_modality
-from kemm.engine.config import ModelConfig, RunConfig, load_config
+from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import (
     FoldInputs,
     FoldPreprocessor,
@@ -33,14 +31,12 @@ from kemm.engine.data import (
     prepare_cohort,
     reports_path,
 )
+from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.runner import used_modalities
-from kemm.engine.stacking import BreslowCurves
 from kemm.errors import ConfigError, InputDataError
-from kemm.models.base import InputDims
-from kemm.models.registry import create, get_entry
-from kemm.models.tabular import PenalizedCox
+from kemm.models import BreslowCurves, restore_tabular
+from kemm.models.registry import get_entry
 from kemm.survival import (
-    TimeBins,
     harrell_c,
     risk_from_logits,
     survival_at_times,
@@ -76,10 +72,10 @@ def predict_new(
     """Risk and survival curve of each patient of ``table`` (an all_clean-format CSV; outcome
     columns optional), averaged over the run's fold models of ``model`` (default: the run's
     first). Survival is given at the first fold's bin end times (``surv_t<months>``)."""
-    run_dir = Path(run_dir)
-    config = _run_config(run_dir)
+    run = RunDirectory(run_dir)
+    config = run.read_config()
     spec = _model_spec(config, model)
-    folds = _fold_folders(run_dir, config, spec, allow_partial)
+    folds = _fold_folders(run, config, spec, allow_partial)
     involved = [spec, *_bases(config, spec)]
 
     data_config = config.data.model_copy(deep=True)
@@ -101,10 +97,10 @@ def predict_new(
             file=str(reports_path(config.data)),
         )
     preprocessors = {
-        (s.display, path): FoldPreprocessor.from_dict(json.loads((path / "preprocess.json").read_text()))
+        (s.display, fold.path): fold.preprocessing()[0]
         for s in involved
-        for path in [_sibling(folder, run_dir, s) for folder in folds]
-    }  # fmt: skip
+        for fold in [_sibling(run, folder, s) for folder in folds]
+    }
     from kemm.engine.text import load_text_modality
 
     new = NewPatients(_groups(preprocessors.values()), reports_csv, allow_missing)
@@ -116,10 +112,9 @@ def predict_new(
     reference_times = None
     risks, curves = [], []
     for folder in folds:
-        bins = TimeBins.from_dict(json.loads((folder / "preprocess.json").read_text())["bins"])
         if reference_times is None:
-            reference_times = bins.bin_times
-        risk, curve = _score(spec, folder, run_dir, config, data, preprocessors, case_ids,
+            reference_times = folder.preprocessing()[1].bin_times
+        risk, curve = _score(spec, folder, run, config, data, preprocessors, case_ids,
                              reference_times)  # fmt: skip
         risks.append(risk)
         curves.append(curve)
@@ -149,16 +144,9 @@ def predict_new(
                 frame["risk"].to_numpy()[known],
             )
     return Prediction(
-        frame, spec.display, len(folds), _expected_folds(run_dir, config), c_index,
+        frame, spec.display, len(folds), run.expected_fold_fits(config), c_index,
         int(known.sum()), int(patients["event"][known].sum()), sum(1 for v in imputed.values() if v),
     )  # fmt: skip
-
-
-def _run_config(run_dir: Path) -> RunConfig:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise InputDataError("not a kemm run directory (no config.yaml)", file=str(run_dir))
-    return load_config(path)
 
 
 def _model_spec(config: RunConfig, label: str | None) -> ModelConfig:
@@ -181,33 +169,19 @@ def _reads_facts(config: RunConfig) -> bool:
     return any(c in FACT_COVARIATES for c in config.data.clinical)
 
 
-def _expected_folds(run_dir: Path, config: RunConfig) -> int | None:
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        protocol = json.loads(metrics.read_text())["protocol"]
-        return len(protocol["folds"]) * len(protocol["seeds"])
-    if config.data.folds is not None:
-        return len(config.data.folds) * len(config.seed_list)
-    return None
-
-
 def _fold_folders(
-    run_dir: Path, config: RunConfig, spec: ModelConfig, allow_partial: bool
-) -> list[Path]:
+    run: RunDirectory, config: RunConfig, spec: ModelConfig, allow_partial: bool
+) -> list[FoldDirectory]:
     """The model's finished fold folders; an unfinished run is refused unless ``allow_partial``."""
-    folders = sorted(
-        p.parent
-        for seed in config.seed_list
-        for p in (run_dir / "folds" / spec.display / f"seed{seed}").glob("*/result.json")
-    )
-    expected = _expected_folds(run_dir, config)
+    folders = run.finished_folds(spec.display, config.seed_list)
+    expected = run.expected_fold_fits(config)
     if not folders:
         raise InputDataError(
             f"no finished fold of model {spec.display!r}; finish the run first "
             "(rerun its kemm train command)",
-            file=str(run_dir),
+            file=str(run.root),
         )
-    unfinished = not (run_dir / "metrics.json").is_file() or (
+    unfinished = not run.metrics_path.is_file() or (
         expected is not None and len(folders) < expected
     )
     if unfinished and not allow_partial:
@@ -215,20 +189,20 @@ def _fold_folders(
         raise InputDataError(
             f"the run is unfinished: {len(folders)}{of} fold models of {spec.display!r} exist; "
             "finish it (rerun its kemm train command) or pass --allow-partial to average those",
-            file=str(run_dir),
+            file=str(run.root),
         )
     return folders
 
 
-def _sibling(folder: Path, run_dir: Path, spec: ModelConfig) -> Path:
-    """The folder of ``spec``'s model for the same seed and fold as ``folder``."""
-    path = run_dir / "folds" / spec.display / folder.parent.name / folder.name
-    if not (path / "result.json").is_file():
+def _sibling(run: RunDirectory, fold: FoldDirectory, spec: ModelConfig) -> FoldDirectory:
+    """The folder of ``spec``'s model for the same seed and fold as ``fold``."""
+    sibling = run.sibling(fold, spec.display)
+    if not sibling.finished:
         raise InputDataError(
-            f"base model {spec.display!r} has no finished {folder.parent.name}/{folder.name}",
-            file=str(run_dir),
+            f"base model {spec.display!r} has no finished {fold.seed_name}/{fold.fold_name}",
+            file=str(run.root),
         )
-    return path
+    return sibling
 
 
 def _groups(preprocessors) -> list[GenomicGroup]:
@@ -321,81 +295,61 @@ def _modalities_read(specs: list[ModelConfig], data: PreparedCohort) -> set[str]
     return set().union(*(used_modalities(s, data) for s in readers))
 
 
-def _score(spec: ModelConfig, folder: Path, run_dir: Path, config: RunConfig,
+def _score(spec: ModelConfig, folder: FoldDirectory, run: RunDirectory, config: RunConfig,
            data: PreparedCohort, preprocessors: dict, case_ids: list[str],
            times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Risks and survival at ``times`` of one fold model of ``spec``."""
     kind = get_entry(spec.name).kind
-    pre = preprocessors[(spec.display, folder)]
+    pre = preprocessors[(spec.display, folder.path)]
     if kind == "tabular":
-        fitted = _tabular_state(folder, spec)
+        fitted = folder.tabular()
         x, _ = pre.tabular_matrix(data, case_ids, used_modalities(spec, data))
         return fitted.predict_risk(x), fitted.predict_survival(x, times)
     if kind == "stack":
-        risks = _base_risks(spec.params["base"], folder, run_dir, config, data, preprocessors,
+        risks = _base_risks(spec.params["base"], folder, run, config, data, preprocessors,
                             case_ids)  # fmt: skip
-        fitted = _tabular_state(folder, spec)
+        fitted = folder.tabular()
         return fitted.predict_risk(risks), fitted.predict_survival(risks, times)
     if spec.residual_over:
-        return _score_residual(spec, folder, run_dir, config, data, preprocessors, case_ids, times)
-    bins = TimeBins.from_dict(json.loads((folder / "preprocess.json").read_text())["bins"])
-    logits = _network_logits(folder / "weights.safetensors", spec, folder, data, pre, case_ids)
+        return _score_residual(spec, folder, run, config, data, preprocessors, case_ids, times)
+    logits = _network_logits(folder, "weights", spec, data, pre, case_ids)
     surv = survival_from_logits(logits).numpy()
+    bins = folder.preprocessing()[1]
     return risk_from_logits(logits).numpy(), survival_at_times(surv, bins, times)
 
 
-def _tabular_state(folder: Path, spec: ModelConfig):
-    saved = folder / "model_state.json"
-    if not saved.is_file():
-        raise InputDataError(f"model {spec.display!r} saved no state here", file=str(folder))
-    return PenalizedCox.from_state(json.loads(saved.read_text()))
-
-
-def _base_risks(labels, folder, run_dir, config, data, preprocessors, case_ids) -> np.ndarray:
+def _base_risks(labels, folder, run, config, data, preprocessors, case_ids) -> np.ndarray:
     """The bases' risks for the same seed and fold, one column per base (their order)."""
     columns = []
     for label in labels:
         base = next(m for m in config.models if m.display == label)
-        sibling = _sibling(folder, run_dir, base)
-        risk, _ = _score(base, sibling, run_dir, config, data, preprocessors, case_ids,
-                         np.zeros(0))  # fmt: skip
+        risk, _ = _score(base, _sibling(run, folder, base), run, config, data, preprocessors,
+                         case_ids, np.zeros(0))  # fmt: skip
         columns.append(risk)
     return np.column_stack(columns)
 
 
-def _score_residual(spec, folder, run_dir, config, data, preprocessors, case_ids, times):
+def _score_residual(spec, folder, run, config, data, preprocessors, case_ids, times):
     """Linear part (a Cox combiner of the bases), the cross-fitted networks' standardised
     risks (mean), the combiner of both, and Breslow curves: as in training."""
-    saved = folder / "residual.json"
-    if not saved.is_file():
-        raise InputDataError(
-            "this residual model was trained by a kemm version that did not save what "
-            "prediction needs (residual.json); retrain the run",
-            file=str(folder),
-        )
-    state = json.loads(saved.read_text())
-    base = _base_risks(state["residual_over"], folder, run_dir, config, data, preprocessors,
+    state = folder.residual()
+    base = _base_risks(state["residual_over"], folder, run, config, data, preprocessors,
                        case_ids)  # fmt: skip
-    eta = PenalizedCox.from_state(state["linear_part"]).predict_risk(base)
-    pre = preprocessors[(spec.display, folder)]
+    eta = restore_tabular(state["linear_part"]).predict_risk(base)
+    pre = preprocessors[(spec.display, folder.path)]
     network = np.zeros(len(case_ids))
     for part, scale in enumerate(state["networks"]):
-        logits = _network_logits(folder / f"weights_part{part}.safetensors", spec, folder, data,
-                                 pre, case_ids)  # fmt: skip
+        logits = _network_logits(folder, f"weights_part{part}", spec, data, pre, case_ids)
         risk = risk_from_logits(logits).numpy()
         network += (risk - scale["center"]) / scale["scale"] / len(state["networks"])
-    risk = PenalizedCox.from_state(state["combiner"]).predict_risk(np.column_stack([eta, network]))
+    risk = restore_tabular(state["combiner"]).predict_risk(np.column_stack([eta, network]))
     return risk, BreslowCurves.from_state(state["breslow"])(risk, times)
 
 
-def _network_logits(weights: Path, spec: ModelConfig, folder: Path, data: PreparedCohort,
-                    pre: FoldPreprocessor, case_ids: list[str]) -> torch.Tensor:  # fmt: skip
-    meta = json.loads((folder / "model.json").read_text())
-    network = create(
-        meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
-    )
-    network.load_state_dict(load_file(weights))
-    network.eval()
+def _network_logits(folder: FoldDirectory, weights: str, spec: ModelConfig,
+                    data: PreparedCohort, pre: FoldPreprocessor,
+                    case_ids: list[str]) -> torch.Tensor:  # fmt: skip
+    network = folder.network(weights)
     inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data))
     with torch.no_grad():
         return torch.cat([network(inputs.batch([i])).logits for i in range(len(case_ids))])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -142,7 +141,7 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: Path, metrics: dict) -> None:
+def write_report(path: Path, metrics: dict) -> None:
     protocol = metrics["protocol"]
     text = [
         f"# kemm run: {protocol.get('cohort')}",
@@ -172,7 +171,7 @@ def write_report(out: Path, metrics: dict) -> None:
             text.append(
                 f"{name}: {len(entry['excluded_patients'])} patient(s) lacked its required modality and were excluded"
             )
-    (out / "report.md").write_text("\n".join(text) + "\n")
+    path.write_text("\n".join(text) + "\n")
 
 
 def _months(value: float) -> str:
@@ -180,7 +179,7 @@ def _months(value: float) -> str:
 
 
 def read_metrics(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics.json (is this a finished kemm run directory?)")
-    return json.loads(path.read_text())
+    """The metrics of a finished run (an error naming the folder when there are none)."""
+    from kemm.engine.rundir import RunDirectory
+
+    return RunDirectory(run_dir).read_metrics()

@@ -1,14 +1,7 @@
 """K-fold cross-validation on given splits, with resume, predictions, metrics and plots.
 
-Layout of a run directory::
-
-    config.yaml            resolved config (a rerun with a different config is refused)
-    data.json              cohort summary, genomic grouping, text/bag coverage, exclusions
-    folds/<model>/seed<s>/<fold>/   result.json, predictions.csv, preprocess.json,
-                           model.json + weights.safetensors (torch) or model_state.json (tabular)
-    predictions.csv        every out-of-fold prediction (risk and survival curve)
-    metrics.json           {"protocol": {...}, "models": {NAME: {"c_index": {...}, ...}}}
-    km_<model>.png         Kaplan-Meier curves of predicted risk groups with the log-rank p
+Scheduling (serial, local processes, Ray) and one fold's fit live here; where each output goes
+is :class:`kemm.engine.rundir.RunDirectory`.
 """
 
 from __future__ import annotations
@@ -24,32 +17,30 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from safetensors.torch import save_file
 from scipy.stats import spearmanr
 
 from kemm import __version__
 from kemm.cohort import Split
-from kemm.engine.config import ModelConfig, RunConfig, dump_config
+from kemm.device import resolve_device
+from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor, PreparedCohort, prepare_cohort
 from kemm.engine.results import aggregate_metrics, plot_km, write_report
+from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.stacking import (
     INNER_FOLDS,
-    BreslowCurves,
     base_risks,
-    combine,
     resolve_bases,
     tabular_kwargs,
 )
 from kemm.engine.trainer import (
     fit_bins,
     predict_logits,
-    resolve_device,
     seed_everything,
     train_model,
 )
 from kemm.errors import ConfigError
+from kemm.models import BreslowCurves, combine
 from kemm.models.base import InputDims
-from kemm.models.kemm import KEMM
 from kemm.models.registry import create, get_entry
 from kemm.survival import (
     evaluate,
@@ -72,8 +63,8 @@ class FoldTask:
     split: Split
     model: ModelConfig
 
-    def directory(self, root: Path) -> Path:
-        return root / "folds" / self.model.display / f"seed{self.seed}" / self.split.name
+    def directory(self, run: RunDirectory) -> FoldDirectory:
+        return run.fold(self.model.display, self.seed, self.split.name)
 
 
 def used_modalities(spec: ModelConfig, data: PreparedCohort) -> set[str]:
@@ -138,6 +129,7 @@ class CrossValidationRunner:
         self.config = config
         self.workers = workers
         self.out = Path(out_dir)
+        self.run_dir = RunDirectory(self.out)
         self.text_loader = text_loader
         self.show_progress = show_progress
         self.on_fold_done = on_fold_done
@@ -149,22 +141,20 @@ class CrossValidationRunner:
         """Write the config into the run directory. A directory holding finished folds of
         another config is refused (resuming would mix two runs) unless ``overwrite``, which
         deletes that run first; one without finished folds is simply taken over."""
-        path = self.out / "config.yaml"
-        text = dump_config(self.config)
-        if path.exists() and path.read_text() != text:
-            finished = list((self.out / "folds").glob("*/seed*/*/result.json"))
+        run = self.run_dir
+        if run.holds_other_config(self.config):
+            finished = run.finished_results()
             if finished and not self.overwrite:
                 raise ConfigError(
                     f"{self.out} holds {len(finished)} finished fold(s) of a run with a different "
                     "config; to keep them, rerun with a new --out; to replace them, add "
                     "--overwrite (or, to resume that run, use its config: "
-                    f"{path})"
+                    f"{run.config_path})"
                 )
             if finished or self.overwrite:
                 log.warning("--overwrite: deleting the previous run in %s", self.out)
-                _clear_run(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+                run.clear()
+        run.write_config(self.config)
 
     def run(self) -> dict:
         started = time.time()
@@ -176,9 +166,9 @@ class CrossValidationRunner:
         results: list[dict] = []
         pending: list[int] = []
         for index, task in enumerate(tasks):
-            done = task.directory(self.out) / "result.json"
-            if done.exists():
-                results.append(json.loads(done.read_text()))
+            fold = task.directory(self.run_dir)
+            if fold.finished:
+                results.append(fold.result())
             else:
                 pending.append(index)
         if results:
@@ -198,7 +188,7 @@ class CrossValidationRunner:
                     progress.update(
                         bar, description=f"{task.model.display} seed{task.seed} {task.split.name}"
                     )
-                    result = self._run_fold(task, data, bag_cache, task.directory(self.out))
+                    result = self._run_fold(task, data, bag_cache, task.directory(self.run_dir))
                     results.append(result)
                     if self.on_fold_done is not None:
                         self.on_fold_done(task, result)
@@ -282,7 +272,7 @@ class CrossValidationRunner:
         return ray.get(futures)
 
     def _run_fold(
-        self, task: FoldTask, data: PreparedCohort, bag_cache: BagCache, folder: Path
+        self, task: FoldTask, data: PreparedCohort, bag_cache: BagCache, folder: FoldDirectory
     ) -> dict:
         config = self.config
         cohort = data.cohort
@@ -309,10 +299,7 @@ class CrossValidationRunner:
         bins = fit_bins(train_target, cohort.target, config.train)
         seed = fold_seed(task.seed, task.fold_index)
         seed_everything(seed)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "preprocess.json").write_text(
-            json.dumps({"bins": bins.to_dict(), **pre.to_dict()})
-        )
+        folder.write_preprocessing(bins, pre)
         started = time.time()
         if info.kind in ("tabular", "stack"):
             fit = self._fit_tabular if info.kind == "tabular" else self._fit_stack
@@ -338,14 +325,13 @@ class CrossValidationRunner:
         })  # fmt: skip
         for k in range(curves.shape[1]):
             predictions[f"surv_{k}"] = curves[:, k]
-        predictions.to_csv(folder / "predictions.csv", index=False)
         result = {
             "model": task.model.display, "name": task.model.name, "seed": task.seed, "fold": task.split.name,
             "metrics": metrics, "n_train": len(train_ids), "n_test": len(test_ids),
             "excluded": {"train": excluded_train, "test": excluded_test},
             "bins": bins.to_dict(), "seconds": time.time() - started, **extra,
         }  # fmt: skip
-        (folder / "result.json").write_text(json.dumps(result, indent=1, default=float))
+        folder.write_result(result, predictions)
         return result
 
     def _fit_tabular(
@@ -367,7 +353,7 @@ class CrossValidationRunner:
         except Exception as error:  # noqa: BLE001 - reported as NaN like every undefined metric
             log.warning("IBS undefined for %s: %s", task.model.display, error)
         if hasattr(model, "to_state"):
-            (folder / "model_state.json").write_text(json.dumps(model.to_state()))
+            folder.write_tabular(model.to_state())
         return (
             train_risk,
             test_risk,
@@ -383,7 +369,7 @@ class CrossValidationRunner:
             base_risks(
                 spec, used_modalities(spec, data), data, train_ids, test_ids,
                 seed=fold_seed(task.seed, task.fold_index), top_variance=top,
-                cache=self.out / "base_risks" / spec.display / f"seed{task.seed}" / f"{task.split.name}.json",
+                cache=self.run_dir.base_risks_cache(spec.display, task.seed, task.split.name),
             )
             for spec in specs
         ]  # fmt: skip
@@ -401,7 +387,7 @@ class CrossValidationRunner:
         ibs = self._ibs(
             task, train_target, test_target, lambda t: model.predict_survival(x_test, t)
         )
-        (folder / "model_state.json").write_text(json.dumps(model.to_state()))
+        folder.write_tabular(model.to_state())
         return model.predict_risk(x_train), test_risk, curves, {
             "ibs": ibs, "stack_weights": model.weights_, "stack_alpha": model.combiner.alpha_,
             "selection": f"combiner penalty by inner CV over {INNER_FOLDS}-fold out-of-fold base risks",
@@ -456,25 +442,12 @@ class CrossValidationRunner:
         train_risk = risk_from_logits(torch.from_numpy(train_logits)).numpy()
         test_risk = risk_from_logits(torch.from_numpy(test_logits)).numpy()
         curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
-        agreement = self._student_teacher_agreement(
-            model, data, inputs, test_ids, test_risk, test_target
-        )
-        self._save_network(model, task, params, bins, dims, folder)
+        agreement = self._alternative_paths(model, data, inputs, test_ids, test_risk, test_target)
+        folder.write_network(model, task.model.name, params, bins.n_bins, dims)
         return train_risk, test_risk, curves, {
             "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
             **agreement,
         }  # fmt: skip
-
-    @staticmethod
-    def _save_network(model, task, params, bins, dims, folder: Path, name: str = "weights") -> None:
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-            folder / f"{name}.safetensors",
-        )
-        (folder / "model.json").write_text(json.dumps({
-            "name": task.model.name, "params": params, "n_bins": bins.n_bins,
-            "dims": dims.__dict__, "kemm_version": __version__,
-        }))  # fmt: skip
 
     def _fit_residual(self, task, data, train_ids, test_ids, train_target, test_target, bins,
                       seed, inputs, bin_index, event, dims, params, folder):  # fmt: skip
@@ -522,20 +495,21 @@ class CrossValidationRunner:
             network_test += (test_risk - center) / scale / RESIDUAL_FOLDS
             scales.append({"center": center, "scale": scale})
             if part == 0:
-                agreement = self._student_teacher_agreement(
+                agreement = self._alternative_paths(
                     model, data, inputs, test_ids, test_risk, test_target
                 )
-                self._save_network(model, task, params, bins, dims, folder)
-            self._save_network(model, task, params, bins, dims, folder, f"weights_part{part}")
+                folder.write_network(model, task.model.name, params, bins.n_bins, dims)
+            folder.write_network(model, task.model.name, params, bins.n_bins, dims,
+                                 weights=f"weights_part{part}")  # fmt: skip
         final = combine([eta_train, network_train], train_target, ["linear part", "network"])
         train_risk = final.predict_risk(np.column_stack([eta_train, network_train]))
         test_risk = final.predict_risk(np.column_stack([eta_test, network_test]))
         breslow = BreslowCurves(train_risk, train_target)
         # what `kemm predict` needs to score new patients the same way
-        (folder / "residual.json").write_text(json.dumps({
+        folder.write_residual({
             "residual_over": list(residual), "linear_part": linear.to_state(),
             "networks": scales, "combiner": final.to_state(), "breslow": breslow.to_state(),
-        }))  # fmt: skip
+        })  # fmt: skip
         return train_risk, test_risk, breslow(test_risk, bins.bin_times), {
             "ibs": self._ibs(task, train_target, test_target, lambda t: breslow(test_risk, t)),
             "selection": f"fixed epochs; {RESIDUAL_FOLDS} cross-fitted networks, network weight "
@@ -548,35 +522,32 @@ class CrossValidationRunner:
             **agreement,
         }  # fmt: skip
 
-    def _student_teacher_agreement(
-        self, model, data, inputs, test_ids, teacher_risk, test_target
-    ) -> dict:
-        """For KEMM with reports: the Spearman correlation between the teacher path's risks (with
-        the report) and the student path's (without) over the evaluation patients that have a
-        report, and the student path's C-index on the whole evaluation fold; empty otherwise."""
-        if not (isinstance(model, KEMM) and model.use_report and "report" in inputs.modalities):
-            return {}
+    def _alternative_paths(self, model, data, inputs, test_ids, main_risk, test_target) -> dict:
+        """Each alternative scoring path of the model (e.g. KEMM's report-free student): the
+        Spearman correlation of its risks with the main path's over the evaluation patients that
+        have the compared modality, and its C-index on the whole evaluation fold."""
+        out: dict = {}
         offset = len(inputs.case_ids) - len(test_ids)
-        chosen = [i for i, c in enumerate(test_ids) if data.has_modality(c, "report")]
-        if len(chosen) < 3:
-            return {}
         positions = [offset + i for i in range(len(test_ids))]
-        student = predict_logits(model, inputs, positions, self.device, use_report=False)
-        student_risk = risk_from_logits(torch.from_numpy(student)).numpy()
-        rho = spearmanr(teacher_risk[chosen], student_risk[chosen]).statistic
-        return {
-            "student_teacher_spearman": float(rho),
-            "student_teacher_patients": len(chosen),
-            "student_c_index": harrell_c(test_target.event, test_target.time, student_risk),
-        }
+        for path in model.alternative_paths(inputs.modalities):
+            chosen = [i for i, c in enumerate(test_ids) if data.has_modality(c, path.compare_on)]
+            if len(chosen) < 3:
+                continue
+            logits = predict_logits(model, inputs, positions, self.device, **path.forward_kwargs)
+            risk = risk_from_logits(torch.from_numpy(logits)).numpy()
+            out[f"{path.agreement}_spearman"] = float(
+                spearmanr(main_risk[chosen], risk[chosen]).statistic
+            )
+            out[f"{path.agreement}_patients"] = len(chosen)
+            out[f"{path.name}_c_index"] = harrell_c(test_target.event, test_target.time, risk)
+        return out
 
     def _finish(self, data: PreparedCohort, results: list[dict], seconds: float) -> dict:
         config = self.config
-        frames = [
-            pd.read_csv(p) for p in sorted((self.out / "folds").glob("*/seed*/*/predictions.csv"))
-        ]
+        run = self.run_dir
+        frames = [pd.read_csv(p) for p in run.fold_predictions()]
         predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        predictions.to_csv(self.out / "predictions.csv", index=False)
+        predictions.to_csv(run.predictions_path, index=False)
         protocol = {
             "cohort": config.data.cohort,
             "folds": [s.name for s in data.splits],
@@ -598,8 +569,8 @@ class CrossValidationRunner:
         metrics = aggregate_metrics(
             results, config, protocol, bootstrap=config.eval.bootstrap, predictions=predictions
         )
-        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-        (self.out / "data.json").write_text(json.dumps(_data_summary(data), indent=1, default=str))
+        run.write_metrics(metrics)
+        run.data_summary_path.write_text(json.dumps(_data_summary(data), indent=1, default=str))
         for model in config.models:
             subset = (
                 predictions[predictions["model"] == model.display]
@@ -609,29 +580,14 @@ class CrossValidationRunner:
             if len(subset):
                 p_value = plot_km(
                     subset,
-                    self.out / f"km_{model.display}.png",
+                    run.km_plot(model.display),
                     model.display,
                     config.eval.risk_groups,
                 )
                 metrics["models"][model.display]["logrank_p"] = p_value
-        (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float))
-        write_report(self.out, metrics)
+        run.write_metrics(metrics)
+        write_report(run.report_path, metrics)
         return metrics
-
-
-RUN_ENTRIES = ("config.yaml", "data.json", "folds", "base_risks", "predictions.csv",
-               "metrics.json", "report.md")  # fmt: skip
-
-
-def _clear_run(out: Path) -> None:
-    """Delete what a run wrote into ``out`` (and nothing else the folder holds)."""
-    import shutil
-
-    for entry in [out / name for name in RUN_ENTRIES] + sorted(out.glob("km_*.png")):
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        elif entry.exists():
-            entry.unlink()
 
 
 _WORKER: dict = {}  # per-process state of a local worker (set once by _init_worker)
@@ -651,7 +607,7 @@ def _init_worker(raw_config: dict, out: str, data: PreparedCohort) -> None:
 
 def _run_task_in_worker(index: int) -> dict:
     runner, task = _WORKER["runner"], _WORKER["tasks"][index]
-    return runner._run_fold(task, _WORKER["data"], _WORKER["cache"], task.directory(runner.out))
+    return runner._run_fold(task, _WORKER["data"], _WORKER["cache"], task.directory(runner.run_dir))
 
 
 def _run_task_remotely(raw_config: dict, out: str, data: PreparedCohort, index: int) -> dict:

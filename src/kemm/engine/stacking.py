@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kemm.cohort.target import SurvivalTarget
 from kemm.engine.config import ModelConfig
 from kemm.engine.data import FoldPreprocessor, PreparedCohort
 from kemm.errors import ConfigError
 from kemm.models.registry import create, get_entry
-from kemm.models.tabular import PenalizedCox, breslow_baseline
 
 INNER_FOLDS = 5
 
@@ -133,39 +131,3 @@ def _compute_base_risks(
                                    "train": train.tolist(), "test": test.tolist()}))  # fmt: skip
         tmp.replace(cache)
     return BaseRisks(spec.display, train, test)
-
-
-class BreslowCurves:
-    """Survival curves S(t | risk) = S0(t) ** exp(risk), S0 by Breslow on the training fold."""
-
-    def __init__(self, train_risk: np.ndarray, train: SurvivalTarget) -> None:
-        self.center = float(np.mean(train_risk))
-        self.times, self.baseline = breslow_baseline(
-            train_risk - self.center, train.time, train.event
-        )
-
-    def to_state(self) -> dict:
-        return {"center": self.center, "times": np.asarray(self.times).tolist(),
-                "baseline": np.asarray(self.baseline).tolist()}  # fmt: skip
-
-    @classmethod
-    def from_state(cls, state: dict) -> BreslowCurves:
-        curves = cls.__new__(cls)
-        curves.center = float(state["center"])
-        curves.times = np.asarray(state["times"], float)
-        curves.baseline = np.asarray(state["baseline"], float)
-        return curves
-
-    def __call__(self, risk: np.ndarray, times) -> np.ndarray:
-        idx = np.searchsorted(self.times, np.asarray(times, dtype=float), side="right") - 1
-        base = np.where(idx < 0, 1.0, self.baseline[np.clip(idx, 0, None)])
-        return base[None, :] ** np.exp(np.asarray(risk, float) - self.center)[:, None]
-
-
-def combine(columns: list[np.ndarray], target: SurvivalTarget, names: list[str]) -> PenalizedCox:
-    """A Cox combiner (penalty by inner CV) over risk columns of the same patients, with
-    non-negative weights (as in Breiman's stacked regressions): each column is a risk score,
-    so it may add its evidence but never enter as a suppressor of another."""
-    return PenalizedCox(
-        alpha="cv", feature_names=names, direction_prior=True, feature_directions=[1] * len(names)
-    ).fit(np.column_stack(columns), target)

@@ -51,13 +51,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kemm.errors import ConfigError
-from kemm.knowledge.backends import EndpointUnreachable, LLMBackend
+from kemm.knowledge.backends import LLMBackend
+from kemm.knowledge.batch import run_per_report
 from kemm.knowledge.cache import DiskCache, cache_key, input_hash
 from kemm.knowledge.facts import receptor_calls, roman_to_int
 from kemm.knowledge.prompting import neutralise_delimiters
@@ -917,7 +916,6 @@ def extract_facts(
     disables the completion cache. A failed LLM call keeps the rules' record for that case and
     is listed in ``failures``.
     """
-    from tqdm.auto import tqdm
 
     cancer = cancer.lower() if cancer else None
     columns = FACT_COLUMNS + (RECEPTOR_COLUMNS if cancer == "brca" else ())
@@ -977,42 +975,12 @@ def extract_facts(
         return case
 
     items = list(reports.items())
-    bar = tqdm(total=len(items), desc=f"facts [{result.backend}]", unit="report",
-               disable=not progress or not use_llm)  # fmt: skip
-    outcomes: dict[str, CaseFacts | str] = {}
-
-    def record(case_id: str, outcome: CaseFacts | Exception) -> None:
-        if isinstance(outcome, Exception):
-            outcomes[case_id] = f"{type(outcome).__name__}: {outcome}"
-            log.warning("facts: failed for %s: %s", case_id, outcome)
-        else:
-            outcomes[case_id] = outcome
-        bar.update(1)
-
-    workers = max(1, int(getattr(backend, "concurrency", 1))) if use_llm else 1
-    try:
-        if workers == 1:
-            for case_id, text in items:
-                try:
-                    record(case_id, one(case_id, text))
-                except (ConfigError, EndpointUnreachable):
-                    raise  # a setup problem (no model, no server): not per report
-                except Exception as error:  # isolated per case, reported at the end
-                    record(case_id, error)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(one, cid, text): cid for cid, text in items}
-                for future in as_completed(futures):
-                    try:
-                        record(futures[future], future.result())
-                    except (ConfigError, EndpointUnreachable):
-                        raise
-                    except Exception as error:
-                        record(futures[future], error)
-    finally:
-        bar.close()
+    outcomes = run_per_report(
+        items, one, workers=max(1, int(getattr(backend, "concurrency", 1))) if use_llm else 1,
+        desc=f"facts [{result.backend}]", progress=progress and use_llm,
+    )  # fmt: skip
     for case_id, text in items:  # input order; a failed case keeps the rules' record
-        outcome = outcomes.get(case_id, "interrupted")
+        outcome = outcomes[case_id]
         if isinstance(outcome, CaseFacts):
             result.cases[case_id] = outcome
             result.cache_hits += outcome.cached

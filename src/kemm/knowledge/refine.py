@@ -17,14 +17,12 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from kemm.knowledge.backends import EndpointUnreachable, LLMBackend
+from kemm.knowledge.backends import LLMBackend
+from kemm.knowledge.batch import run_per_report
 from kemm.knowledge.cache import DiskCache, cache_key, input_hash
 from kemm.knowledge.clean import _INJECTION_RE, clean_report, strip_injections
 from kemm.knowledge.grounding import GroundingResult, ground_statements
@@ -266,43 +264,11 @@ def refine_reports(
         )
 
     items = list(reports.items())
-    bar = tqdm(
-        total=len(items), desc=f"refine [{backend.name}]", unit="report", disable=not progress
-    )
-    workers = max(1, int(getattr(backend, "concurrency", 1)))
-    outcomes: dict[str, CaseResult | str] = {}
-
-    def record(case_id: str, outcome: CaseResult | Exception) -> None:
-        if isinstance(outcome, Exception):
-            outcomes[case_id] = f"{type(outcome).__name__}: {outcome}"
-            log.warning("refine failed for %s: %s", case_id, outcome)
-        else:
-            outcomes[case_id] = outcome
-        bar.update(1)
-
-    try:
-        if workers == 1:
-            for case_id, report in items:
-                try:
-                    record(case_id, one(case_id, report))
-                except EndpointUnreachable:
-                    raise  # no server: not a per-report failure
-                except Exception as error:  # isolated per case, reported at the end
-                    record(case_id, error)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(one, cid, text): cid for cid, text in items}
-                for future in as_completed(futures):
-                    try:
-                        record(futures[future], future.result())
-                    except EndpointUnreachable:
-                        raise
-                    except Exception as error:
-                        record(futures[future], error)
-    finally:
-        bar.close()
-    for case_id, _ in items:  # input order
-        outcome = outcomes.get(case_id, "interrupted")
+    outcomes = run_per_report(
+        items, one, workers=max(1, int(getattr(backend, "concurrency", 1))),
+        desc=f"refine [{backend.name}]", progress=progress,
+    )  # fmt: skip
+    for case_id, outcome in outcomes.items():  # input order
         if isinstance(outcome, CaseResult):
             result.cases[case_id] = outcome
             result.cache_hits += outcome.cached

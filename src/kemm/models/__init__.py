@@ -18,11 +18,12 @@ from kemm.models.base import (
 )
 from kemm.models.kemm import KEMM
 from kemm.models.registry import ModelEntry, create, get_entry, list_models, register
-from kemm.models.stack import RiskStack
-from kemm.models.tabular import ClinicalCox, CoxNet, PenalizedCox
+from kemm.models.stack import BreslowCurves, RiskStack, combine
+from kemm.models.tabular import ClinicalCox, CoxNet, PenalizedCox, restore_tabular
 
 __all__ = [
     "MODALITIES",
+    "BreslowCurves",
     "KEMM",
     "ClinicalCox",
     "CoxNet",
@@ -34,8 +35,10 @@ __all__ = [
     "RiskStack",
     "SurvivalLoss",
     "SurvivalModel",
+    "combine",
     "create",
     "get_entry",
     "list_models",
     "register",
+    "restore_tabular",
 ]

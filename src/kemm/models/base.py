@@ -97,6 +97,19 @@ class ModelOutput:
 SurvivalLoss = Callable[[Tensor, Tensor, Tensor], Tensor]  # (logits, bin, event) -> loss
 
 
+@dataclass(frozen=True)
+class AlternativePath:
+    """Another way a model can score a patient, which the engine evaluates beside the main one
+    (KEMM's report-free student path): ``forward_kwargs`` select it; its risks are compared with
+    the main path's over the patients that have ``compare_on`` (a modality), and reported as
+    ``<agreement>_spearman``, ``<agreement>_patients`` and ``<name>_c_index``."""
+
+    name: str
+    forward_kwargs: dict[str, Any]
+    compare_on: str
+    agreement: str
+
+
 class SurvivalModel(nn.Module):
     """Base class of torch survival models.
 
@@ -110,6 +123,11 @@ class SurvivalModel(nn.Module):
 
     def forward(self, x: ModelInput) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def alternative_paths(self, modalities: set[str]) -> list[AlternativePath]:
+        """Other scoring paths the engine should evaluate, given the modalities it receives
+        (none by default)."""
+        return []
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups; models override this to give a part its own step size."""

@@ -22,12 +22,12 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
+from kemm.device import resolve_device
 from kemm.errors import ConfigError
 from kemm.models.base import InputDims, ModelInput
 from kemm.models.registry import create, get_entry
+from kemm.survival.losses import nll_discrete
 
 GENOMIC_GROUPS = (100, 300, 500, 450, 1500, 480)  # sizes like the six MCAT gene families
 TEXT_DIM = 384  # all-MiniLM-L6-v2
@@ -51,24 +51,6 @@ def _reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
-
-
-def _nll_discrete(logits: Tensor, bins: Tensor, event: Tensor) -> Tensor:
-    """Discrete-time survival NLL (a self-contained stand-in for kemm.survival.losses)."""
-    log_h, log_s = F.logsigmoid(logits), F.logsigmoid(-logits)
-    before = F.pad(torch.cumsum(log_s, 1)[:, :-1], (1, 0))
-    idx = bins.long()[:, None]
-    at_event = (before + log_h).gather(1, idx)[:, 0]
-    survived = (before + log_s).gather(1, idx)[:, 0]
-    return -(event * at_event + (1 - event) * survived).mean()
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but no CUDA device is available")
-    return torch.device(device)
 
 
 def synthetic_input(
@@ -150,7 +132,7 @@ def bench_step(
         optimizer.zero_grad(set_to_none=True)
         ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp else nullcontext()
         with ctx:
-            loss, logs = net.training_step(x, bins, event, _nll_discrete)
+            loss, logs = net.training_step(x, bins, event, nll_discrete)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

@@ -33,7 +33,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kemm.errors import ConfigError
-from kemm.models.base import InputDims, ModelInput, ModelOutput, SurvivalLoss, SurvivalModel
+from kemm.models.base import (
+    AlternativePath,
+    InputDims,
+    ModelInput,
+    ModelOutput,
+    SurvivalLoss,
+    SurvivalModel,
+)
 from kemm.models.layers import (
     BagAttention,
     CrossAttention,
@@ -596,6 +603,12 @@ class KEMM(SurvivalModel):
         return {"patients": patients, "genomic_groups": list(self.dims.genomic_group_names)}
 
     # ---------------------------------------------------------------- public API
+
+    def alternative_paths(self, modalities: set[str]) -> list[AlternativePath]:
+        """With reports: the student path (no report), evaluated beside the teacher."""
+        if not (self.use_report and "report" in modalities):
+            return []
+        return [AlternativePath("student", {"use_report": False}, "report", "student_teacher")]
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """The linear clinical hazard term is a handful of Cox coefficients: at the network's step

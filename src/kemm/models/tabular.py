@@ -2,6 +2,10 @@
 
 Both standardise features on the training data, and expose ``fit(X, target)``,
 ``predict_risk(X) -> (n,)`` (higher = worse) and ``predict_survival(X, times) -> (n, len(times))``.
+They are scikit-learn estimators: ``get_params``/``set_params``, ``fit(X, y)`` with ``y`` a
+:class:`~kemm.cohort.target.SurvivalTarget` or a scikit-survival structured array,
+``predict(X)`` (the risk) and ``score(X, y)`` (Harrell's C), so ``Pipeline``, ``clone`` and
+``GridSearchCV`` work with them.
 ``CoxNet`` is an elastic-net Cox model whose penalty is chosen by cross-validation *inside the
 training data* (never the evaluation fold); ``ClinicalCox`` is a Cox model with a small ridge
 penalty for a handful of clinical covariates.
@@ -13,23 +17,45 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from kemm.cohort.target import SurvivalTarget
 from kemm.errors import ConfigError
 from kemm.models.registry import register
 
 
-class _TabularCox:
+def as_target(y: SurvivalTarget | np.ndarray) -> SurvivalTarget:
+    """A :class:`SurvivalTarget` from itself or a scikit-survival structured array (one boolean
+    event field and one time field, e.g. ``sksurv.util.Surv.from_arrays``)."""
+    if isinstance(y, SurvivalTarget):
+        return y
+    names = getattr(getattr(y, "dtype", None), "names", None)
+    if not names or len(names) != 2:
+        raise TypeError(
+            "y must be a kemm SurvivalTarget or a structured array (event, time), "
+            "e.g. sksurv.util.Surv.from_arrays(event, time)"
+        )
+    event = next((n for n in names if y.dtype[n] == np.bool_), names[0])
+    time = next(n for n in names if n != event)
+    return SurvivalTarget(event=y[event], time=y[time])
+
+
+class _TabularCox(BaseEstimator):
     """Shared standardisation, validation and survival-curve evaluation."""
 
     kind = "tabular"
+    # fitted state (scikit-learn convention: set by fit, never by __init__)
+    model_ = None
+    mean_: np.ndarray | None = None
+    scale_: np.ndarray | None = None
+    warnings_: tuple[str, ...] | list[str] = ()
 
     def __init__(self, feature_names: Sequence[str] | None = None) -> None:
-        self.feature_names = list(feature_names) if feature_names is not None else None
-        self.model_ = None
-        self.mean_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
-        self.warnings_: list[str] = []
+        self.feature_names = feature_names
+
+    @property
+    def _names(self) -> list[str] | None:
+        return list(self.feature_names) if self.feature_names is not None else None
 
     # -- helpers
     def _check_X(self, X: np.ndarray, fitting: bool = False) -> np.ndarray:
@@ -48,7 +74,7 @@ class _TabularCox:
             )
         if not np.isfinite(X).all():
             bad = np.where(~np.isfinite(X).all(0))[0][:5]
-            names = [self.feature_names[i] for i in bad] if self.feature_names else list(bad)
+            names = [self._names[i] for i in bad] if self.feature_names is not None else list(bad)
             raise ValueError(
                 f"{type(self).__name__}: X has missing/non-finite values (columns {names}); "
                 "impute on the training fold first"
@@ -65,9 +91,8 @@ class _TabularCox:
         return (X - self.mean_) / self.scale_
 
     @staticmethod
-    def _check_target(target: SurvivalTarget, n: int) -> SurvivalTarget:
-        if not isinstance(target, SurvivalTarget):
-            raise TypeError("target must be a kemm.cohort.target.SurvivalTarget")
+    def _check_target(target: SurvivalTarget | np.ndarray, n: int) -> SurvivalTarget:
+        target = as_target(target)
         if len(target) != n:
             raise ValueError(f"target has {len(target)} patients, X has {n} rows")
         if not target.event.any():
@@ -78,6 +103,17 @@ class _TabularCox:
         return {}
 
     # -- public API
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """scikit-learn's name for :meth:`predict_risk`."""
+        return self.predict_risk(X)
+
+    def score(self, X: np.ndarray, y: SurvivalTarget | np.ndarray) -> float:
+        """Harrell's C-index of the predicted risks (scikit-survival's convention)."""
+        from kemm.survival.metrics import harrell_c
+
+        target = as_target(y)
+        return harrell_c(target.event, target.time, self.predict_risk(X))
+
     def predict_risk(self, X: np.ndarray) -> np.ndarray:
         """(n,) linear predictor; higher means shorter expected survival."""
         Xs = self._standardise(self._check_X(X))
@@ -108,7 +144,7 @@ class _TabularCox:
         )[0]
         return {
             "class": type(self).__name__,
-            "feature_names": self.feature_names,
+            "feature_names": self._names,
             "mean": self.mean_.tolist(),
             "scale": self.scale_.tolist(),
             "coef": np.asarray(self._coef(), dtype=float).ravel().tolist(),
@@ -125,7 +161,7 @@ class _TabularCox:
     def coef_(self) -> dict[str, float]:
         """Coefficients on the standardised features, by feature name."""
         coef = np.asarray(self._coef(), dtype=float).ravel()
-        names = self.feature_names or [f"x{i}" for i in range(coef.shape[0])]
+        names = self._names or [f"x{i}" for i in range(coef.shape[0])]
         return dict(zip(names, coef.tolist(), strict=True))
 
     def _coef(self) -> np.ndarray:  # pragma: no cover - overridden
@@ -159,8 +195,9 @@ class CoxNet(_TabularCox):
             max_iter,
             seed,
         )
-        self.alpha_: float | None = None
-        self.cv_scores_: np.ndarray | None = None
+
+    alpha_: float | None = None
+    cv_scores_: np.ndarray | None = None
 
     def _estimator(self, alphas=None, min_ratio=None, baseline: bool = False):
         from sksurv.linear_model import CoxnetSurvivalAnalysis
@@ -229,10 +266,10 @@ class CoxNet(_TabularCox):
             return float(alphas[len(alphas) // 2])
         return float(alphas[int(np.argmax(mean))])
 
-    def fit(self, X: np.ndarray, target: SurvivalTarget) -> CoxNet:
+    def fit(self, X: np.ndarray, y: SurvivalTarget | np.ndarray) -> CoxNet:
         """Standardise on ``X``, choose alpha (inner CV on ``X`` only), refit with a baseline."""
         X = self._check_X(X, fitting=True)
-        target = self._check_target(target, X.shape[0])
+        target = self._check_target(y, X.shape[0])
         Xs = self._standardise(X, fit=True)
         y = target.to_structured()
         self.warnings_ = []
@@ -345,17 +382,17 @@ class PenalizedCox(_TabularCox):
         super().__init__(feature_names)
         if not (isinstance(alpha, float | int) or alpha == "cv"):
             raise ConfigError(f"clinical_cox alpha must be a number or 'cv', got {alpha!r}")
-        self.alpha, self.alphas, self.cv_folds = alpha, tuple(alphas), cv_folds
+        self.alpha, self.alphas, self.cv_folds = alpha, alphas, cv_folds
         self.direction_prior = direction_prior
-        self.feature_directions = (
-            list(feature_directions) if feature_directions is not None else None
-        )
+        self.feature_directions = feature_directions
         self.seed = seed
-        self.alpha_: float | None = None
-        self.coef_vector_: np.ndarray | None = None
-        self.times_: np.ndarray | None = None
-        self.baseline_: np.ndarray | None = None
-        self.cv_scores_: dict[float, float] = {}
+        self.n_iter = n_iter
+
+    alpha_: float | None = None
+    coef_vector_: np.ndarray | None = None
+    times_: np.ndarray | None = None
+    baseline_: np.ndarray | None = None
+    cv_scores_: dict[float, float] | None = None
 
     def _bounds(self, p: int):
         if not self.direction_prior or self.feature_directions is None:
@@ -363,7 +400,7 @@ class PenalizedCox(_TabularCox):
         if len(self.feature_directions) != p:
             raise ValueError(f"{p} features but {len(self.feature_directions)} directions")
         return [(0.0, None) if d > 0 else (None, 0.0) if d < 0 else (None, None)
-                for d in self.feature_directions]  # fmt: skip
+                for d in list(self.feature_directions)]  # fmt: skip
 
     def _solve(
         self, X: np.ndarray, time: np.ndarray, event: np.ndarray, alpha: float,
@@ -398,9 +435,9 @@ class PenalizedCox(_TabularCox):
         }
         return max(path, key=lambda a: (self.cv_scores_[a], a))
 
-    def fit(self, X: np.ndarray, target: SurvivalTarget) -> PenalizedCox:
+    def fit(self, X: np.ndarray, y: SurvivalTarget | np.ndarray) -> PenalizedCox:
         X = self._check_X(X, fitting=True)
-        target = self._check_target(target, X.shape[0])
+        target = self._check_target(y, X.shape[0])
         Xs = self._standardise(X, fit=True)
         self.alpha_ = float(self.alpha) if self.alpha != "cv" else self._cv_alpha(Xs, target)
         self.coef_vector_ = self._solve(Xs, target.time, target.event, self.alpha_)
@@ -422,7 +459,7 @@ class PenalizedCox(_TabularCox):
         if self.coef_vector_ is None:
             raise RuntimeError("PenalizedCox is not fitted; call fit() first")
         return {
-            "class": type(self).__name__, "feature_names": self.feature_names,
+            "class": type(self).__name__, "feature_names": self._names,
             "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
             "coef": self.coef_vector_.tolist(), "alpha": self.alpha_,
             "direction_prior": self.direction_prior, "times": self.times_.tolist(),
@@ -434,6 +471,12 @@ class PenalizedCox(_TabularCox):
 
 
 ClinicalCox = PenalizedCox  # the name of the former fixed-ridge sksurv model
+
+
+def restore_tabular(state: dict) -> _FittedCox:
+    """A fitted Cox-type model (``CoxNet``, ``PenalizedCox``, a stack's combiner) rebuilt from
+    its ``to_state()``; predicts risks and survival like the fitted estimator."""
+    return _FittedCox(state)
 
 
 class _FittedCox:

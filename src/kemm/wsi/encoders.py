@@ -515,19 +515,6 @@ def _phikon(weights: str | Path | None = None, **kwargs: object) -> PatchEncoder
 
 
 # -- running ----------------------------------------------------------------------------------------
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, then Apple MPS, else CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
 def encode_batch(encoder: PatchEncoder, patches: torch.Tensor, amp: bool = True) -> torch.Tensor:
     """Features (B, output_dim) in float32 for a batch of uint8 patches, under inference mode;
     mixed precision (float16) only on CUDA and only when ``amp``."""

@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from kemm.device import resolve_device
 from kemm.errors import ConfigError, InputDataError, KemmError
-from kemm.wsi.encoders import PatchEncoder, create, encode_batch, resolve_device
+from kemm.wsi.encoders import PatchEncoder, create, encode_batch
 from kemm.wsi.features import write_bag
 from kemm.wsi.slide import MppOverrides, Slide, find_slides, slide_id_of
 from kemm.wsi.tiling import PatchGrid, TilingParams, plan_patches, save_review_image

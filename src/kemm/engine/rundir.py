@@ -1,0 +1,222 @@
+"""The layout of a run directory, and reloading what a run saved: one place for both.
+
+::
+
+    config.yaml            resolved config (a rerun with a different config is refused)
+    data.json              cohort summary, genomic grouping, text/bag coverage, exclusions
+    folds/<model>/seed<s>/<fold>/
+        preprocess.json    time bins and the preprocessing fitted on the training fold
+        result.json        metrics and facts of the fold (written last: a fold is finished
+                           once it exists)
+        predictions.csv    the fold's out-of-fold predictions
+        model_state.json   a tabular model or a stack's combiner (JSON, never pickles)
+        model.json + <weights>.safetensors   a network (architecture, then weights)
+        residual.json      a residual model's linear part, combiner and Breslow curves
+    base_risks/<model>/seed<s>/<fold>.json   out-of-fold base risks shared by stacks
+    predictions.csv        every out-of-fold prediction (risk and survival curve)
+    metrics.json           {"protocol": {...}, "models": {NAME: {"c_index": {...}, ...}}}
+    km_<model>.png         Kaplan-Meier curves of predicted risk groups with the log-rank p
+    report.md              N, events, follow-up, the metrics table, warnings
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kemm import __version__
+from kemm.engine.config import RunConfig, dump_config, load_config
+from kemm.engine.data import FoldPreprocessor
+from kemm.errors import InputDataError
+from kemm.survival import TimeBins
+
+
+@dataclass(frozen=True)
+class FoldDirectory:
+    """What one (model, seed, fold) fit saved, and how it is read back."""
+
+    path: Path
+
+    @property
+    def seed_name(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def fold_name(self) -> str:
+        return self.path.name
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / "result.json").is_file()
+
+    def write_preprocessing(self, bins: TimeBins, pre: FoldPreprocessor) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json(self.path / "preprocess.json", {"bins": bins.to_dict(), **pre.to_dict()})
+
+    def preprocessing(self) -> tuple[FoldPreprocessor, TimeBins]:
+        state = _read_json(self.path / "preprocess.json")
+        return FoldPreprocessor.from_dict(state), TimeBins.from_dict(state["bins"])
+
+    def write_result(self, result: dict, predictions: pd.DataFrame) -> None:
+        predictions.to_csv(self.path / "predictions.csv", index=False)
+        (self.path / "result.json").write_text(json.dumps(result, indent=1, default=float))
+
+    def result(self) -> dict:
+        return _read_json(self.path / "result.json")
+
+    def write_tabular(self, state: dict) -> None:
+        _write_json(self.path / "model_state.json", state)
+
+    def tabular(self):
+        """The fitted tabular model or stack combiner (predicts risks and survival)."""
+        from kemm.models import restore_tabular
+
+        return restore_tabular(_read_json(self.path / "model_state.json", "model state"))
+
+    def write_network(self, model, name: str, params: dict, n_bins: int, dims,
+                      weights: str = "weights") -> None:  # fmt: skip
+        from safetensors.torch import save_file
+
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            self.path / f"{weights}.safetensors",
+        )
+        _write_json(self.path / "model.json", {
+            "name": name, "params": params, "n_bins": n_bins, "dims": dims.__dict__,
+            "kemm_version": __version__,
+        })  # fmt: skip
+
+    @property
+    def has_network(self) -> bool:
+        return (self.path / "model.json").is_file()
+
+    def network(self, weights: str = "weights"):
+        """The saved network in evaluation mode (safetensors: no code is unpickled)."""
+        from safetensors.torch import load_file
+
+        from kemm.models.base import InputDims
+        from kemm.models.registry import create
+
+        meta = _read_json(self.path / "model.json", "network description")
+        network = create(
+            meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
+        )
+        network.load_state_dict(load_file(self.path / f"{weights}.safetensors"))
+        return network.eval()
+
+    def write_residual(self, state: dict) -> None:
+        _write_json(self.path / "residual.json", state)
+
+    def residual(self) -> dict:
+        path = self.path / "residual.json"
+        if not path.is_file():
+            raise InputDataError(
+                "this residual model was trained by a kemm version that did not save what "
+                "prediction needs (residual.json); retrain the run",
+                file=str(self.path),
+            )
+        return _read_json(path)
+
+
+class RunDirectory:
+    """A run folder: where each output lives, and reading it back."""
+
+    ENTRIES = ("config.yaml", "data.json", "folds", "base_risks", "predictions.csv",
+               "metrics.json", "report.md")  # fmt: skip
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    config_path = property(lambda self: self.root / "config.yaml")
+    metrics_path = property(lambda self: self.root / "metrics.json")
+    predictions_path = property(lambda self: self.root / "predictions.csv")
+    data_summary_path = property(lambda self: self.root / "data.json")
+    report_path = property(lambda self: self.root / "report.md")
+
+    def km_plot(self, label: str) -> Path:
+        return self.root / f"km_{label}.png"
+
+    def fold(self, label: str, seed: int, fold_name: str) -> FoldDirectory:
+        return FoldDirectory(self.root / "folds" / label / f"seed{seed}" / fold_name)
+
+    def base_risks_cache(self, label: str, seed: int, fold_name: str) -> Path:
+        return self.root / "base_risks" / label / f"seed{seed}" / f"{fold_name}.json"
+
+    def finished_folds(self, label: str, seeds: Iterable[int]) -> list[FoldDirectory]:
+        return sorted(
+            (FoldDirectory(p.parent) for seed in seeds
+             for p in (self.root / "folds" / label / f"seed{seed}").glob("*/result.json")),
+            key=lambda f: f.path,
+        )  # fmt: skip
+
+    def finished_results(self) -> list[Path]:
+        return sorted(self.root.glob("folds/*/seed*/*/result.json"))
+
+    def fold_predictions(self) -> list[Path]:
+        return sorted(self.root.glob("folds/*/seed*/*/predictions.csv"))
+
+    def sibling(self, fold: FoldDirectory, label: str) -> FoldDirectory:
+        """Model ``label``'s folder for the same seed and fold as ``fold``."""
+        return FoldDirectory(self.root / "folds" / label / fold.seed_name / fold.fold_name)
+
+    # -- config ----------------------------------------------------------------------------
+    def read_config(self) -> RunConfig:
+        if not self.config_path.is_file():
+            raise InputDataError("not a kemm run directory (no config.yaml)", file=str(self.root))
+        return load_config(self.config_path)
+
+    def holds_other_config(self, config: RunConfig) -> bool:
+        return self.config_path.exists() and self.config_path.read_text() != dump_config(config)
+
+    def write_config(self, config: RunConfig) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(dump_config(config))
+
+    def clear(self) -> None:
+        """Delete what a run wrote here (and nothing else the folder holds)."""
+        for entry in [self.root / name for name in self.ENTRIES] + sorted(
+            self.root.glob("km_*.png")
+        ):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.exists():
+                entry.unlink()
+
+    # -- results ---------------------------------------------------------------------------
+    def write_metrics(self, metrics: dict) -> None:
+        self.metrics_path.write_text(json.dumps(metrics, indent=1, default=float))
+
+    def read_metrics(self) -> dict:
+        if not self.metrics_path.is_file():
+            raise InputDataError(
+                "no metrics.json (is this a finished kemm run directory?)", file=str(self.root)
+            )
+        return _read_json(self.metrics_path)
+
+    def expected_fold_fits(self, config: RunConfig) -> int | None:
+        """Fold fits per model of the finished run (``None`` while that is unknown)."""
+        if self.metrics_path.is_file():
+            protocol = self.read_metrics()["protocol"]
+            return len(protocol["folds"]) * len(protocol["seeds"])
+        if config.data.folds is not None:
+            return len(config.data.folds) * len(config.seed_list)
+        return None
+
+
+def _read_json(path: Path, what: str = "file") -> Any:
+    if not path.is_file():
+        raise InputDataError(f"the run's {what} is missing", file=str(path))
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputDataError(f"not a readable JSON {what} ({error})", file=str(path)) from None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value))
