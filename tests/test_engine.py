@@ -13,7 +13,7 @@ import yaml
 from kemm.engine.config import load_config, parse_config
 from kemm.engine.runner import CrossValidationRunner, run_cv
 from kemm.engine.simulate import simulate_cohort
-from kemm.errors import ConfigError
+from kemm.errors import ConfigError, InputDataError
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +227,36 @@ def test_kemm_run_and_explain_a_patient(sim_root, tmp_path):
     assert abs(sum(explanation["statement_weight"]) - 1.0) < 1e-4
     assert len(explanation["coords"]) == len(explanation["scores"]) > 0
     assert len(explanation["genomic_groups"]) == 6
+
+
+@pytest.mark.slow
+def test_a_run_trains_on_the_outputs_of_knowledge_refine_and_embed(sim_root, tmp_path):
+    """One text path: `kemm knowledge refine` -> `kemm knowledge embed` -> a config naming both
+    files trains on exactly those statements and embeddings (the embedding cache is shared)."""
+    from typer.testing import CliRunner
+
+    from kemm.cli import app
+
+    runner = CliRunner()
+    cache = tmp_path / "cache"
+    refined, embedded, pbk = tmp_path / "r.jsonl", tmp_path / "e.h5", tmp_path / "pbk.h5"
+    reports = sim_root / "tcga" / "sim" / "reports.csv"
+    result = runner.invoke(app, ["knowledge", "refine", "--reports", str(reports), "--backend",
+                                 "extractive", "--out", str(refined)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["knowledge", "embed", "--refined", str(refined), "--out",
+                                 str(embedded), "--cancer", "KIRC", "--pbk-out", str(pbk),
+                                 "--cache-dir", str(cache)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    raw = _config(sim_root, models=("kemm",), epochs=1)
+    raw["data"].update({"folds": [0], "reports": {"embeddings": str(embedded)}, "pbk": True,
+                        "pbk_embeddings": str(pbk), "cache_dir": str(cache)})  # fmt: skip
+    run_cv(parse_config(raw), tmp_path / "run", show_progress=False)
+    data = json.loads((tmp_path / "run" / "data.json").read_text())
+    from kemm.knowledge.reports import read_refined
+
+    with_statements = sum(1 for s in read_refined(refined).values() if s)
+    assert data["text"]["patients_with_report_statements"] == with_statements
+    raw["data"]["text_encoder"] = "pubmedbert"
+    with pytest.raises(InputDataError, match="embedded with 'all-MiniLM-L6-v2'"):
+        run_cv(parse_config(raw), tmp_path / "other", show_progress=False)

@@ -6,17 +6,16 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from kemm.models.layers import (
+from kemm.models.blocks import (
     BagAttention,
     CrossAttention,
     GatedAttentionPool,
     GenomicTokenizer,
     PatchProjection,
-    _FusedBagAttention,
-    dropout_mask,
     masked_mean,
     masked_softmax,
 )
+from kemm.models.kernels import FusedBagAttention, dropout_mask
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -176,7 +175,7 @@ def test_fused_bag_attention_gradcheck():
     inputs.append(torch.randn(4, 8, dtype=torch.double, requires_grad=True))  # 3 queries + 1 set
 
     def fn(*args):
-        return _FusedBagAttention.apply(*args, 3, 0.0, "gelu", None)
+        return FusedBagAttention.apply(*args, 3, 0.0, "gelu", None)
 
     assert gradcheck(fn, inputs)
 

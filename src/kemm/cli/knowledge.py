@@ -224,13 +224,19 @@ def register(app: typer.Typer) -> None:
             "all-MiniLM-L6-v2", "--encoder", help="all-MiniLM-L6-v2, a HF id/alias or a local path."
         ),
         device: str = typer.Option("cpu", "--device"),
+        cache_dir: Path | None = typer.Option(
+            None, "--cache-dir", help="Embedding cache (default $KEMM_CACHE or ~/.cache/kemm)."
+        ),
     ) -> None:
-        """Embed refined statements per patient and/or a PBK with a frozen text encoder."""
-        from kemm.knowledge.encoders import create_text_encoder
+        """Embed refined statements per patient and/or a PBK with a frozen text encoder (through
+        the embedding cache training uses; a run names the files with data.reports.embeddings
+        and data.pbk_embeddings)."""
+        from kemm.knowledge.encoders import CachedTextEncoder
         from kemm.knowledge.pbk import load_pbk
         from kemm.knowledge.reports import read_refined
         from kemm.knowledge.store import (
             embed_pbk,
+            embed_statements,
             write_pbk_embedding,
             write_statement_embeddings,
         )
@@ -242,19 +248,15 @@ def register(app: typer.Typer) -> None:
         if (cancer or pbk_file) and pbk_out is None:
             fail(KemmError("--cancer/--pbk-file needs --pbk-out"))
         try:
-            text_encoder = create_text_encoder(encoder, device=device)
+            text_encoder = CachedTextEncoder(encoder, cache_dir, device=device)
             if refined is not None and out is not None:
                 statements = read_refined(refined)
-                flat = [s for case in statements.values() for s in case]
-                vectors = text_encoder.encode(flat)
-                data, offset = {}, 0
-                for case_id, case in statements.items():
-                    data[case_id] = (case, vectors[offset : offset + len(case)])
-                    offset += len(case)
+                data = embed_statements(statements, text_encoder)
                 write_statement_embeddings(out, data, text_encoder.name)
                 console.print(
-                    f"{len(flat)} statements of {len(statements)} patients embedded with "
-                    f"{text_encoder.name} (dim {text_encoder.dim}) → {out}"
+                    f"{sum(len(s) for s in statements.values())} statements of "
+                    f"{len(statements)} patients embedded with {text_encoder.name} "
+                    f"(dim {text_encoder.dim}) → {out}"
                 )
             if pbk_out is not None and (cancer or pbk_file):
                 knowledge_pbk = load_pbk(cancer or "", path=pbk_file)

@@ -41,6 +41,7 @@ class ReportsConfig(_Strict):
     column: str = "raw_text"
     refiner: Literal["extractive", "jsonl", "sentences"] = "extractive"
     refined_jsonl: str | None = None  # output of `kemm knowledge refine` when refiner=jsonl
+    embeddings: str | None = None  # `kemm knowledge embed --out` file: statements + embeddings
     max_statements: int = Field(12, ge=1)
 
 
@@ -59,6 +60,7 @@ class DataConfig(_Strict):
     # (t, n, m, stage, grade, nodes, margin, lvi, pni, size), see kemm.knowledge.covariates
     clinical: list[str] = []
     facts_csv: str | None = None  # `kemm knowledge facts` output; default: extract from reports
+    pbk_embeddings: str | None = None  # `kemm knowledge embed --pbk-out` file (default: library)
     text_encoder: str = "all-MiniLM-L6-v2"
     cache_dir: str | None = None  # text-embedding cache; default ~/.cache/kemm
 

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
 from pathlib import Path
-
-import h5py
-import numpy as np
 
 from kemm.cohort import Cohort
 from kemm.engine.config import DataConfig
@@ -17,60 +12,6 @@ from kemm.engine.data import TextModality, cohort_dir
 from kemm.errors import InputDataError
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("KEMM_CACHE", Path.home() / ".cache" / "kemm"))
-
-
-class EmbeddingCache:
-    """Statement embeddings keyed by (encoder, sha256 of the text) in one HDF5 file per encoder,
-    so repeated runs never re-encode a statement (nor load the encoder when all are cached)."""
-
-    def __init__(self, encoder_name: str, cache_dir: Path, device: str = "cpu"):
-        self.encoder_name = encoder_name
-        self.device = device
-        self._encoder = None
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", encoder_name)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self.path = cache_dir / f"text_embeddings_{safe}.h5"
-
-    @property
-    def encoder(self):
-        if self._encoder is None:
-            from kemm.knowledge.encoders import create_text_encoder
-
-            self._encoder = create_text_encoder(self.encoder_name, device=self.device)
-        return self._encoder
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-        found: dict[str, np.ndarray] = {}
-        if self.path.exists():
-            with h5py.File(self.path, "r") as store:
-                for key in set(keys):
-                    if key in store:
-                        found[key] = store[key][()]
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
-        if missing:
-            vectors = self.encoder.encode(missing)
-            with h5py.File(self.path, "a") as store:
-                for text, vector in zip(missing, vectors, strict=True):
-                    key = hashlib.sha256(text.encode()).hexdigest()
-                    found[key] = np.asarray(vector, np.float32)
-                    if key not in store:
-                        store[key] = found[key]
-        if not keys:
-            return np.zeros((0, self.dim), np.float32)
-        return np.stack([found[k] for k in keys]).astype(np.float32)
-
-    @property
-    def dim(self) -> int:
-        if self.path.exists():
-            with h5py.File(self.path, "r") as store:
-                for key in store:
-                    return int(store[key].shape[0])
-        return int(self.encoder.dim)
 
 
 def split_sentences(text: str, max_statements: int) -> list[str]:
@@ -115,34 +56,82 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
 
 
 def load_text_modality(config: DataConfig, cohort: Cohort) -> TextModality:
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    cache = EmbeddingCache(config.text_encoder, cache_dir)
+    """Report statements and PBK of a run as frozen embeddings.
+
+    Statements come from ``data.reports`` (refined here, or a ``kemm knowledge refine`` JSONL);
+    ``reports.embeddings`` takes a ``kemm knowledge embed`` file as is. The PBK is the shipped
+    library's (or ``data.pbk_embeddings``, a ``kemm knowledge embed --pbk-out`` file). Texts are
+    embedded through kemm's one embedding cache (:class:`kemm.knowledge.encoders.CachedTextEncoder`).
+    """
+    from kemm.knowledge.encoders import CachedTextEncoder
+    from kemm.knowledge.store import embed_statements
+
+    encoder = CachedTextEncoder(config.text_encoder, config.cache_dir)
     text = TextModality(encoder=config.text_encoder, dim=0)
     if config.reports is not None:
-        statements, empty = report_statements(config, cohort)
-        text.report_statements = statements
+        if config.reports.embeddings:
+            embedded, empty = _embedded_statements(config, cohort)
+        else:
+            statements, empty = report_statements(config, cohort)
+            embedded = embed_statements(statements, encoder)
+        text.report_statements = {c: s for c, (s, _) in embedded.items()}
+        text.report_embeddings = {c: e for c, (_, e) in embedded.items()}
         text.reports_without_statements = empty
-        flat = [s for case in statements.values() for s in case]
-        vectors = cache.encode(flat)
-        offset = 0
-        for case_id, case in statements.items():
-            text.report_embeddings[case_id] = vectors[offset : offset + len(case)]
-            offset += len(case)
         if empty:
             log.warning(
                 "%d report(s) yielded no statement; those patients use the no-report path",
                 len(empty),
             )
     if config.pbk:
-        from kemm.knowledge.pbk import load_pbk
-
-        pbk = load_pbk(config.cancer or config.cohort)
-        text.pbk_statements = list(pbk.general)
-        text.pbk_general = cache.encode(list(pbk.general))
-        prototypes = []
-        for level in (pbk.low, pbk.intermediate, pbk.high):
-            vector = cache.encode(list(level)).mean(axis=0)
-            prototypes.append(vector / max(np.linalg.norm(vector), 1e-8))
-        text.pbk_risk = np.stack(prototypes).astype(np.float32)
-    text.dim = cache.dim
+        pbk = _pbk_embedding(config, encoder)
+        text.pbk_statements = list(pbk.statements["general"])
+        text.pbk_general = pbk.general
+        text.pbk_risk = pbk.prototypes
+    text.dim = _common_dim(text, encoder, config)
     return text
+
+
+def _embedded_statements(config: DataConfig, cohort: Cohort):
+    """Statements and embeddings of a ``kemm knowledge embed`` file, checked against the run's
+    text encoder (the PBK and every statement must share one embedding space)."""
+    from kemm.knowledge.store import read_statement_embeddings, statement_embeddings_info
+
+    path = config.reports.embeddings
+    info = statement_embeddings_info(path)
+    if info["encoder"] != config.text_encoder:
+        raise InputDataError(
+            f"embedded with {info['encoder']!r}, but the run's text encoder is "
+            f"{config.text_encoder!r} (set data.text_encoder to match)",
+            file=str(path),
+        )
+    known = set(cohort.case_ids)
+    embedded = {c: (s[: config.reports.max_statements], e[: config.reports.max_statements])
+                for c, (s, e) in read_statement_embeddings(path).items() if c in known}  # fmt: skip
+    empty = sorted(c for c, (s, _) in embedded.items() if not s)
+    return {c: v for c, v in embedded.items() if v[0]}, empty
+
+
+def _pbk_embedding(config: DataConfig, encoder):
+    from kemm.knowledge.store import embed_pbk, read_pbk_embedding
+
+    if config.pbk_embeddings:
+        embedding = read_pbk_embedding(config.pbk_embeddings)
+        if embedding.encoder != config.text_encoder:
+            raise InputDataError(
+                f"PBK embedded with {embedding.encoder!r}, but the run's text encoder is "
+                f"{config.text_encoder!r}",
+                file=str(config.pbk_embeddings),
+            )
+        return embedding
+    from kemm.knowledge.pbk import load_pbk
+
+    return embed_pbk(load_pbk(config.cancer or config.cohort), encoder)
+
+
+def _common_dim(text: TextModality, encoder, config: DataConfig) -> int:
+    dims = {e.shape[1] for e in text.report_embeddings.values() if e.ndim == 2 and len(e)}
+    if text.pbk_general is not None:
+        dims.add(int(text.pbk_general.shape[1]))
+    if len(dims) > 1:
+        raise InputDataError(f"text embeddings of different sizes {sorted(dims)} in one run")
+    return dims.pop() if dims else encoder.dim

@@ -24,6 +24,7 @@ from kemm.errors import ConfigError
 
 __all__ = [
     "DEFAULT_TEXT_ENCODER",
+    "CachedTextEncoder",
     "HFMeanPoolEncoder",
     "SentenceTransformerEncoder",
     "TextEncoder",
@@ -228,3 +229,64 @@ def create_text_encoder(name: str = DEFAULT_TEXT_ENCODER, device: str = "cpu") -
     if path.is_dir() and (path / "modules.json").is_file():
         return SentenceTransformerEncoder(str(path), name=key, device=device)
     return HFMeanPoolEncoder(HF_ALIASES.get(key.lower(), key), device=device)
+
+
+class CachedTextEncoder:
+    """A text encoder behind kemm's one embedding cache: statement embeddings keyed by (encoder,
+    sha256 of the text) in one HDF5 file per encoder under ``cache_dir`` (default
+    ``$KEMM_CACHE`` or ``~/.cache/kemm``). Training and ``kemm knowledge embed`` share it, so a
+    statement is encoded once, and the encoder is not even loaded when every text is cached."""
+
+    def __init__(self, name: str = DEFAULT_TEXT_ENCODER, cache_dir: str | os.PathLike[str] | None = None,
+                 device: str = "cpu") -> None:  # fmt: skip
+        import re
+
+        from kemm.knowledge.model_files import cache_dir as default_cache_dir
+
+        self.name = name
+        self.device = device
+        self._encoder: TextEncoder | None = None
+        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"text_embeddings_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.h5"
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = create_text_encoder(self.name, device=self.device)
+        return self._encoder
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import hashlib
+
+        import h5py
+
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        found: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with h5py.File(self.path, "r") as store:
+                for key in set(keys):
+                    if key in store:
+                        found[key] = store[key][()]
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in found))
+        if missing:
+            vectors = self.encoder.encode(missing)
+            with h5py.File(self.path, "a") as store:
+                for text, vector in zip(missing, vectors, strict=True):
+                    key = hashlib.sha256(text.encode()).hexdigest()
+                    found[key] = np.asarray(vector, np.float32)
+                    if key not in store:
+                        store[key] = found[key]
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        if self.path.exists():
+            import h5py
+
+            with h5py.File(self.path, "r") as store:
+                for key in store:
+                    return int(store[key].shape[0])
+        return int(self.encoder.dim)

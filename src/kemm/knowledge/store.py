@@ -26,6 +26,7 @@ from kemm.knowledge.pbk import PBK, RISK_LEVELS
 __all__ = [
     "PBKEmbedding",
     "embed_pbk",
+    "embed_statements",
     "read_pbk_embedding",
     "read_statement_embeddings",
     "statement_embeddings_info",
@@ -74,6 +75,19 @@ def write_statement_embeddings(
             group.attrs["statements"] = json.dumps(list(statements), ensure_ascii=False)
     os.replace(tmp, path)
     return path
+
+
+def embed_statements(
+    statements: Mapping[str, list[str]], encoder: Any
+) -> dict[str, tuple[list[str], np.ndarray]]:
+    """``{case_id: (statements, M x E embeddings)}``, every statement encoded in one call."""
+    flat = [s for case in statements.values() for s in case]
+    vectors = np.asarray(encoder.encode(flat), dtype=np.float32)
+    out, offset = {}, 0
+    for case_id, case in statements.items():
+        out[case_id] = (list(case), vectors[offset : offset + len(case)])
+        offset += len(case)
+    return out
 
 
 def read_statement_embeddings(

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from kemm.errors import ConfigError
 from kemm.models.base import InputDims, ModelInput, ModelOutput, SurvivalModel
-from kemm.models.layers import (
+from kemm.models.blocks import (
     CrossAttention,
     GatedAttentionPool,
     GenomicTokenizer,

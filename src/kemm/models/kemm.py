@@ -41,7 +41,7 @@ from kemm.models.base import (
     SurvivalLoss,
     SurvivalModel,
 )
-from kemm.models.layers import (
+from kemm.models.blocks import (
     BagAttention,
     CrossAttention,
     GatedAttentionPool,
@@ -155,6 +155,26 @@ class _Encoded:
     gen_global: dict[str, Tensor]  # view -> (B, d)
     clinical: Tensor | None = None  # (B, C) scaled covariates, when the model uses them
     explain: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _KnowledgeTokens:
+    """The knowledge side of a batch: tokens, their normalised queries, labels, view masks."""
+
+    tokens: Tensor  # (B, K, d)
+    queries: Tensor  # (B, K, d)
+    labels: list[str]
+    view_masks: dict[str, Tensor]  # view -> (B, K)
+
+
+@dataclass
+class _GenomicTokens:
+    """One token per genomic group: raw, as queries, valid positions, patients that have them."""
+
+    raw: Tensor  # (B, G, d)
+    query: Tensor  # (B, G, d)
+    mask: Tensor  # (B, G)
+    present: Tensor  # (B,)
 
 
 @dataclass
@@ -370,7 +390,6 @@ class KEMM(SurvivalModel):
     def _encode(self, x: ModelInput, views: tuple[str, ...], explain: bool) -> _Encoded:
         """Everything before the per-view fusion; the patch side runs once for all views."""
         device, dtype = self.cls.device, self.cls.dtype
-        batch = x.batch_size
         present = presence(x, device)
         has_wsi = present["wsi"] & self.has_wsi_branch
         has_gen = present["genomics"] & self.has_gen_branch
@@ -378,127 +397,141 @@ class KEMM(SurvivalModel):
         if bool(missing.any()):
             index = int(missing.nonzero()[0, 0])
             raise ValueError(f"KEMM: patient at batch index {index} has neither WSI nor genomics")
-
         with_report = self.use_report and "teacher" in views
-        know, kmask, report_pos, labels = self._knowledge(x, batch, with_report)
-        view_masks = {"teacher": kmask, "student": kmask & ~report_pos[None, :]}
-        queries = self.query_norm(know)
-        n_know = know.shape[1]
+        know, kmask, report_pos, labels = self._knowledge(x, x.batch_size, with_report)
+        k = _KnowledgeTokens(
+            know, self.query_norm(know), labels,
+            {"teacher": kmask, "student": kmask & ~report_pos[None, :]},
+        )  # fmt: skip
+        g = self._genomic_tokens(x, has_gen)
+        explain_rows: list[dict[str, Any]] = [{} for _ in range(x.batch_size)]
+        wsi_tokens, wsi_global, wsi_pos = self._patch_side(
+            x, views, k, g, has_wsi, explain_rows if explain else None
+        )
+        gen_tokens, gen_global, gen_pos = self._genomic_side(
+            views, k, g, explain_rows if explain else None
+        )
+        clinical = (
+            x.clinical.to(device, dtype) if self.use_clinical and x.clinical is not None else None
+        )
+        return _Encoded(has_wsi, has_gen, know, k.view_masks, labels, wsi_tokens, wsi_pos,
+                        gen_tokens, gen_pos, wsi_global, gen_global, clinical, explain_rows)  # fmt: skip
 
-        n_groups = len(self.dims.genomic_groups) or 1
+    def _genomic_tokens(self, x: ModelInput, has_gen: Tensor) -> _GenomicTokens:
+        """One token per genomic group (zeros without the branch); queries normalised when KECM
+        is off (with KECM the knowledge queries the raw tokens)."""
+        device, dtype, batch = self.cls.device, self.cls.dtype, x.batch_size
         if self.has_gen_branch and x.genomics is not None:
-            groups = [g.to(device, dtype) for g in x.genomics]
-            gen_raw = self.genomic(groups, has_gen)  # (B, G, d)
+            raw = self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)  # (B, G, d)
         else:
-            gen_raw = torch.zeros(batch, n_groups, self.dim, device=device, dtype=dtype)
-        gen_mask = has_gen[:, None].expand(batch, gen_raw.shape[1])
-        gen_q = gen_raw  # normalised genomic tokens (queries / tokens without KECM)
-        if self.has_gen_branch and not self.use_kecm:
-            gen_q = self.gen_norm(gen_raw)
+            n_groups = len(self.dims.genomic_groups) or 1
+            raw = torch.zeros(batch, n_groups, self.dim, device=device, dtype=dtype)
+        query = self.gen_norm(raw) if self.has_gen_branch and not self.use_kecm else raw
+        return _GenomicTokens(raw, query, has_gen[:, None].expand(batch, raw.shape[1]), has_gen)
 
-        # patch side: one read of each bag for all views
-        n_wsi_tok = n_know if self.use_kecm else self.n_learned + gen_raw.shape[1]
-        zero_tok = torch.zeros(n_wsi_tok, self.dim, device=device, dtype=dtype)
-        zero_vec = torch.zeros(self.dim, device=device, dtype=dtype)
-        wsi_rows, wsi_glob = [], {v: [] for v in views}
-        explain_rows: list[dict[str, Any]] = [{} for _ in range(batch)]
-        query_labels = labels
-        if not self.use_kecm:
-            groups = range(gen_raw.shape[1])
-            query_labels = labels[: self.n_learned] + [
-                f"genomic:{self._group_name(i)}" for i in groups
-            ]
+    def _patch_queries(
+        self, b: int, k: _KnowledgeTokens, g: _GenomicTokens, views: tuple[str, ...],
+        union: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor, list[Tensor] | None]:  # fmt: skip
+        """Patient ``b``'s query positions, raw and normalised queries, and one pool set per
+        view: the knowledge tokens with KECM, else the learned queries and genomic tokens."""
         if self.use_kecm:
-            union = view_masks[views[0]]
+            pos = union[b].nonzero().squeeze(1)
+            sets = [k.view_masks[v][b, pos].nonzero().squeeze(1) for v in views]
+            return pos, k.tokens[b, pos], k.queries[b, pos], sets
+        device = self.cls.device
+        pos = torch.cat([
+            torch.arange(self.n_learned, device=device),
+            self.n_learned + torch.arange(g.raw.shape[1], device=device)
+            if bool(g.present[b]) else torch.zeros(0, dtype=torch.long, device=device),
+        ])  # fmt: skip
+        q_in = torch.cat([self.learned, g.raw[b]])[pos]
+        q = torch.cat([k.queries[b, : self.n_learned], g.query[b]])[pos]
+        return pos, q_in, q, None
+
+    def _patch_side(
+        self, x: ModelInput, views: tuple[str, ...], k: _KnowledgeTokens, g: _GenomicTokens,
+        has_wsi: Tensor, explain_rows: list[dict[str, Any]] | None,
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:  # fmt: skip
+        """WSI tokens (the queries' attention read of each bag), the per-view pooled bag vector
+        and the valid WSI positions; each bag is read once for all views."""
+        device, dtype = self.cls.device, self.cls.dtype
+        n_tokens = k.tokens.shape[1] if self.use_kecm else self.n_learned + g.raw.shape[1]
+        zero_tok = torch.zeros(n_tokens, self.dim, device=device, dtype=dtype)
+        zero_vec = torch.zeros(self.dim, device=device, dtype=dtype)
+        query_labels = k.labels
+        if not self.use_kecm:
+            query_labels = k.labels[: self.n_learned] + [
+                f"genomic:{self._group_name(i)}" for i in range(g.raw.shape[1])
+            ]
+        union = None
+        if self.use_kecm:
+            union = k.view_masks[views[0]]
             for v in views[1:]:
-                union = union | view_masks[v]
-        for b in range(batch):
+                union = union | k.view_masks[v]
+        rows, pooled = [], {v: [] for v in views}
+        for b in range(x.batch_size):
             if not bool(has_wsi[b]):
-                wsi_rows.append(zero_tok)
+                rows.append(zero_tok)
                 for v in views:
-                    wsi_glob[v].append(zero_vec)
+                    pooled[v].append(zero_vec)
                 continue
-            if self.use_kecm:
-                pos = union[b].nonzero().squeeze(1)
-                q_in = know[b, pos]
-                q = queries[b, pos]
-                sets = [view_masks[v][b, pos].nonzero().squeeze(1) for v in views]
-            else:
-                pos = torch.cat(
-                    [
-                        torch.arange(self.n_learned, device=device),
-                        self.n_learned + torch.arange(gen_raw.shape[1], device=device)
-                        if bool(has_gen[b])
-                        else torch.zeros(0, dtype=torch.long, device=device),
-                    ]
-                )
-                q_in = torch.cat([self.learned, gen_raw[b]])[pos]
-                q = torch.cat([queries[b, : self.n_learned], gen_q[b]])[pos]
-                sets = None
-            read = self.bag(x.wsi[b], q, sets, need_weights=explain, index=b)
+            pos, q_in, q, sets = self._patch_queries(b, k, g, views, union)
+            read = self.bag(x.wsi[b], q, sets, need_weights=explain_rows is not None, index=b)
             focused = self.wsi_norm(q_in + self.bag_out(read.attended))
-            wsi_rows.append(zero_tok.index_copy(0, pos, focused))
+            rows.append(zero_tok.index_copy(0, pos, focused))
             for j, v in enumerate(views):
-                wsi_glob[v].append(read.pooled[j if sets is not None else 0])
-            if explain:
+                pooled[v].append(read.pooled[j if sets is not None else 0])
+            if explain_rows is not None:
                 explain_rows[b].update(
                     patch_queries=[query_labels[int(i)] for i in pos],
                     patch_attention=read.query_weights.detach(),
                     patch_pool=read.pool_weights[0].detach(),
                     patch_index=read.kept,
                 )
-        wsi_tokens = torch.stack(wsi_rows)
-        wsi_global = {v: torch.stack(rows) for v, rows in wsi_glob.items()}
         if self.use_kecm:
-            wsi_pos = {v: view_masks[v] & has_wsi[:, None] for v in views}
+            positions = {v: k.view_masks[v] & has_wsi[:, None] for v in views}
         else:
-            base = torch.cat([torch.ones_like(kmask[:, : self.n_learned]), gen_mask], 1)
-            wsi_pos = {v: base & has_wsi[:, None] for v in views}
+            learned = torch.ones_like(k.view_masks["teacher"][:, : self.n_learned])
+            base = torch.cat([learned, g.mask], 1)
+            positions = {v: base & has_wsi[:, None] for v in views}
+        return torch.stack(rows), {v: torch.stack(r) for v, r in pooled.items()}, positions
 
-        # genomic side
+    def _genomic_side(
+        self, views: tuple[str, ...], k: _KnowledgeTokens, g: _GenomicTokens,
+        explain_rows: list[dict[str, Any]] | None,
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:  # fmt: skip
+        """Genomic tokens, the per-view pooled genomic vector and the valid positions. With KECM
+        the knowledge attends to the groups and biases the pool towards the groups its view's
+        queries find relevant; without, the tokens and an unbiased pool."""
         if self.use_kecm and self.has_gen_branch:
-            att = self.gen_attn(queries, gen_raw, gen_mask, need_weights=explain, need_logits=True)
-            gen_tokens = self.gen_norm(know + att.out)
+            att = self.gen_attn(k.queries, g.raw, g.mask, need_weights=explain_rows is not None,
+                                need_logits=True)  # fmt: skip
+            tokens = self.gen_norm(k.tokens + att.out)
             sim = att.logits.mean(1)  # (B, K, G), linear in the query: mean = centroid's logit
-            gen_global = {}
+            pooled = {}
             for v in views:
-                centroid = masked_mean(sim, view_masks[v], dim=1)  # (B, G)
-                gen_global[v], pool_w = self.gen_pool(gen_raw, gen_mask, self.gen_beta * centroid)
-            gen_pos = {v: view_masks[v] & has_gen[:, None] for v in views}
-            if explain:  # forward explains a single view
+                centroid = masked_mean(sim, k.view_masks[v], dim=1)  # (B, G)
+                pooled[v], pool_w = self.gen_pool(g.raw, g.mask, self.gen_beta * centroid)
+            positions = {v: k.view_masks[v] & g.present[:, None] for v in views}
+            if explain_rows is not None:  # forward explains a single view
                 weights, pool_w = att.weights.mean(1).detach(), pool_w.detach()
-                for b in range(batch):
-                    if bool(has_gen[b]):
+                for b in range(len(explain_rows)):
+                    if bool(g.present[b]):
                         explain_rows[b]["genomic_attention"] = weights[b]
                         explain_rows[b]["genomic_pool"] = pool_w[b]
-        else:
-            gen_tokens = gen_q
-            pooled, pool_w = (
-                self.gen_pool(gen_raw, gen_mask)
-                if self.has_gen_branch
-                else (torch.zeros(batch, self.dim, device=device, dtype=dtype), None)
-            )
-            gen_global = dict.fromkeys(views, pooled)
-            gen_pos = dict.fromkeys(views, gen_mask)
-            if explain and pool_w is not None:
-                for b in range(batch):
-                    if bool(has_gen[b]):
-                        explain_rows[b]["genomic_pool"] = pool_w[b].detach()
-        return _Encoded(
-            has_wsi,
-            has_gen,
-            know,
-            view_masks,
-            labels,
-            wsi_tokens,
-            wsi_pos,
-            gen_tokens,
-            gen_pos,
-            wsi_global,
-            gen_global,
-            x.clinical.to(device, dtype) if self.use_clinical and x.clinical is not None else None,
-            explain_rows,
+            return tokens, pooled, positions
+        batch = g.raw.shape[0]
+        pooled_all, pool_w = (
+            self.gen_pool(g.raw, g.mask)
+            if self.has_gen_branch
+            else (torch.zeros(batch, self.dim, device=g.raw.device, dtype=g.raw.dtype), None)
         )
+        if explain_rows is not None and pool_w is not None:
+            for b in range(batch):
+                if bool(g.present[b]):
+                    explain_rows[b]["genomic_pool"] = pool_w[b].detach()
+        return g.query, dict.fromkeys(views, pooled_all), dict.fromkeys(views, g.mask)
 
     def _group_name(self, i: int) -> str:
         names = self.dims.genomic_group_names

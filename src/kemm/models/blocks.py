@@ -2,7 +2,8 @@
 
 Everything that touches the patches of a slide is linear in the bag size N: a few queries attend to
 the N patch tokens (never patch-to-patch attention), gated attention pooling scores each patch with
-a thin gate, and evaluation projects huge bags in chunks.
+a thin gate, and evaluation projects huge bags in chunks. The hand-written kernels these blocks use
+(byte-draw dropout, the fused train-time bag attention) are in :mod:`kemm.models.kernels`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kemm.models.base import ModelInput
-
-# --------------------------------------------------------------------------------------------
-# masked reductions
-# --------------------------------------------------------------------------------------------
+from kemm.models.kernels import (
+    FusedBagAttention,
+    MaskedScale,
+    WorkspacePool,
+    dropout_mask,
+    dropout_scale,
+    dropout_threshold,
+)
 
 
 def masked_softmax(logits: Tensor, mask: Tensor | None, dim: int = -1) -> Tensor:
@@ -44,11 +49,6 @@ def masked_mean(x: Tensor, mask: Tensor | None, dim: int = 1) -> Tensor:
     total = torch.where(m, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dim)
     count = m.sum(dim).clamp_min(1).to(x.dtype)
     return total / count
-
-
-# --------------------------------------------------------------------------------------------
-# batch helpers
-# --------------------------------------------------------------------------------------------
 
 
 def presence(x: ModelInput, device: torch.device | str | None = None) -> dict[str, Tensor]:
@@ -84,11 +84,6 @@ def require_any(
         index = int((~ok).nonzero()[0, 0])
         names = " or ".join(sorted(needs))
         raise ValueError(f"{model}: patient at batch index {index} has no {names}")
-
-
-# --------------------------------------------------------------------------------------------
-# genomics
-# --------------------------------------------------------------------------------------------
 
 
 class SNNBlock(nn.Sequential):
@@ -148,48 +143,6 @@ class GenomicTokenizer(nn.Module):
         return torch.stack(tokens, dim=1)
 
 
-# --------------------------------------------------------------------------------------------
-# patches
-# --------------------------------------------------------------------------------------------
-
-
-DROPPED = -1.0e4  # pre-activation of a dropped unit: GELU/ReLU give exactly 0 there, with 0 slope
-
-
-def dropout_threshold(p: float) -> int:
-    """Dropout masks draw one random byte per unit: p is used as round(256·p)/256."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {p}")
-    return min(255, round(256 * p))
-
-
-def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device) -> Tensor:
-    """Bool mask, True = dropped with probability ``dropout_threshold(p) / 256``.
-
-    One 64-bit draw gives eight units (an order of magnitude cheaper on CPU than ``bernoulli_``,
-    which matters at 100k+ patches x 256 channels).
-    """
-    numel = math.prod(shape)
-    words = torch.empty((numel + 7) // 8, dtype=torch.int64, device=device)
-    words.random_(-(2**63), 2**63 - 1)
-    return words.view(torch.uint8)[:numel].view(shape) < dropout_threshold(p)
-
-
-class _MaskedScale(torch.autograd.Function):
-    """y = x · scale where ``keep``, else 0; the backward applies the same mask."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, dropped: Tensor, scale: float) -> Tensor:  # noqa: D102
-        ctx.save_for_backward(dropped)
-        ctx.scale = scale
-        return x.masked_fill(dropped, 0).mul_(scale)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # noqa: D102
-        (dropped,) = ctx.saved_tensors
-        return grad.masked_fill(dropped, 0).mul_(ctx.scale), None, None
-
-
 class Dropout(nn.Module):
     """Inverted dropout drawing its mask from random bytes (:func:`dropout_mask`).
 
@@ -206,8 +159,7 @@ class Dropout(nn.Module):
         if not self.training or self.p == 0:
             return x
         dropped = dropout_mask(x.shape, self.p, x.device)
-        keep = 1.0 - dropout_threshold(self.p) / 256
-        return _MaskedScale.apply(x, dropped, 1.0 / keep)
+        return MaskedScale.apply(x, dropped, dropout_scale(self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -277,7 +229,7 @@ class PatchProjection(nn.Module):
             h = proj(bag)
             if self.p > 0:
                 drop = dropout_mask(h.shape, self.p, h.device)
-                scale = 256.0 / (256 - dropout_threshold(self.p))
+                scale = dropout_scale(self.p)
                 # GELU saves its input, so its output may change in place; ReLU saves its output
                 if self.activation == "gelu":
                     h = h.masked_fill_(drop, 0.0).mul_(scale)
@@ -465,11 +417,6 @@ class SurvivalHead(nn.Module):
         return self.net(z)
 
 
-# --------------------------------------------------------------------------------------------
-# a bag read once: projection, few-query attention and biased gated pools
-# --------------------------------------------------------------------------------------------
-
-
 @dataclass
 class BagReadout:
     """What :class:`BagAttention` reads from one bag.
@@ -486,158 +433,6 @@ class BagReadout:
     kept: Tensor | None = None
 
 
-def _activation_out(pre: Tensor, activation: str, out: Tensor) -> Tensor:
-    if activation == "gelu":
-        return torch.ops.aten.gelu.out(pre, approximate="none", out=out)
-    return torch.clamp(pre, min=0, out=out)
-
-
-def _activation_backward_out(grad: Tensor, pre: Tensor, activation: str, out: Tensor) -> Tensor:
-    if activation == "gelu":
-        return torch.ops.aten.gelu_backward.grad_input(grad, pre, grad_input=out)
-    return torch.ops.aten.threshold_backward.grad_input(grad, pre, 0, grad_input=out)
-
-
-class _Workspace:
-    """Scratch buffers of one fused bag-attention call, reused across training steps.
-
-    On CPU every fresh allocation above glibc's mmap threshold (32 MB) is page-faulted in on each
-    step, which at 100k+ patches costs as much as the arithmetic; a CUDA run has a caching
-    allocator and does not use this.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, Tensor] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device) -> Tensor:
-        numel = math.prod(shape)
-        buf = self._buffers.get(name)
-        if buf is None or buf.numel() < numel or buf.dtype != dtype or buf.device != device:
-            buf = torch.empty(numel, dtype=dtype, device=device)
-            self._buffers[name] = buf
-        return buf[:numel].view(shape)
-
-
-class _WorkspacePool(list):
-    """Free workspaces of one module. A workspace is taken by a forward and handed back by its
-    backward, so two forwards before one backward never share buffers. Not copied or pickled."""
-
-    def __deepcopy__(self, memo: dict) -> _WorkspacePool:
-        return _WorkspacePool()
-
-    def __reduce__(self):
-        return (_WorkspacePool, ())
-
-
-class _FusedBagAttention(torch.autograd.Function):
-    """Train-time :class:`BagAttention` with a hand-written backward (same maths as the reference
-    path, checked by the tests).
-
-    Written for 100k+ patch bags on CPU: few, large operations in a (features x N) layout and
-    three (N, d) buffers (pre-activations, activations, one gradient), reused across steps. A
-    dropped unit's pre-activation is set to ``DROPPED`` (activation and slope exactly 0), so the
-    mask needs no storage; the dropout scale is folded into the small weight matrices; the softmax
-    column sums come from the outputs (sum_n z_jn (h_n . g_j) = out_j . g_j); the two GEMMs that
-    give the gradient of the patch tokens are one; the activation gradient is written over the
-    activations, which are dead by then.
-    """
-
-    @staticmethod
-    def forward(ctx, bag, w_p, b_p, w_g, b_g, w_s, b_s, keys, n_query, p, activation, pool):  # noqa: D102
-        ws = pool.pop() if pool else _Workspace()
-        n, dim, dt, dev = bag.shape[0], w_p.shape[0], w_p.dtype, w_p.device
-
-        def buf(name: str, *shape: int) -> Tensor:
-            return ws.get(name, shape, dt, dev)
-
-        thr = dropout_threshold(p) if p > 0 else 0
-        scale = 256.0 / (256 - thr)
-        pre = torch.addmm(b_p, bag.to(dt), w_p.t(), out=buf("pre", n, dim))
-        if thr:  # same draws as dropout_mask(), without a separate mask buffer
-            words = ws.get("rnd", ((n * dim + 7) // 8,), torch.int64, dev)
-            words.random_(-(2**63), 2**63 - 1)
-            rnd = words.view(torch.uint8)[: n * dim].view(n, dim)
-            drop = torch.lt(rnd, thr, out=rnd.view(torch.bool))
-            pre.masked_fill_(drop, DROPPED)
-        h = _activation_out(pre, activation, buf("h", n, dim))  # unscaled: true = scale·h
-        n_gate, hidden = w_g.shape[0], w_g.shape[0] // 2
-        w_cat = torch.cat([w_g, keys], 0).mul_(scale)  # rows: gate | queries | relevance
-        b_cat = torch.cat([b_g, b_g.new_zeros(keys.shape[0])])
-        s_t = torch.addmm(b_cat[:, None], w_cat, h.t(), out=buf("s", w_cat.shape[0], n))
-        tanh_t = torch.tanh(s_t[:hidden], out=buf("tanh", hidden, n))
-        sigm_t = torch.sigmoid(s_t[hidden:n_gate], out=buf("sigm", hidden, n))
-        gated = torch.mul(tanh_t, sigm_t, out=buf("gated", hidden, n))
-        score = torch.addmm(b_s[:, None], w_s, gated)  # (1, N)
-        n_rel = keys.shape[0] - n_query
-        n_pool = max(n_rel, 1)
-        logit = buf("logit", n_pool + n_query, n)
-        if n_rel:
-            torch.add(s_t[n_gate + n_query :], score, out=logit[:n_pool])
-        else:
-            logit[:1] = score
-        logit[n_pool:] = s_t[n_gate : n_gate + n_query]
-        z_t = torch.ops.aten._softmax.out(logit, 1, False, out=buf("z", n_pool + n_query, n))
-        out = (z_t @ h).mul_(scale)
-        ctx.tensors = (bag, w_p, pre, h, w_cat, tanh_t, sigm_t, gated, w_s, z_t, out)
-        ctx.ws, ctx.pool = ws, pool
-        ctx.scale, ctx.activation, ctx.n_gate, ctx.n_pool = scale, activation, n_gate, n_pool
-        ctx.n_query, ctx.n_rel = n_query, n_rel
-        return out[:n_pool].clone(), out[n_pool:].clone()
-
-    @staticmethod
-    def backward(ctx, d_pooled, d_attended):  # noqa: D102
-        if ctx.tensors is None:
-            raise RuntimeError(
-                "the fused bag attention supports one backward per forward; set fused=False on "
-                "the BagAttention module to backpropagate twice"
-            )
-        bag, w_p, pre, h, w_cat, tanh_t, sigm_t, gated, w_s, z_t, out = ctx.tensors
-        ws, scale, n_gate, n_pool = ctx.ws, ctx.scale, ctx.n_gate, ctx.n_pool
-        hidden, n_z, n = n_gate // 2, z_t.shape[0], z_t.shape[1]
-        dt, dev = w_p.dtype, w_p.device
-
-        def buf(name: str, *shape: int) -> Tensor:
-            return ws.get(name, shape, dt, dev)
-
-        d_out = torch.cat([d_pooled, d_attended], 0)
-        colsum = (out * d_out).sum(1, keepdim=True)
-        d_out_s = d_out * scale
-        # big rows: softmax weights | d gate (tanh, sigmoid) | d query logits | d relevance
-        big = buf("big", n_z + w_cat.shape[0], n)
-        big[:n_z] = z_t
-        d_logit = torch.mm(d_out_s, h.t(), out=buf("dlogit", n_z, n)).sub_(colsum).mul_(z_t)
-        d_pool = d_logit[:n_pool]
-        d_score = d_pool.sum(0, keepdim=True)  # (1, N)
-        d_w_s = d_score @ gated.t()
-        d_b_s = d_score.sum().reshape(1)
-        d_gated = torch.mm(w_s.t(), d_score, out=buf("dgated", hidden, n))
-        g0 = n_z
-        d_tanh = torch.mul(tanh_t, tanh_t, out=big[g0 : g0 + hidden])
-        d_tanh.neg_().add_(1).mul_(sigm_t).mul_(d_gated)
-        d_sigm = torch.sub(1, sigm_t, out=big[g0 + hidden : g0 + n_gate])
-        d_sigm.mul_(gated).mul_(d_gated)
-        big[g0 + n_gate : g0 + n_gate + ctx.n_query] = d_logit[n_pool:]
-        if ctx.n_rel:
-            big[g0 + n_gate + ctx.n_query :] = d_pool
-        d_s = big[n_z:]
-        d_b_g = d_s[:n_gate].sum(1)
-        d_w_cat = (d_s @ h).mul_(scale)
-        d_h = torch.mm(big.t(), torch.cat([d_out_s, w_cat], 0), out=buf("dh", n, w_p.shape[0]))
-        # with a pooled workspace h is dead now and takes the gradient; else keep it (re-entrant)
-        reuse = ctx.pool is not None
-        d_pre = _activation_backward_out(
-            d_h, pre, ctx.activation, h if reuse else torch.empty_like(h)
-        )
-        d_w_p = d_pre.t() @ bag.to(dt)
-        d_b_p = d_pre.sum(0)
-        d_bag = (d_pre @ w_p).to(bag.dtype) if ctx.needs_input_grad[0] else None
-        grads = (d_bag, d_w_p, d_b_p, d_w_cat[:n_gate], d_b_g, d_w_s, d_b_s, d_w_cat[n_gate:])
-        if reuse:
-            ctx.tensors, ctx.ws = None, None
-            ctx.pool.append(ws)
-        return grads + (None, None, None, None)
-
-
 class BagAttention(nn.Module):
     """Reads a bag once: :class:`PatchProjection`; Q queries attending to the patch tokens
     (one full-width head; keys = values = patch tokens, only the query is projected); and J gated
@@ -646,7 +441,7 @@ class BagAttention(nn.Module):
 
     Over the N patches this costs the projection, one (N x d)·(d x (2·hidden + Q + J)) GEMM and
     one (Q + J x N)·(N x d) GEMM; memory is O(N·(d + Q)). In train mode with autograd (and no
-    autocast) a fused autograd function (:class:`_FusedBagAttention`) is used; the reference path
+    autocast) a fused autograd function (:class:`FusedBagAttention`) is used; the reference path
     serves evaluation (chunked projection), explanations and autocast.
     """
 
@@ -676,7 +471,7 @@ class BagAttention(nn.Module):
         self.beta = nn.Parameter(torch.ones(()))
         self.scale = dim**-0.5
         self.fused = fused
-        self._workspaces = _WorkspacePool()
+        self._workspaces = WorkspacePool()
 
     def train(self, mode: bool = True) -> BagAttention:
         if not mode:
@@ -719,7 +514,7 @@ class BagAttention(nn.Module):
         )
         if use_fused:
             proj, pool = self.proj, self.pool
-            pooled, attended = _FusedBagAttention.apply(
+            pooled, attended = FusedBagAttention.apply(
                 bag,
                 proj.linear.weight,
                 proj.linear.bias,
