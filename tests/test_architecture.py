@@ -10,7 +10,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "kemm"
 # top to bottom: a package may import its own layer and the ones before it
-LAYERS = ("top", "cohort", "wsi", "knowledge", "survival", "models", "engine", "cli")
+LAYERS = ("top", "wsi", "knowledge", "cohort", "survival", "models", "engine", "cli")
 TOP_LEVEL = {"errors", "io", "device"}
 # the contract between the engine and the models (not concrete models)
 MODEL_CONTRACT = {"AlternativePath", "InputDims", "ModelInput", "ModelOutput", "SurvivalModel",

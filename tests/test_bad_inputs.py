@@ -26,7 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 from kemm.cli import app
-from kemm.engine.simulate import simulate_cohort
+from kemm.cohort.simulate import simulate_cohort
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from kemm.cohort.simulate import simulate_cohort
 from kemm.engine.config import load_config, parse_config
 from kemm.engine.runner import CrossValidationRunner, run_cv
-from kemm.engine.simulate import simulate_cohort
 from kemm.errors import ConfigError, InputDataError
 
 
@@ -158,7 +158,7 @@ def test_interrupted_run_resumes_without_redoing_finished_folds(sim_root, tmp_pa
     first = out / "folds" / "snn" / "seed0" / "fold0" / "result.json"
     stamp = first.stat().st_mtime_ns
     redone = []
-    from kemm.engine.text import load_text_modality
+    from kemm.cohort.text import load_text_modality
 
     resumed = CrossValidationRunner(config, out, show_progress=False, text_loader=load_text_modality,
                                     on_fold_done=lambda task, result: redone.append(task.split.name)).run()  # fmt: skip

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kemm.cohort.prepared import prepare_cohort
 from kemm.engine.config import parse_config
-from kemm.engine.data import prepare_cohort
 from kemm.errors import InputDataError
 from kemm.knowledge.covariates import covariate_of, encode_facts, facts_from_csv
 
@@ -66,7 +66,7 @@ def test_facts_csv_errors_name_the_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def sim_root(tmp_path_factory):
-    from kemm.engine.simulate import simulate_cohort
+    from kemm.cohort.simulate import simulate_cohort
 
     root = tmp_path_factory.mktemp("sim_cov")
     simulate_cohort(root, n_patients=60, patches=(10, 20), feature_dim=8, show_progress=False)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kemm.cohort.simulate import simulate_cohort
 from kemm.cohort.target import SurvivalTarget
 from kemm.engine.config import parse_config
 from kemm.engine.runner import run_cv
-from kemm.engine.simulate import simulate_cohort
 from kemm.models.registry import register
 from kemm.models.tabular import PenalizedCox
 from kemm.survival import harrell_c

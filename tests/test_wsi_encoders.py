@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from kemm.device import resolve_device
 from kemm.errors import ConfigError, InputDataError
 from kemm.wsi import encoders
 from kemm.wsi.encoders import (
@@ -17,7 +18,6 @@ from kemm.wsi.encoders import (
     encode_batch,
     list_encoders,
     register,
-    resolve_device,
 )
 
 
@@ -168,3 +168,8 @@ def test_device_resolution():
     if expected:
         assert resolve_device("auto").type == expected
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():  # asking for a device the machine lacks is a clear error
+        with pytest.raises(ConfigError, match="no CUDA device is available"):
+            resolve_device("cuda:0")
+    with pytest.raises(ConfigError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write a synthetic multimodal cohort (tables, splits, reports, HDF5 feature bags)."""
-        from kemm.engine.simulate import simulate_cohort
+        from kemm.cohort.simulate import simulate_cohort
 
         summary = simulate_cohort(out, n_patients=patients, feature_dim=feature_dim,
                                   patches=(min_patches, max_patches), seed=seed,
@@ -69,10 +69,10 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, help="No progress bars."),
     ) -> None:
         """Simulate a cohort, cross-validate the baselines on it and print the metrics table."""
+        from kemm.cohort.simulate import simulate_cohort
         from kemm.engine.config import parse_config
         from kemm.engine.results import format_table
         from kemm.engine.runner import run_cv
-        from kemm.engine.simulate import simulate_cohort
 
         started = time.time()
         data_root = out / "data"

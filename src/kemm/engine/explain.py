@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kemm.engine.data import FoldInputs, prepare_cohort
+from kemm.cohort.prepared import prepare_cohort
+from kemm.engine.data import FoldInputs
 from kemm.engine.rundir import RunDirectory
 from kemm.engine.runner import used_modalities
 from kemm.errors import ConfigError, InputDataError
@@ -57,7 +58,7 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
     folder = run.fold(label, int(row["seed"]), row["fold"])
     if not folder.has_network:
         raise ConfigError(f"{folder.path}: model {label!r} has no torch weights to explain")
-    from kemm.engine.text import load_text_modality
+    from kemm.cohort.text import load_text_modality
 
     data = prepare_cohort(config.data, text_loader=load_text_modality)
     network = folder.network()

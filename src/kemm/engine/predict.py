@@ -21,16 +21,10 @@ import pandas as pd
 import torch
 
 from kemm.cohort import GenomicGroup
+from kemm.cohort.prepared import NewPatients, PreparedCohort, prepare_cohort, reports_path
 from kemm.cohort.table import GENOMIC_MODALITIES, genomic_modality
 from kemm.engine.config import ModelConfig, RunConfig
-from kemm.engine.data import (
-    FoldInputs,
-    FoldPreprocessor,
-    NewPatients,
-    PreparedCohort,
-    prepare_cohort,
-    reports_path,
-)
+from kemm.engine.data import FoldInputs, FoldPreprocessor
 from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.runner import used_modalities
 from kemm.errors import ConfigError, InputDataError
@@ -101,7 +95,7 @@ def predict_new(
         for s in involved
         for fold in [_sibling(run, folder, s) for folder in folds]
     }
-    from kemm.engine.text import load_text_modality
+    from kemm.cohort.text import load_text_modality
 
     new = NewPatients(_groups(preprocessors.values()), reports_csv, allow_missing)
     data = prepare_cohort(data_config, text_loader=load_text_modality, new_patients=new)

@@ -21,9 +21,10 @@ from scipy.stats import spearmanr
 
 from kemm import __version__
 from kemm.cohort import Split
+from kemm.cohort.prepared import PreparedCohort, prepare_cohort
 from kemm.device import resolve_device
 from kemm.engine.config import ModelConfig, RunConfig
-from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor, PreparedCohort, prepare_cohort
+from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor
 from kemm.engine.results import aggregate_metrics, plot_km, write_report
 from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.stacking import (
@@ -649,7 +650,7 @@ def _data_summary(data: PreparedCohort) -> dict:
 
 def run_cv(config: RunConfig, out_dir: str | Path, **kwargs) -> dict:
     """Run (or resume) a cross-validation and return its metrics."""
-    from kemm.engine.text import load_text_modality
+    from kemm.cohort.text import load_text_modality
 
     kwargs.setdefault("text_loader", load_text_modality)
     return CrossValidationRunner(config, out_dir, **kwargs).run()

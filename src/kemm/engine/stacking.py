@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kemm.cohort.prepared import PreparedCohort
 from kemm.engine.config import ModelConfig
-from kemm.engine.data import FoldPreprocessor, PreparedCohort
+from kemm.engine.data import FoldPreprocessor
 from kemm.errors import ConfigError
 from kemm.models.registry import create, get_entry
 

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from kemm.cohort import Cohort
-from kemm.engine.config import DataConfig
-from kemm.engine.data import TextModality, cohort_dir
+from kemm.cohort.config import DataConfig
+from kemm.cohort.prepared import TextModality, cohort_dir
 from kemm.errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
             c: s[: reports.max_statements] for c, s in read_refined(reports.refined_jsonl).items()
         }
     else:
-        from kemm.engine.data import cancer_code
+        from kemm.cohort.prepared import cancer_code
         from kemm.knowledge.extractive import refine_extractive
         from kemm.knowledge.reports import read_reports
 

@@ -1,0 +1,340 @@
+"""The prepared cohort: everything a run needs from its data root, read and checked once.
+
+:func:`prepare_cohort` reads the cohort table, the splits, the genomic groups, the clinical block
+(table covariates and report facts), the text modality and the feature-bag locations, each
+checked with errors that name the file and the patient. It is fold-independent; what is fitted
+on a training fold lives in :mod:`kemm.engine.data`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kemm.cohort import genomics as gene_groups
+from kemm.cohort.config import DataConfig
+from kemm.cohort.genomics import GenomicGroup, GroupingReport
+from kemm.cohort.splits import Split, read_splits
+from kemm.cohort.table import Cohort, read_all_clean
+from kemm.errors import InputDataError
+from kemm.io import read_csv
+
+log = logging.getLogger(__name__)
+
+SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms")
+
+
+@dataclass
+class TextModality:
+    """Frozen text embeddings: per-patient report statements and the cohort's PBK."""
+
+    encoder: str
+    dim: int
+    report_statements: dict[str, list[str]] = field(default_factory=dict)
+    report_embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # case -> (M, E)
+    pbk_statements: list[str] = field(default_factory=list)
+    pbk_general: np.ndarray | None = None  # (P, E)
+    pbk_risk: np.ndarray | None = None  # (3, E): low, intermediate, high prototypes
+    reports_without_statements: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedCohort:
+    cohort: Cohort
+    splits: list[Split]
+    groups: list[GenomicGroup]
+    grouping_report: GroupingReport | None
+    clinical: pd.DataFrame  # case_id x numeric covariates (raw; NaN = missing)
+    clinical_directions: dict[str, int] = field(default_factory=dict)  # column -> +1 worse / 0
+    text: TextModality | None = None
+    bag_paths: dict[str, list[Path]] = field(default_factory=dict)
+    wsi_dim: int | None = None
+    bag_report: dict[str, object] = field(default_factory=dict)
+    bag_requirements: tuple[str | None, int | None] = (None, None)  # (encoder, dim)
+
+    @property
+    def available_modalities(self) -> set[str]:
+        found = set()
+        if self.groups:
+            found.add("genomics")
+        if self.bag_paths:
+            found.add("wsi")
+        if self.text is not None and self.text.report_embeddings:
+            found.add("report")
+        if self.text is not None and self.text.pbk_general is not None:
+            found.add("pbk")
+        if not self.clinical.empty:
+            found.add("clinical")
+        return found
+
+    def has_modality(self, case_id: str, modality: str) -> bool:
+        if modality == "genomics":
+            return bool(self.groups) and case_id in self.cohort.genomics.index
+        if modality == "wsi":
+            return case_id in self.bag_paths
+        if modality == "report":
+            return self.text is not None and case_id in self.text.report_embeddings
+        if modality == "pbk":
+            return self.text is not None and self.text.pbk_general is not None
+        if modality == "clinical":
+            return not self.clinical.empty
+        raise ValueError(modality)
+
+
+def cohort_dir(config: DataConfig) -> Path:
+    return Path(config.root) / "tcga" / config.cohort
+
+
+def check_data_root(config: DataConfig) -> Path:
+    """The cohort folder ``<root>/tcga/<cohort>``; a missing data root or cohort folder is an
+    error that names the folder and says how to point at the right one."""
+    root = Path(config.root)
+    if not root.is_dir():
+        raise InputDataError(
+            f"data root not found (resolved to {root.resolve()}); pass --data-root PATH "
+            "(the folder holding tcga/<cohort>/ and signatures/) or set data.root",
+            file=str(root),
+        )
+    folder = cohort_dir(config)
+    if not folder.is_dir():
+        present = sorted(p.name for p in (root / "tcga").glob("*") if p.is_dir())
+        raise InputDataError(
+            f"cohort folder not found; cohorts under {root / 'tcga'}: {present or 'none'}",
+            file=str(folder),
+        )
+    return folder
+
+
+def resolve_table_path(config: DataConfig) -> Path:
+    if config.table and Path(config.table).is_absolute():
+        return Path(config.table)
+    folder = check_data_root(config)
+    if config.table:
+        return folder / config.table
+    path = folder / f"tcga_{config.cohort}_all_clean.csv"
+    if not path.is_file():
+        candidates = sorted(folder.glob("*_all_clean.csv"))
+        if len(candidates) == 1:
+            return candidates[0]
+        found = f"found {[p.name for p in candidates]}" if candidates else "the folder has none"
+        raise InputDataError(
+            f"no cohort table: expected {path.name} or one *_all_clean.csv (or set data.table); "
+            + found,
+            file=str(folder),
+        )
+    return path
+
+
+@dataclass
+class NewPatients:
+    """How :func:`prepare_cohort` reads patients to score (``kemm predict``) rather than to
+    cross-validate: no splits, outcomes optional, the trained run's genomic groups instead of
+    a regrouping, missing values kept as NaN for the caller to check, report and impute."""
+
+    groups: list[GenomicGroup]
+    reports_csv: str | None = None  # these patients' reports (text and report facts)
+    allow_missing: bool = False  # a clinical column absent from the table becomes NaN
+
+
+def prepare_cohort(
+    config: DataConfig,
+    *,
+    text_loader=None,
+    with_splits: bool = True,
+    new_patients: NewPatients | None = None,
+) -> PreparedCohort:
+    """Read and validate everything fold-independent. ``text_loader`` builds the text modality
+    (see :func:`kemm.engine.text.load_text_modality`); it is injected to keep this testable."""
+    table_path = resolve_table_path(config)
+    modalities = config.genomics.modalities if config.genomics else []
+    cohort = read_all_clean(table_path, name=config.cohort, modalities=modalities or ["rnaseq"],
+                            new_patients=new_patients is not None)  # fmt: skip
+    if new_patients is not None:
+        clinical, directions = _clinical_frame(config, cohort, table_path, new_patients)
+        prepared = PreparedCohort(cohort, [], list(new_patients.groups), None, clinical, directions)
+        return _attach_bags_and_text(prepared, config, text_loader)
+    splits_dir = Path(config.splits) if config.splits else cohort_dir(config) / "splits"
+    splits = read_splits(splits_dir) if with_splits else []
+    if with_splits and config.folds is not None:
+        unknown = [k for k in config.folds if k >= len(splits) or k < 0]
+        if unknown:
+            raise InputDataError(
+                f"folds {unknown} requested; {len(splits)} split files exist", file=str(splits_dir)
+            )
+        splits = [splits[k] for k in config.folds]
+    for split in splits:
+        split.check_against(cohort.case_ids)
+
+    groups: list[GenomicGroup] = []
+    report = None
+    if config.genomics is not None:
+        genomics = config.genomics
+        if genomics.grouping == "none" and not genomics.signatures:
+            groups = gene_groups.single_group(cohort.genomics.columns, genomics.modalities)
+        else:
+            signature_path = (
+                Path(genomics.signatures)
+                if genomics.signatures
+                else (
+                    Path(config.root)
+                    / "signatures"
+                    / gene_groups.SIGNATURE_FILES[genomics.grouping]
+                )
+            )
+            groups, report = gene_groups.group_features(
+                cohort.genomics.columns,
+                gene_groups.read_signatures(signature_path),
+                modalities=genomics.modalities,
+                signature_file=str(signature_path),
+                on_empty=genomics.on_empty,
+            )
+    clinical, directions = _clinical_frame(config, cohort, table_path)
+    prepared = PreparedCohort(cohort, splits, groups, report, clinical, directions)
+    return _attach_bags_and_text(prepared, config, text_loader)
+
+
+def _attach_bags_and_text(
+    prepared: PreparedCohort, config: DataConfig, text_loader
+) -> PreparedCohort:
+    if config.wsi is not None and config.wsi.features_dir:
+        _attach_bags(prepared, config)
+    if text_loader is not None and (config.reports is not None or config.pbk):
+        prepared.text = text_loader(config, prepared.cohort)
+    return prepared
+
+
+def _clinical_frame(
+    config: DataConfig, cohort: Cohort, table_path: Path, new: NewPatients | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Covariates by name: table columns (``age``, ``sex``/``is_female``, any numeric column) and
+    report facts (``t, n, m, stage, grade, nodes, margin, lvi, pni, size``), encoded by
+    :func:`kemm.knowledge.covariates.encode_facts`; also each column's direction of effect."""
+    from kemm.knowledge.covariates import FACT_COVARIATES, encode_facts
+
+    frame = pd.DataFrame(index=cohort.patients.index)
+    directions: dict[str, int] = {}
+    fact_names = [c for c in config.clinical if c in FACT_COVARIATES]
+    for column in config.clinical:
+        if column in FACT_COVARIATES:
+            continue
+        source = "is_female" if column == "sex" else column
+        directions[column] = 1 if column == "age" else 0
+        if source not in cohort.patients.columns:
+            if new is not None and new.allow_missing:
+                frame[column] = np.nan  # imputed with the training-fold mean, and reported
+                continue
+            raise InputDataError(
+                f"clinical covariate {column!r} is neither a column of the table nor a report "
+                f"fact ({', '.join(FACT_COVARIATES)})"
+                + ("; pass --allow-missing to impute it" if new is not None else ""),
+                file=str(table_path),
+            )
+        frame[column] = pd.to_numeric(cohort.patients[source], errors="coerce")
+    if fact_names:
+        values = report_fact_values(config, cohort, new.reports_csv if new else None)
+        encoded, fact_directions = encode_facts(values, fact_names, cancer_code(config))
+        frame = frame.join(encoded)
+        directions.update(fact_directions)
+    return frame, directions
+
+
+def cancer_code(config: DataConfig) -> str:
+    return (config.cancer or config.cohort).lower()
+
+
+_FACT_CACHE: dict[tuple, pd.DataFrame] = {}
+
+
+def reports_path(config: DataConfig) -> Path:
+    """The run's reports CSV: ``data.reports.csv``, else ``<cohort folder>/reports.csv``."""
+    if config.reports and config.reports.csv:
+        return Path(config.reports.csv)
+    return cohort_dir(config) / "reports.csv"
+
+
+def report_fact_values(
+    config: DataConfig, cohort: Cohort, reports_csv: str | Path | None = None
+) -> pd.DataFrame:
+    """Patient x fact-field values: from ``data.facts_csv`` (output of ``kemm knowledge facts``)
+    when given, else extracted from the reports CSV — the OCR text first, each field the OCR
+    text does not state taken from the LLM-summary column (``llm_text``) when there is one."""
+    from kemm.knowledge.covariates import facts_for_reports, facts_from_csv, records_frame
+    from kemm.knowledge.reports import read_reports
+
+    if config.facts_csv:
+        values = facts_from_csv(config.facts_csv)
+        return values.reindex(cohort.patients.index)
+    csv = Path(reports_csv) if reports_csv else reports_path(config)
+    if not csv.is_file():
+        raise InputDataError(
+            "report-fact covariates need a reports CSV (data.reports.csv, or --reports)",
+            file=str(csv),
+        )
+    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer_code(config))
+    if key not in _FACT_CACHE:
+        columns = read_csv(csv, what="reports file", nrows=0).columns
+        frames = []
+        for column in ("raw_text", "llm_text"):
+            if column in columns:
+                texts = read_reports(csv, text_column=column)
+                frames.append(records_frame(facts_for_reports(texts, cancer_code(config))))
+        merged = frames[0] if frames else pd.DataFrame()
+        for extra in frames[1:]:
+            merged = merged.combine_first(extra)
+        _FACT_CACHE[key] = merged
+    return _FACT_CACHE[key].reindex(cohort.patients.index)
+
+
+def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
+    """Find each patient's feature files (``<slide_id>.h5`` or ``.pt``); the first bag fixes
+    the run's dimension, and every bag is checked against it when it is loaded."""
+    from kemm.wsi.features import check_compatible, read_bag_header
+
+    assert config.wsi is not None and config.wsi.features_dir
+    folder = Path(config.wsi.features_dir)
+    if not folder.is_dir():
+        raise InputDataError("feature folder not found", file=str(folder))
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.h5")) + sorted(folder.glob("*.pt")):
+        found.setdefault(path.stem, path)
+    missing_slides: list[str] = []
+    for case_id, slides in prepared.cohort.patients["slide_ids"].items():
+        paths = []
+        for slide in slides:
+            stem = str(slide)
+            if stem.lower().endswith(SLIDE_SUFFIXES):
+                stem = Path(stem).stem
+            if stem in found:
+                paths.append(found[stem])
+            else:
+                missing_slides.append(str(slide))
+        if paths:
+            prepared.bag_paths[case_id] = paths
+    # every bag's header checked now, before any fold trains: a wrong encoder or dimension, a
+    # pickled or unreadable file is an error naming the file and the patient
+    for case_id, paths in prepared.bag_paths.items():
+        for path in paths:
+            try:
+                header = read_bag_header(path)
+                check_compatible(header, config.wsi.encoder, config.wsi.dim or prepared.wsi_dim,
+                                 file=str(path))  # fmt: skip
+            except InputDataError as error:
+                raise InputDataError(error.problem, file=error.file, patient=case_id) from None
+            prepared.wsi_dim = prepared.wsi_dim or int(header["feature_dim"])
+    prepared.bag_requirements = (config.wsi.encoder, prepared.wsi_dim)
+    prepared.bag_report = {
+        "features_dir": str(folder),
+        "patients_with_bags": len(prepared.bag_paths),
+        "patients_without_bags": len(prepared.cohort) - len(prepared.bag_paths),
+        "slides_without_features": len(missing_slides),
+        "example_missing": missing_slides[:5],
+    }
+    if missing_slides:
+        log.warning(
+            "%d slide(s) listed in the table have no feature file in %s, e.g. %s",
+            len(missing_slides), folder, missing_slides[:3],
+        )  # fmt: skip
