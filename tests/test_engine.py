@@ -260,3 +260,51 @@ def test_a_run_trains_on_the_outputs_of_knowledge_refine_and_embed(sim_root, tmp
     raw["data"]["text_encoder"] = "pubmedbert"
     with pytest.raises(InputDataError, match="embedded with 'all-MiniLM-L6-v2'"):
         run_cv(parse_config(raw), tmp_path / "other", show_progress=False)
+
+
+def test_kemm_prepare_writes_a_folder_a_run_trains_on(sim_root, tmp_path):
+    """`kemm prepare` reads and checks the cohort once; a run with data.prepared gets the same
+    cohort (values and dtypes) without rereading reports or bags, and the same metrics (to
+    floating-point summation order); a folder made with another data config is refused."""
+    from typer.testing import CliRunner
+
+    from kemm.cli import app
+    from kemm.cohort import prepare_cohort
+    from kemm.cohort.folder import read_prepared
+    from kemm.cohort.text import load_text_modality
+
+    raw = _config(sim_root, models=("coxnet", "snn"))
+    raw["data"].update({"clinical": ["age", "sex", "t", "stage"], "reports": {}, "pbk": True,
+                        "cancer": "KIRC", "cache_dir": str(tmp_path / "cache")})  # fmt: skip
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    prepared = tmp_path / "prepared"
+    result = CliRunner().invoke(app, ["prepare", "--config", str(path), "--out", str(prepared)])
+    assert result.exit_code == 0, result.output
+    assert "prepared 80 patients" in result.output
+    config = parse_config(raw)
+    fresh = prepare_cohort(config.data, text_loader=load_text_modality)
+    back = read_prepared(prepared, config.data)
+    pd.testing.assert_frame_equal(back.cohort.genomics, fresh.cohort.genomics)
+    pd.testing.assert_frame_equal(back.clinical, fresh.clinical)
+    pd.testing.assert_frame_equal(back.cohort.patients, fresh.cohort.patients)
+    assert [s.train for s in back.splits] == [s.train for s in fresh.splits]
+    assert (
+        back.bag_paths == fresh.bag_paths
+        and back.available_modalities == fresh.available_modalities
+    )
+    for case, embeddings in fresh.text.report_embeddings.items():
+        np.testing.assert_array_equal(back.text.report_embeddings[case], embeddings)
+    np.testing.assert_array_equal(back.text.pbk_risk, fresh.text.pbk_risk)
+
+    direct = run_cv(config, tmp_path / "direct", show_progress=False)
+    raw["data"]["prepared"] = str(prepared)
+    via = run_cv(parse_config(raw), tmp_path / "via", show_progress=False)
+    for model in ("coxnet", "snn"):
+        np.testing.assert_allclose(via["models"][model]["c_index"]["folds"],
+                                   direct["models"][model]["c_index"]["folds"], atol=1e-6)  # fmt: skip
+    raw["data"]["clinical"] = ["age"]
+    with pytest.raises(
+        ConfigError, match=r"prepared with another data config \(fields \['clinical'\]"
+    ):
+        run_cv(parse_config(raw), tmp_path / "other", show_progress=False)

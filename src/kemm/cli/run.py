@@ -26,6 +26,21 @@ def _parse_sets(values: list[str]) -> dict[str, object]:
     return overrides
 
 
+CONFIG_OPTION = typer.Option(..., "--config", "-c", help="YAML run config.")
+DATA_ROOT_OPTION = typer.Option(None, "--data-root", help="Overrides data.root.")
+SET_OPTION = typer.Option([], "--set", help="Override a config key: train.epochs=5")
+
+
+def _run_config(config: Path, data_root: Path | None, sets: list[str]):
+    """The run config of ``--config`` with ``--set`` and ``--data-root`` applied."""
+    from kemm.engine.config import load_config
+
+    overrides = _parse_sets(sets)
+    if data_root is not None:
+        overrides["data.root"] = str(data_root)
+    return load_config(config, overrides)
+
+
 def _workers(requested: int) -> int:
     """``--workers``: 0 means one worker process per CPU core."""
     return requested or os.cpu_count() or 1
@@ -94,10 +109,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(
-        config: Path = typer.Option(..., "--config", "-c", help="YAML run config."),
+        config: Path = CONFIG_OPTION,
         out: Path = typer.Option(..., "--out", help="Run directory (resumed if it exists)."),
-        data_root: Path | None = typer.Option(None, "--data-root", help="Overrides data.root."),
-        set_: list[str] = typer.Option([], "--set", help="Override a config key: train.epochs=5"),
+        data_root: Path | None = DATA_ROOT_OPTION,
+        set_: list[str] = SET_OPTION,
         quiet: bool = typer.Option(False, help="No progress bars."),
         ray_address: str | None = typer.Option(
             None, help="Run folds as Ray tasks ('local' or ADDR)."
@@ -110,15 +125,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Cross-validate the models of a config; an interrupted run resumes where it stopped."""
-        from kemm.engine.config import load_config
         from kemm.engine.results import format_table
         from kemm.engine.runner import run_cv
 
-        overrides = _parse_sets(set_)
-        if data_root is not None:
-            overrides["data.root"] = str(data_root)
         metrics = run_cv(
-            load_config(config, overrides),
+            _run_config(config, data_root, set_),
             out,
             show_progress=not quiet,
             ray_address=ray_address,
@@ -127,6 +138,32 @@ def register(app: typer.Typer) -> None:
         )
         console.print(format_table(metrics))
         console.print(f"selection: {metrics['protocol']['selection_note']}")
+
+    @app.command()
+    def prepare(
+        config: Path = CONFIG_OPTION,
+        out: Path = typer.Option(..., "--out", help="Folder for the prepared cohort."),
+        data_root: Path | None = DATA_ROOT_OPTION,
+        set_: list[str] = SET_OPTION,
+    ) -> None:
+        """Read and check a cohort once (tables, splits, genomic groups, report facts, text
+        embeddings, feature-bag headers) into a folder that runs read with data.prepared=OUT."""
+        from kemm.cli.common import console as messages
+        from kemm.cohort import prepare_cohort
+        from kemm.cohort.folder import write_prepared
+        from kemm.cohort.text import load_text_modality
+
+        run_config = _run_config(config, data_root, set_)
+        data = prepare_cohort(run_config.data, text_loader=load_text_modality)
+        write_prepared(data, run_config.data, out)
+        summary = data.cohort.summary()
+        messages.print(
+            f"prepared {summary['patients']} patients ({summary['events']} events), "
+            f"{len(data.splits)} splits, modalities {sorted(data.available_modalities)} -> {out}; "
+            f"train on it with --set data.prepared={out}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
     @app.command()
     def evaluate(run_dir: Path = typer.Argument(..., help="A finished run directory.")) -> None:

@@ -39,6 +39,7 @@ class ReportsConfig(_Strict):
 
 class DataConfig(_Strict):
     root: str = "../shared/data"
+    prepared: str | None = None  # a `kemm prepare` folder made with this config: read, not rebuilt
     cohort: str  # folder name under <root>/tcga/
     table: str | None = None  # explicit table CSV, relative to the cohort folder or absolute
     splits: str | None = None  # default: <cohort folder>/splits

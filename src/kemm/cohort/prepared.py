@@ -149,6 +149,10 @@ def prepare_cohort(
 ) -> PreparedCohort:
     """Read and validate everything fold-independent. ``text_loader`` builds the text modality
     (see :func:`kemm.engine.text.load_text_modality`); it is injected to keep this testable."""
+    if config.prepared and new_patients is None:
+        from kemm.cohort.folder import read_prepared
+
+        return read_prepared(config.prepared, config)
     table_path = resolve_table_path(config)
     modalities = config.genomics.modalities if config.genomics else []
     cohort = read_all_clean(table_path, name=config.cohort, modalities=modalities or ["rnaseq"],
