@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,3 +59,10 @@ def test_quick_benchmark_runs_and_writes_its_table(data_root, tmp_path):
     text = format_benchmark(summary)
     assert "| KEMM |" in text and "KIRC" in text
     assert (tmp_path / "benchmark.json").exists()
+    # from prepared-cohort folders (kemm prepare): the same folds, to summation order
+    again = run_benchmark(data_root, tmp_path / "prepared", cohorts=["kirc"], quick=True,
+                          show_progress=False, prepared=True)  # fmt: skip
+    assert (tmp_path / "prepared" / "kirc" / "prepared_families" / "prepared.json").exists()
+    for label, entry in again["table"]["kirc"].items():
+        np.testing.assert_allclose(entry["c_index"]["folds"], table[label]["c_index"]["folds"],
+                                   atol=1e-6)  # fmt: skip

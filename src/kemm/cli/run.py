@@ -245,6 +245,9 @@ def register(app: typer.Typer) -> None:
             None, help="Also write the markdown table here (e.g. docs/benchmarks.md)."
         ),
         quiet: bool = typer.Option(False, help="No progress bars."),
+        prepare: bool = typer.Option(
+            False, help="Read each cohort once into a prepared-cohort folder and train from it."
+        ),
     ) -> None:
         """Baselines, KEMM and its ablations on TCGA cohorts under the honest protocol."""
         import sys
@@ -253,7 +256,8 @@ def register(app: typer.Typer) -> None:
 
         chosen = [c.strip().lower() for c in cohorts.split(",")] if cohorts else None
         summary = run_benchmark(data_root, out, cohorts=chosen, quick=quick, ray_address=ray_address,
-                                workers=_workers(workers), show_progress=not quiet)  # fmt: skip
+                                workers=_workers(workers), show_progress=not quiet,
+                                prepared=prepare)  # fmt: skip
         text = format_benchmark(summary)
         console.print(text)
         if table is not None:

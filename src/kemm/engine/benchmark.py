@@ -191,8 +191,14 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
 
 def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | None = None,
                   quick: bool = False, ray_address: str | None = None, seed: int = 0,
-                  workers: int = 1, show_progress: bool = True) -> dict:  # fmt: skip
-    """Run (or resume) the benchmark; returns ``{cohort: {label: metrics-entry}}``."""
+                  workers: int = 1, show_progress: bool = True,
+                  prepared: bool = False) -> dict:  # fmt: skip
+    """Run (or resume) the benchmark; returns ``{cohort: {label: metrics-entry}}``.
+
+    ``prepared``: each cohort variant is read once into a prepared-cohort folder
+    (``OUT/<cohort>/prepared_<variant>``, what ``kemm prepare`` writes) and trained from it; a
+    resumed benchmark reads the folders instead of the reports and tables.
+    """
     from kemm.engine.runner import run_cv
 
     root, out = Path(root), Path(out)
@@ -215,6 +221,8 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
             config = variant_config(
                 root, cohort, variant, chosen, out / cohort, epochs=epochs, seed=seed
             )
+            if prepared:
+                config = _from_prepared(config, out / cohort / f"prepared_{variant}")
             metrics = run_cv(
                 config,
                 out / cohort / variant,
@@ -228,6 +236,20 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
                "table": table}  # fmt: skip
     (out / "benchmark.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
+
+
+def _from_prepared(config: RunConfig, folder: Path) -> RunConfig:
+    """``config`` reading its cohort from ``folder``, prepared there first if need be."""
+    from kemm.cohort import prepare_cohort
+    from kemm.cohort.folder import write_prepared
+    from kemm.cohort.text import load_text_modality
+
+    if not (folder / "prepared.json").is_file():
+        write_prepared(prepare_cohort(config.data, text_loader=load_text_modality), config.data,
+                       folder)  # fmt: skip
+    return config.model_copy(
+        update={"data": config.data.model_copy(update={"prepared": str(folder)})}
+    )
 
 
 def format_benchmark(summary: dict, command: str | None = None) -> str:
