@@ -173,3 +173,15 @@ def test_device_resolution():
             resolve_device("cuda:0")
     with pytest.raises(ConfigError, match="unknown device 'gpu0'"):
         resolve_device("gpu0")
+
+
+class _Pickled:  # an object, not a tensor
+    pass
+
+
+def test_pickled_encoder_weights_are_refused_without_unpickling(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "extra": _Pickled()}, path)
+    with pytest.raises(InputDataError, match="pickled Python objects") as caught:
+        create("resnet50_trunc", weights=path)
+    assert "weights_only=False" not in str(caught.value) and "\n" not in str(caught.value)

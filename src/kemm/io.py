@@ -55,3 +55,32 @@ def read_csv(
 
 def _one_line(error: Exception) -> str:
     return re.sub(r"\s+", " ", str(error)).strip()
+
+
+def torch_load(path: str | os.PathLike[str], *, what: str, save_as: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never pickled
+    code. A file holding pickled objects, or not a torch file, is one :class:`InputDataError`
+    line naming it (torch's own text advises ``weights_only=False``: never for kemm users);
+    ``save_as`` says what to save instead."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = " ".join(str(error).split())
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
+            problem = (
+                f"refused: the file holds pickled Python objects ({found.group(1)}), not only "
+                f"tensors; kemm reads {what} with torch.load(weights_only=True) and never runs "
+                f"pickled code; save {save_as}"
+            )
+        else:
+            detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+            reason = detail.group(1).strip() if detail else type(error).__name__
+            problem = f"cannot read {what}: not a torch file that loads safely ({reason})"
+        raise InputDataError(problem, file=str(path)) from None
+    except Exception as error:  # noqa: BLE001 - any decoding failure is a bad file
+        raise InputDataError(f"cannot read {what} ({_one_line(error)})", file=str(path)) from None

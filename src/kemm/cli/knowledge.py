@@ -12,6 +12,9 @@ from rich.table import Table
 from kemm.cli.common import KemmTyper, console, fail
 from kemm.errors import KemmError
 
+# what a rerun after failures costs: only the failed reports, unless the cache is off
+_RETRY_HINT = {False: " (finished reports are cached)", True: " (--no-cache: every report again)"}
+
 BACKEND_HELP = (
     "extractive (rules, no LLM) | llama_cpp (embedded GGUF) | openai (any OpenAI-compatible "
     "endpoint: OpenAI, vLLM, Ollama, llama.cpp server)."
@@ -143,7 +146,7 @@ def register(app: typer.Typer) -> None:
             for case_id, reason in result.failures.items():
                 table.add_row(case_id, reason)
             console.print(table)
-            console.print("rerun the same command to retry them (finished reports are cached)")
+            console.print("rerun the same command to retry them" + _RETRY_HINT[no_cache])
             if not allow_failures:
                 raise typer.Exit(code=1)
 
@@ -363,8 +366,8 @@ def register(app: typer.Typer) -> None:
                 failed.add_row(case_id, reason)
             console.print(failed)
             console.print(
-                "their rows hold the rules' facts only; rerun the same command to retry them "
-                "(finished reports are cached)"
+                "their rows hold the rules' facts only; rerun the same command to retry them"
+                + _RETRY_HINT[no_cache]
             )
             if not allow_failures:
                 raise typer.Exit(code=1)

@@ -34,6 +34,7 @@ import torch.nn.functional as functional
 from torch import nn
 
 from kemm.errors import ConfigError, InputDataError
+from kemm.io import torch_load
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -216,15 +217,16 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputDataError("encoder weights file not found", file=str(path))
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any decoding failure is a bad file
-        raise InputDataError(f"cannot read encoder weights ({error})", file=str(path)) from error
+        except Exception as error:  # noqa: BLE001 - any decoding failure is a bad file
+            raise InputDataError(f"cannot read encoder weights ({error})", file=str(path)) from None
+    else:
+        state = torch_load(path, what="encoder weights",
+                           save_as="a state dict of tensors (or a .safetensors file)")  # fmt: skip
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
             state = state[key]

@@ -14,8 +14,6 @@ names TRIDENT reads (``patch_size``, ``patch_size_level0``, ``target_magnificati
 from __future__ import annotations
 
 import os
-import pickle
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kemm.errors import InputDataError
+from kemm.io import torch_load
 
 ENCODER_ATTRIBUTE_ALIASES = ("encoder", "encoder_name", "patch_encoder", "model_name", "model")
 TRIDENT_COORD_ATTRIBUTES = {
@@ -214,15 +213,8 @@ def _read_h5_bag(path: Path, with_coords: bool) -> FeatureBag:
 
 
 def _read_torch_bag(path: Path) -> FeatureBag:
-    import torch
-
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # torch's own text advises weights_only=False ("will likely succeed"): not for kemm users
-        raise InputDataError(_unpickling_problem(error), file=str(path)) from error
-    except Exception as error:  # noqa: BLE001 - any decoding failure is a bad file
-        raise InputDataError(f"cannot read torch feature file ({error})", file=str(path)) from error
+    content = torch_load(path, what=".pt feature files",
+                         save_as="the features as a tensor, a dict of tensors or an .h5 file")  # fmt: skip
     coords = None
     attrs: dict[str, object] = {}
     if isinstance(content, Mapping):
@@ -247,21 +239,6 @@ def _read_torch_bag(path: Path) -> FeatureBag:
         features.detach().float().numpy() if features.dtype.is_floating_point else features.numpy()
     )
     return FeatureBag(features=_squeeze(features, path), coords=coords, attrs=attrs)
-
-
-def _unpickling_problem(error: BaseException) -> str:
-    """One line for a .pt file that ``torch.load(weights_only=True)`` refused."""
-    text = " ".join(str(error).split())
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if found:
-        return (
-            f"refused: the file holds pickled Python objects ({found.group(1)}), not only "
-            "tensors; kemm reads .pt feature files with torch.load(weights_only=True) and never "
-            "runs pickled code; save the features as a tensor, a dict of tensors or an .h5 file"
-        )
-    detail = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
-    reason = detail.group(1).strip() if detail else type(error).__name__
-    return f"not a torch tensor file that can be read safely (weights_only: {reason})"
 
 
 def _squeeze(features: np.ndarray, path: Path) -> np.ndarray:
