@@ -119,6 +119,21 @@ class RunConfig(_Strict):
     def seed_list(self) -> list[int]:
         return self.seeds or [self.train.seed]
 
+    def model_by_label(self, label: str) -> ModelConfig:
+        """The model of the run labelled ``label`` (an error listing the labels if none)."""
+        for spec in self.models:
+            if spec.display == label:
+                return spec
+        raise ConfigError(
+            f"model {label!r} is not in the run; it has {[m.display for m in self.models]}"
+        )
+
+    def bases_of(self, spec: ModelConfig) -> list[ModelConfig]:
+        """The models ``spec`` combines: its ``residual_over`` models, then a stack's
+        ``base`` (checked to exist and be tabular when the config was validated)."""
+        labels = list(spec.residual_over or []) + list(spec.params.get("base", []))
+        return [self.model_by_label(label) for label in labels]
+
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read and validate a YAML run config; ``overrides`` maps dotted keys to values."""

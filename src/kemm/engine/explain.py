@@ -39,13 +39,10 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
     out-of-fold); returns a JSON-ready dict with statements, their weights and attention maps."""
     run = RunDirectory(run_dir)
     config = run.read_config()
-    labels = [m.display for m in config.models]
     label = model or next(
-        (m.display for m in config.models if m.name.startswith("kemm")), labels[0]
+        (m.display for m in config.models if m.name.startswith("kemm")), config.models[0].display
     )
-    spec = next((m for m in config.models if m.display == label), None)
-    if spec is None:
-        raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
+    spec = config.model_by_label(label)
     predictions = pd.read_csv(run.predictions_path)
     rows = predictions[(predictions["case_id"] == case_id) & (predictions["model"] == label)]
     if rows.empty:

@@ -27,7 +27,7 @@ from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import FoldInputs, FoldPreprocessor
 from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.runner import used_modalities
-from kemm.errors import ConfigError, InputDataError
+from kemm.errors import InputDataError
 from kemm.models import BreslowCurves, restore_tabular
 from kemm.models.registry import get_entry
 from kemm.survival import (
@@ -68,9 +68,9 @@ def predict_new(
     first). Survival is given at the first fold's bin end times (``surv_t<months>``)."""
     run = RunDirectory(run_dir)
     config = run.read_config()
-    spec = _model_spec(config, model)
-    folds = _fold_folders(run, config, spec, allow_partial)
-    involved = [spec, *_bases(config, spec)]
+    spec = config.model_by_label(model or config.models[0].display)
+    folds, expected = _fold_folders(run, config, spec, allow_partial)
+    involved = [spec, *config.bases_of(spec)]
 
     data_config = config.data.model_copy(deep=True)
     data_config.table = str(Path(table).resolve())
@@ -138,23 +138,9 @@ def predict_new(
                 frame["risk"].to_numpy()[known],
             )
     return Prediction(
-        frame, spec.display, len(folds), run.expected_fold_fits(config), c_index,
+        frame, spec.display, len(folds), expected, c_index,
         int(known.sum()), int(patients["event"][known].sum()), sum(1 for v in imputed.values() if v),
     )  # fmt: skip
-
-
-def _model_spec(config: RunConfig, label: str | None) -> ModelConfig:
-    labels = [m.display for m in config.models]
-    label = label or labels[0]
-    for spec in config.models:
-        if spec.display == label:
-            return spec
-    raise ConfigError(f"model {label!r} is not in the run; it has {labels}")
-
-
-def _bases(config: RunConfig, spec: ModelConfig) -> list[ModelConfig]:
-    labels = list(spec.residual_over or []) + list(spec.params.get("base", []))
-    return [m for m in config.models if m.display in labels]
 
 
 def _reads_facts(config: RunConfig) -> bool:
@@ -165,8 +151,9 @@ def _reads_facts(config: RunConfig) -> bool:
 
 def _fold_folders(
     run: RunDirectory, config: RunConfig, spec: ModelConfig, allow_partial: bool
-) -> list[FoldDirectory]:
-    """The model's finished fold folders; an unfinished run is refused unless ``allow_partial``."""
+) -> tuple[list[FoldDirectory], int | None]:
+    """The model's finished fold folders and how many the finished run has; an unfinished run
+    is refused unless ``allow_partial``."""
     folders = run.finished_folds(spec.display, config.seed_list)
     expected = run.expected_fold_fits(config)
     if not folders:
@@ -185,7 +172,7 @@ def _fold_folders(
             "finish it (rerun its kemm train command) or pass --allow-partial to average those",
             file=str(run.root),
         )
-    return folders
+    return folders, expected
 
 
 def _sibling(run: RunDirectory, fold: FoldDirectory, spec: ModelConfig) -> FoldDirectory:
@@ -245,10 +232,9 @@ def _check_and_fill_genomics(
             file=str(table), patient=case_id,
         )  # fmt: skip
     imputed: dict[str, list[str]] = {}
-    for case_id, row in blank.iterrows():
-        for modality in GENOMIC_MODALITIES:
-            columns = [f for f in needed if genomic_modality(f) == modality]
-            missing = int(row[columns].sum()) if columns else 0
+    for modality in GENOMIC_MODALITIES:
+        columns = [f for f in needed if genomic_modality(f) == modality]
+        for case_id, missing in blank[columns].sum(axis=1).items():
             if missing:
                 imputed.setdefault(case_id, []).append(f"{modality} {missing}/{len(columns)}")
     return imputed
@@ -316,7 +302,7 @@ def _base_risks(labels, folder, run, config, data, preprocessors, case_ids) -> n
     """The bases' risks for the same seed and fold, one column per base (their order)."""
     columns = []
     for label in labels:
-        base = next(m for m in config.models if m.display == label)
+        base = config.model_by_label(label)
         risk, _ = _score(base, _sibling(run, folder, base), run, config, data, preprocessors,
                          case_ids, np.zeros(0))  # fmt: skip
         columns.append(risk)

@@ -105,7 +105,7 @@ def plot_km(predictions: pd.DataFrame, path: Path, title: str, n_groups: int = 2
     if len(np.unique(high)) > 1:
         p_value = logrank_p(time, event, high)
     fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
-    fitted = []
+    fitted, labels = [], []
     for group, label in ((0, "low risk"), (1, "high risk")):
         chosen = high == group
         if chosen.sum() == 0:
@@ -114,15 +114,15 @@ def plot_km(predictions: pd.DataFrame, path: Path, title: str, n_groups: int = 2
         kmf.fit(time[chosen], event[chosen])
         kmf.plot_survival_function(ax=ax, ci_show=False, show_censors=True,
                                    censor_styles={"marker": "|", "ms": 6})  # fmt: skip
-        kmf._label = label  # the at-risk table's row name
         fitted.append(kmf)
+        labels.append(label)
     ax.set_xlabel("time (months)")
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{title}: out-of-fold risk groups\nlog-rank p = {p_value:.2g}")
     ax.legend(loc="lower left")
     if fitted:
-        add_at_risk_counts(*fitted, ax=ax, rows_to_show=["At risk"])
+        add_at_risk_counts(*fitted, labels=labels, ax=ax, rows_to_show=["At risk"])
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

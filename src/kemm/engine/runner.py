@@ -30,7 +30,6 @@ from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.stacking import (
     INNER_FOLDS,
     base_risks,
-    resolve_bases,
     tabular_kwargs,
 )
 from kemm.engine.trainer import (
@@ -364,7 +363,7 @@ class CrossValidationRunner:
 
     def _base_risks(self, labels: list[str], task: FoldTask, data, train_ids, test_ids):
         """Out-of-fold training risks and refit evaluation risks of the named base models."""
-        specs = resolve_bases(labels, self.config.models, task.model.display)
+        specs = [self.config.model_by_label(label) for label in labels]
         top = self.config.data.genomics.top_variance if self.config.data.genomics else None
         return [
             base_risks(

@@ -22,7 +22,6 @@ import numpy as np
 from kemm.cohort.prepared import PreparedCohort
 from kemm.engine.config import ModelConfig
 from kemm.engine.data import FoldPreprocessor
-from kemm.errors import ConfigError
 from kemm.models.registry import create, get_entry
 
 INNER_FOLDS = 5
@@ -33,26 +32,6 @@ class BaseRisks:
     label: str
     train: np.ndarray  # out-of-fold risks of the training patients
     test: np.ndarray  # risks of the evaluation patients (base refit on the whole training fold)
-
-
-def resolve_bases(labels: list[str], models: list[ModelConfig], owner: str) -> list[ModelConfig]:
-    """The run's model configs named by ``labels``; each must be a tabular model."""
-    by_label = {m.display: m for m in models}
-    specs = []
-    for label in labels:
-        if label not in by_label:
-            raise ConfigError(
-                f"model {owner!r} names base model {label!r}, which is not in the run; "
-                f"models are {sorted(by_label)}"
-            )
-        spec = by_label[label]
-        if get_entry(spec.name).kind != "tabular":
-            raise ConfigError(
-                f"model {owner!r}: base model {label!r} is a {get_entry(spec.name).kind} model; "
-                "bases are refit K times per fold, which kemm supports for tabular models"
-            )
-        specs.append(spec)
-    return specs
 
 
 def _fit_predict(
