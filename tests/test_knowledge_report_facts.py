@@ -41,6 +41,22 @@ REAL_CASES = {
     "TCGA-68-8251": ("lusc", {"t": "T2a", "n": "N0", "stage": "IB", "grade": "G3"}),
     # specimen type "...lobectomy" is not a histologic type
     "TCGA-49-4514": ("luad", {"histology": None}),
+    # every synoptic item "Not specified": nothing stated, least of all an absent LVI
+    "TCGA-85-7697": ("lusc", {"lvi": None, "margin": None, "nodes_positive": None,
+                              "size_cm": 4.0}),
+    # synoptic "Lymph node status: Positive 1/5" is the total; part B's "(1/1)" is cut by OCR
+    "TCGA-E2-A2P6": ("brca", {"nodes_positive": 1, "nodes_examined": 5, "n": "N1"}),
+    # "Number of lymph nodes positive:: 2" (double colon); parts 4 and 6 state the same
+    # "ONE OUT OF FIVE ... (1/5)", two parts, not one statement repeated
+    "TCGA-BG-A0MS": ("ucec", {"nodes_positive": 2, "nodes_examined": 18, "n": "N1"}),
+    # part statements and the synoptic total "Positive 4 / 27" are not added together
+    "TCGA-E2-A107": ("brca", {"nodes_positive": 4, "nodes_examined": 27}),
+    # eleven parts, two of them "-ONE BENIGN LYMPH NODE (0/1)": 37 nodes
+    "TCGA-AP-A0LL": ("ucec", {"nodes_positive": 0, "nodes_examined": 37}),
+    # stations first, then the synoptic "Lymph nodes: 10/17 positive"
+    "TCGA-86-A4P8": ("luad", {"nodes_positive": 10, "nodes_examined": 17}),
+    # "Lymph nodes: Positive (2/14)" after seven lettered parts
+    "TCGA-60-2703": ("lusc", {"nodes_positive": 2, "nodes_examined": 14}),
 }  # fmt: skip
 
 
@@ -129,6 +145,28 @@ def test_facts_are_never_stitched_across_lines():
     assert facts.value("t") == "T1a"
     assert facts.n is None and facts.m is None
     assert facts.stage is None or facts.stage.derived is False or facts.value("stage") == "IA"
+
+
+def test_node_parts_count_each_part_once_and_restatements_not_at_all():
+    parts = (
+        "FINAL DIAGNOSIS:\nPART 4: RIGHT PELVIC LYMPH NODES, DISSECTION -\n"
+        "ONE OUT OF FIVE LYMPH NODES POSITIVE FOR METASTATIC CARCINOMA (1/5).\n"
+        "PART 6: LEFT PELVIC LYMPH NODES, DISSECTION -\n"
+        "ONE OUT OF FIVE LYMPH NODES POSITIVE FOR METASTATIC CARCINOMA (1/5).\n"
+    )
+    facts = extract_report_facts(parts, "ucec")
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (2, 10)
+    restated = (
+        "DIAGNOSIS:\nMetastatic carcinoma in 2 of 17 lymph nodes (2/17).\n"
+        "COMMENT:\nMetastatic carcinoma in 2 of 17 lymph nodes (2/17).\n"
+    )
+    facts = extract_report_facts(restated, "brca")
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (2, 17)
+    total = parts + "SYNOPTIC:\nLymph node status: Positive 2 / 10\n"
+    facts = extract_report_facts(total, "ucec")
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (2, 10)
+    facts = extract_report_facts("SYNOPTIC:\nNumber of lymph nodes positive:: 3", "ucec")
+    assert facts.value("nodes_positive") == 3
 
 
 def test_a_node_station_is_not_an_n_category():

@@ -621,9 +621,25 @@ _NODES_EXAMINED_RE = re.compile(
 )
 _NODES_POSITIVE_RE = re.compile(
     r"(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)(?:\s+(?:for|with)\s+"
-    r"[\w\s]{0,30}?)?\s*[:=]\s*(?P<p>\d{1,3}|none|no|zero|o)\b",
+    r"[\w\s]{0,30}?)?\s*[:=]+\s*(?P<p>\d{1,3}|none|no|zero|o)\b",
     re.I,
 )
+# A synoptic node item stating the report's totals: "Lymph node status: Positive 1/5",
+# "Regional lymph nodes: 2/14", "Lymph nodes:: 0 of 12".
+_NODES_TOTAL_ITEM_RE = re.compile(
+    r"^\W*(?:regional\s+)?lymph\s+nodes?(?:\s+(?:status|summary))?\s*[:=]+\s*"
+    r"(?:(?:positive|involved|metastatic)\s*)?\(?\s*(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*"
+    r"(?P<n>\d{1,3})\b",
+    re.I,
+)
+# The label of a specimen part ("PART 4:", "B.", "SPECIMEN C -") opening a unit.
+_PART_LABEL_RE = re.compile(
+    r"^\W*(?:(?:part|specimen)\s*#?\s*(?P<a>[A-Z]|\d{1,2})\b|(?P<b>[A-H]|\d{1,2})\s*[.):]\s+"
+    r"(?=[A-Z]))",
+    re.I,
+)
+# Within one OCR sentence, the start of the next specimen part ("... (0/1). D. SENTINEL ...").
+_NEXT_PART_RE = re.compile(r"(?<=[.)])\s+(?=[A-H]\.\s+[A-Z]{3})")
 
 
 _NODE_POSITIVE_WORDS_RE = re.compile(
@@ -642,12 +658,18 @@ def _count(word: str) -> int:
 
 def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     """(positive, examined): explicit totals when stated (synoptic "examined: N" / "involved:
-    N"), else the sum of distinct ``x of y`` node statements over the report's parts."""
+    N" / "Lymph node status: 1/5"), else the sum of distinct ``x of y`` node statements over the
+    report's specimen parts (the same statement under two part labels counts twice; repeated
+    without a part label, e.g. restated in a comment, once)."""
     totals_pos: Fact | None = None
     totals_exam: Fact | None = None
-    parts: list[tuple[int, int, Unit]] = []
+    parts: list[tuple[int, int, str, Unit]] = []
+    part_label = ""
     for unit in units:
         text = unit.text
+        label = _PART_LABEL_RE.match(text)
+        if label:
+            part_label = (label.group("a") or label.group("b")).upper()
         if _HISTORY_RE.search(text) or not re.search(r"node|\bLN", text, re.I):
             continue
         m = _NODES_EXAMINED_RE.search(text)
@@ -656,19 +678,18 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
         m = _NODES_POSITIVE_RE.search(text)
         if m and totals_pos is None:
             totals_pos = Fact(_count(m.group("p")), unit.start, unit.end, unit.text)
-        for rx in _NODE_PATTERNS:
-            m = rx.search(text)
-            if m:
-                p, n = _count(m.group("p")), int(m.group("n"))
-                if p > 0 and not _NODE_POSITIVE_WORDS_RE.search(text):
-                    # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line
-                    # says they are negative they count as examined, else it states nothing
-                    if not _NODE_NEGATIVE_WORDS_RE.search(text):
-                        break
-                    p = 0
-                if 0 < n <= 150 and p <= n:
-                    parts.append((p, n, unit))
-                break
+        m = _NODES_TOTAL_ITEM_RE.match(text)
+        if m and int(m.group("p")) <= int(m.group("n")) <= 150:
+            totals_pos = totals_pos or Fact(int(m.group("p")), unit.start, unit.end, unit.text)
+            totals_exam = totals_exam or Fact(int(m.group("n")), unit.start, unit.end, unit.text)
+            continue
+        for piece in _NEXT_PART_RE.split(text):
+            label = _PART_LABEL_RE.match(piece)
+            if label and piece is not text:
+                part_label = (label.group("a") or label.group("b")).upper()
+            count = _node_count(piece)
+            if count is not None:
+                parts.append((*count, part_label, unit))
     if (
         totals_pos is not None
         and totals_exam is not None
@@ -676,21 +697,39 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     ):
         return None, None  # contradictory counts: neither is trusted
     if parts and (totals_pos is None or totals_exam is None):
-        seen: set[tuple[int, int, str]] = set()
+        seen: dict[tuple[int, int, str], set[str]] = {}
         pos = exam = 0
-        for p, n, unit in parts:
+        for p, n, label, unit in parts:
             key = (p, n, re.sub(r"\W", "", unit.text.lower())[:40])
-            if key in seen:
-                continue
-            seen.add(key)
+            labels = seen.setdefault(key, set())
+            if labels and (not label or "" in labels or label in labels):
+                continue  # the same statement again, not another part's
+            labels.add(label)
             pos, exam = pos + p, exam + n
-        first = parts[0][2]
-        source = "; ".join(dict.fromkeys(u.text for _, _, u in parts))
+        first = parts[0][3]
+        source = "; ".join(dict.fromkeys(u.text for *_, u in parts))
         if totals_pos is None:
-            totals_pos = Fact(pos, first.start, parts[-1][2].end, source)
+            totals_pos = Fact(pos, first.start, parts[-1][3].end, source)
         if totals_exam is None:
-            totals_exam = Fact(exam, first.start, parts[-1][2].end, source)
+            totals_exam = Fact(exam, first.start, parts[-1][3].end, source)
     return totals_pos, totals_exam
+
+
+def _node_count(text: str) -> tuple[int, int] | None:
+    """(positive, examined) of one ``x of y`` node statement, or None."""
+    for rx in _NODE_PATTERNS:
+        m = rx.search(text)
+        if not m:
+            continue
+        p, n = _count(m.group("p")), int(m.group("n"))
+        if p > 0 and not _NODE_POSITIVE_WORDS_RE.search(text):
+            # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line says they
+            # are negative they count as examined, else it states nothing
+            if not _NODE_NEGATIVE_WORDS_RE.search(text):
+                return None
+            p = 0
+        return (p, n) if 0 < n <= 150 and p <= n else None
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
