@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "kemm"
 # top to bottom: a package may import its own layer and the ones before it
 LAYERS = ("top", "wsi", "knowledge", "cohort", "survival", "models", "engine", "cli")
-TOP_LEVEL = {"errors", "io", "device"}
+TOP_LEVEL = {"errors", "io", "device", "lazy"}
 # the contract between the engine and the models (not concrete models)
 MODEL_CONTRACT = {"AlternativePath", "InputDims", "ModelInput", "ModelOutput", "SurvivalModel",
                   "SurvivalLoss", "ModelEntry", "MODALITIES", "BreslowCurves"}  # fmt: skip

@@ -11,6 +11,7 @@ one-line message on stderr, never a traceback (``kemm -v`` shows one):
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import signal
 import threading
@@ -81,6 +82,38 @@ def guarded(func: F) -> F:
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def option_group(
+    options: dict[str, tuple[Any, Any]], build: Callable[..., Any], name: str
+) -> Callable[[F], F]:
+    """Give a command a group of options (``{parameter: (type, typer.Option)}``), passed to it
+    as the one argument ``name`` = ``build(**values)``: options shared by several commands are
+    written once."""
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func)
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in signature.parameters.values()
+            if p.name != name
+        ]
+        added = [
+            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+            for key, (kind, option) in options.items()
+        ]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            group = build(**{key: kwargs.pop(key) for key in options})
+            return func(**kwargs, **{name: group})
+
+        own_hints = {k: v for k, v in func.__annotations__.items() if k != name}
+        wrapper.__annotations__ = own_hints | {key: kind for key, (kind, _) in options.items()}
+        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class KemmTyper(typer.Typer):

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from kemm.cli.common import KemmTyper, console, fail
+from kemm.cli.common import KemmTyper, console, fail, option_group
 from kemm.errors import KemmError
 
 # what a rerun after failures costs: only the failed reports, unless the cache is off
 _RETRY_HINT = {False: " (finished reports are cached)", True: " (--no-cache: every report again)"}
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 BACKEND_HELP = (
     "extractive (rules, no LLM) | llama_cpp (embedded GGUF) | openai (any OpenAI-compatible "
@@ -21,31 +25,118 @@ BACKEND_HELP = (
 )
 
 
-def _backend_config(
-    backend: str,
-    gguf: Path | None,
-    base_url: str | None,
-    model: str | None,
-    api_key_env: str,
-    timeout: float,
-    max_retries: int,
-    concurrency: int,
-    n_ctx: int,
-) -> dict[str, Any]:
-    kind = backend.lower()
-    if kind in ("llama_cpp", "embedded", "llama", "gguf"):
-        return {"kind": "llama_cpp", "gguf_path": gguf, "n_ctx": n_ctx}
-    if kind in ("openai", "openai-compatible", "vllm", "ollama", "server"):
-        return {
-            "kind": "openai",
-            "base_url": base_url,
-            "model": model,
-            "api_key_env": api_key_env,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "concurrency": concurrency,
-        }
-    return {"kind": kind}
+@dataclass(frozen=True)
+class LLMOptions:
+    """The LLM backend options a knowledge command takes (``--backend``, ``--gguf`` ...)."""
+
+    backend: str
+    gguf: Path | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 120.0
+    max_retries: int = 4
+    concurrency: int = 1
+    n_ctx: int = 4096
+    n_threads: int | None = None
+
+    def backend_config(self) -> dict[str, Any]:
+        """The ``create_backend`` config of these options."""
+        from kemm.knowledge.backends import backend_kind
+
+        kind = backend_kind(self.backend)
+        if kind == "llama_cpp":
+            return {"kind": kind, "gguf_path": self.gguf, "n_ctx": self.n_ctx,
+                    "n_threads": self.n_threads}  # fmt: skip
+        if kind == "openai":
+            return {"kind": kind, "base_url": self.base_url, "model": self.model,
+                    "api_key_env": self.api_key_env, "timeout": self.timeout,
+                    "max_retries": self.max_retries, "concurrency": self.concurrency}  # fmt: skip
+        return {"kind": kind}
+
+
+def _llm_option_parameters(backend_default: str, backend_help: str) -> dict[str, Any]:
+    """name -> (type, typer option) of every :class:`LLMOptions` field."""
+    return {
+        "backend": (str, typer.Option(backend_default, "--backend", "-b", help=backend_help)),
+        "gguf": (Path | None, typer.Option(
+            None, "--gguf",
+            help="GGUF file for llama_cpp (default: $KEMM_LLM_GGUF or the bundled model).",
+        )),
+        "base_url": (str | None, typer.Option(
+            None, "--base-url", help="OpenAI-compatible base URL (…/v1).")),
+        "model": (str | None, typer.Option(None, "--model", help="Model name at the endpoint.")),
+        "api_key_env": (str, typer.Option(
+            "OPENAI_API_KEY", "--api-key-env", help="Environment variable holding the API key.")),
+        "timeout": (float, typer.Option(120.0, "--timeout", help="Request timeout, seconds.")),
+        "max_retries": (int, typer.Option(
+            4, "--max-retries", help="Retries per request (with backoff).")),
+        "concurrency": (int, typer.Option(
+            4, "--concurrency", help="Concurrent requests (openai backend).")),
+        "n_ctx": (int, typer.Option(4096, "--n-ctx", help="Context length (llama_cpp backend).")),
+        "n_threads": (int | None, typer.Option(
+            None, "--n-threads", help="CPU threads (llama_cpp backend; default: all cores).")),
+    }  # fmt: skip
+
+
+def with_llm_options(
+    *,
+    backend_default: str = "extractive",
+    backend_help: str = BACKEND_HELP,
+    exclude: tuple[str, ...] = (),
+) -> Callable[[F], F]:
+    """Give a command the LLM backend options, passed to it as ``llm: LLMOptions``."""
+    options = _llm_option_parameters(backend_default, backend_help)
+    kept = {name: spec for name, spec in options.items() if name not in exclude}
+    return option_group(kept, LLMOptions, "llm")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a command over many reports runs: its LLM cache, a report limit, failures."""
+
+    cache_dir: Path | None = None
+    no_cache: bool = False
+    limit: int | None = None
+    allow_failures: bool = False
+
+    def take(self, texts: dict[str, str]) -> dict[str, str]:
+        """The reports to process (the first ``--limit``)."""
+        return texts if self.limit is None else dict(list(texts.items())[: self.limit])
+
+    def llm_cache(self) -> Path | None:
+        """The LLM cache folder, None under ``--no-cache``."""
+        from kemm.knowledge.model_files import cache_dir as default_cache
+
+        return None if self.no_cache else (self.cache_dir or default_cache() / "llm")
+
+    def report_failures(self, failures: dict[str, str], title: str, kept: str) -> None:
+        """List failed reports and how to retry them; exit 1 unless ``--allow-failures``."""
+        if not failures:
+            return
+        table = Table("case_id", "reason", title=f"{len(failures)} {title}")
+        for case_id, reason in failures.items():
+            table.add_row(case_id, reason)
+        console.print(table)
+        console.print(f"{kept}rerun the same command to retry them" + _RETRY_HINT[self.no_cache])
+        if not self.allow_failures:
+            raise typer.Exit(code=1)
+
+
+with_batch_options = option_group(
+    {
+        "cache_dir": (Path | None, typer.Option(
+            None, "--cache-dir", help="LLM cache (default $KEMM_CACHE/llm or ~/.cache/kemm/llm).")),
+        "no_cache": (bool, typer.Option(
+            False, "--no-cache", help="Do not read or write the cache.")),
+        "limit": (int | None, typer.Option(None, "--limit", help="Only the first N reports.")),
+        "allow_failures": (bool, typer.Option(
+            False, "--allow-failures", help="Exit 0 even if some reports or LLM calls failed.")),
+    },
+    BatchOptions,
+    "batch",
+)  # fmt: skip
+"""Give a command the options of a run over many reports, passed as ``batch``."""
 
 
 def register(app: typer.Typer) -> None:
@@ -55,76 +146,32 @@ def register(app: typer.Typer) -> None:
     )
     app.add_typer(knowledge, name="knowledge")
 
-    backend_opt = typer.Option("extractive", "--backend", "-b", help=BACKEND_HELP)
-    gguf_opt = typer.Option(
-        None,
-        "--gguf",
-        help="GGUF file for llama_cpp (default: $KEMM_LLM_GGUF or the bundled model).",
-    )
-    base_url_opt = typer.Option(None, "--base-url", help="OpenAI-compatible base URL (…/v1).")
-    model_opt = typer.Option(None, "--model", help="Model name at the endpoint.")
-    key_env_opt = typer.Option(
-        "OPENAI_API_KEY", "--api-key-env", help="Environment variable holding the API key."
-    )
-    timeout_opt = typer.Option(120.0, "--timeout", help="Request timeout, seconds.")
-    retries_opt = typer.Option(4, "--max-retries", help="Retries per request (with backoff).")
-    conc_opt = typer.Option(4, "--concurrency", help="Concurrent requests (openai backend).")
-    n_ctx_opt = typer.Option(4096, "--n-ctx", help="Context length (llama_cpp backend).")
-
     @knowledge.command()
+    @with_llm_options(exclude=("n_threads",))
+    @with_batch_options
     def refine(
         reports: Path = typer.Option(..., "--reports", help="CSV with case_id and a text column."),
         out: Path = typer.Option(..., "--out", help="Output JSON-lines file."),
         text_column: str = typer.Option("raw_text", "--text-column", help="Report text column."),
-        backend: str = backend_opt,
-        gguf: Path | None = gguf_opt,
-        base_url: str | None = base_url_opt,
-        model: str | None = model_opt,
-        api_key_env: str = key_env_opt,
-        timeout: float = timeout_opt,
-        max_retries: int = retries_opt,
-        concurrency: int = conc_opt,
-        n_ctx: int = n_ctx_opt,
         max_statements: int = typer.Option(12, "--max-statements", min=1),
         max_tokens: int | None = typer.Option(
             None, "--max-tokens", help="Default 24 per statement."
         ),
         max_input_chars: int = typer.Option(2500, "--max-input-chars"),
-        cache_dir: Path | None = typer.Option(
-            None, "--cache-dir", help="LLM cache (default $KEMM_CACHE/llm or ~/.cache/kemm/llm)."
-        ),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
-        limit: int | None = typer.Option(None, "--limit", help="Only the first N reports."),
-        allow_failures: bool = typer.Option(
-            False, "--allow-failures", help="Exit 0 even if some reports failed."
-        ),
+        llm: LLMOptions = None,  # type: ignore[assignment]
+        batch: BatchOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Refine each report into short grounded prognostic statements (one JSON line each)."""
         from kemm.knowledge.backends import create_backend
-        from kemm.knowledge.model_files import cache_dir as default_cache
         from kemm.knowledge.refine import refine_reports
         from kemm.knowledge.reports import read_reports
 
         try:
             texts = read_reports(reports, text_column=text_column)
-            if limit is not None:
-                texts = dict(list(texts.items())[:limit])
-            llm = create_backend(
-                _backend_config(
-                    backend,
-                    gguf,
-                    base_url,
-                    model,
-                    api_key_env,
-                    timeout,
-                    max_retries,
-                    concurrency,
-                    n_ctx,
-                )  # fmt: skip
-            )
-            cache = None if no_cache else (cache_dir or default_cache() / "llm")
+            texts = batch.take(texts)
+            backend = create_backend(llm.backend_config())
             result = refine_reports(
-                texts, llm, cache, max_statements, max_tokens=max_tokens,
+                texts, backend, batch.llm_cache(), max_statements, max_tokens=max_tokens,
                 max_input_chars=max_input_chars,
             )  # fmt: skip
         except KemmError as error:
@@ -141,40 +188,26 @@ def register(app: typer.Typer) -> None:
             f"by grounding; {summary['llm_calls']} LLM calls, {summary['cache_hits']} cache hits; "
             f"{summary['reports_per_minute']} reports/min → {out}"
         )
-        if result.failures:
-            table = Table("case_id", "reason", title=f"{len(result.failures)} failed reports")
-            for case_id, reason in result.failures.items():
-                table.add_row(case_id, reason)
-            console.print(table)
-            console.print("rerun the same command to retry them" + _RETRY_HINT[no_cache])
-            if not allow_failures:
-                raise typer.Exit(code=1)
+        batch.report_failures(result.failures, "failed reports", "")
 
     @knowledge.command()
+    @with_llm_options(
+        backend_default="library",
+        backend_help="library (the shipped reviewed file) | " + BACKEND_HELP,
+        exclude=("concurrency", "n_threads"),
+    )
     def pbk(
         cancer: str | None = typer.Option(
             None, "--cancer", help="TCGA code, e.g. BRCA (aliases accepted)."
         ),
-        backend: str = typer.Option(
-            "library",
-            "--backend",
-            "-b",
-            help="library (the shipped reviewed file) | " + BACKEND_HELP,
-        ),
         out: Path | None = typer.Option(None, "--out", help="Write the PBK JSON here."),
         name: str | None = typer.Option(None, "--name", help="Full cancer name for new codes."),
-        gguf: Path | None = gguf_opt,
-        base_url: str | None = base_url_opt,
-        model: str | None = model_opt,
-        api_key_env: str = key_env_opt,
-        timeout: float = timeout_opt,
-        max_retries: int = retries_opt,
-        n_ctx: int = n_ctx_opt,
         n_general: int = typer.Option(8, "--n-general", min=3),
         n_level: int = typer.Option(4, "--n-level", min=2),
         max_tokens: int = typer.Option(1200, "--max-tokens"),
         cache_dir: Path | None = typer.Option(None, "--cache-dir"),
         list_codes: bool = typer.Option(False, "--list", help="List the shipped cancer codes."),
+        llm: LLMOptions = None,  # type: ignore[assignment]
     ) -> None:
         """Print or generate the PBK of a cancer type (validated against the PBK schema)."""
         from kemm.knowledge import pbk as pbk_mod
@@ -187,19 +220,15 @@ def register(app: typer.Typer) -> None:
             fail(KemmError("--cancer is required (kemm knowledge pbk --list shows the codes)"))
             return
         try:
-            if backend.lower() == "library":
+            if llm.backend.lower() == "library":
                 record = pbk_mod.load_pbk(cancer).to_dict()
             else:
                 from kemm.knowledge.backends import create_backend
                 from kemm.knowledge.model_files import cache_dir as default_cache
 
-                llm = create_backend(
-                    _backend_config(
-                        backend, gguf, base_url, model, api_key_env, timeout, max_retries, 1, n_ctx
-                    )
-                )
+                backend = create_backend(llm.backend_config())
                 record = pbk_mod.generate_pbk(
-                    cancer, llm, cancer_name=name, n_general=n_general, n_level=n_level,
+                    cancer, backend, cancer_name=name, n_general=n_general, n_level=n_level,
                     max_tokens=max_tokens, cache_dir=cache_dir or default_cache() / "llm",
                 )  # fmt: skip
         except KemmError as error:
@@ -269,6 +298,8 @@ def register(app: typer.Typer) -> None:
             fail(error)
 
     @knowledge.command()
+    @with_llm_options()
+    @with_batch_options
     def facts(
         reports: Path = typer.Option(..., "--reports", help="CSV with case_id and a text column."),
         out: Path = typer.Option(
@@ -284,29 +315,11 @@ def register(app: typer.Typer) -> None:
         text_column: str = typer.Option(
             "raw_text", "--column", "--text-column", help="Report text column."
         ),
-        backend: str = backend_opt,
-        gguf: Path | None = gguf_opt,
-        base_url: str | None = base_url_opt,
-        model: str | None = model_opt,
-        api_key_env: str = key_env_opt,
-        timeout: float = timeout_opt,
-        max_retries: int = retries_opt,
-        concurrency: int = conc_opt,
-        n_ctx: int = n_ctx_opt,
-        n_threads: int | None = typer.Option(
-            None, "--n-threads", help="CPU threads (llama_cpp backend; default: all cores)."
-        ),
         max_input_chars: int = typer.Option(
             5000, "--max-input-chars", help="Report text shown to the LLM (~1,500 tokens)."
         ),
-        cache_dir: Path | None = typer.Option(
-            None, "--cache-dir", help="LLM cache (default $KEMM_CACHE/llm or ~/.cache/kemm/llm)."
-        ),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
-        limit: int | None = typer.Option(None, "--limit", help="Only the first N reports."),
-        allow_failures: bool = typer.Option(
-            False, "--allow-failures", help="Exit 0 even if some LLM calls failed."
-        ),
+        llm: LLMOptions = None,  # type: ignore[assignment]
+        batch: BatchOptions = None,  # type: ignore[assignment]
     ) -> None:
         """One row of report facts per case, each value traced to its span in FACTS.spans.jsonl.
 
@@ -316,23 +329,18 @@ def register(app: typer.Typer) -> None:
         """
         from kemm.knowledge.backends import create_backend
         from kemm.knowledge.facts_llm import extract_facts, read_report_table
-        from kemm.knowledge.model_files import cache_dir as default_cache
 
         code = cancer.strip().lower().removeprefix("tcga-") if cancer else None
         try:
             texts = read_report_table(reports, text_column=text_column)
-            if limit is not None:
-                texts = dict(list(texts.items())[:limit])
-            config = _backend_config(
-                backend, gguf, base_url, model, api_key_env, timeout, max_retries, concurrency,
-                n_ctx,
-            )  # fmt: skip
-            if config["kind"] == "llama_cpp" and n_threads:
-                config["n_threads"] = n_threads
-            llm = create_backend(config)
-            cache = None if no_cache else (cache_dir or default_cache() / "llm")
+            texts = batch.take(texts)
+            backend = create_backend(llm.backend_config())
             result = extract_facts(
-                texts, llm, cancer=code, cache_dir=cache, max_input_chars=max_input_chars
+                texts,
+                backend,
+                cancer=code,
+                cache_dir=batch.llm_cache(),
+                max_input_chars=max_input_chars,
             )
         except KemmError as error:
             fail(error)
@@ -360,14 +368,6 @@ def register(app: typer.Typer) -> None:
                 f"{summary['elapsed_s']} s"
             )
         console.print(f"{n} rows → {out}; spans → {spans_path}")
-        if result.failures:
-            failed = Table("case_id", "reason", title=f"{len(result.failures)} failed LLM calls")
-            for case_id, reason in result.failures.items():
-                failed.add_row(case_id, reason)
-            console.print(failed)
-            console.print(
-                "their rows hold the rules' facts only; rerun the same command to retry them"
-                + _RETRY_HINT[no_cache]
-            )
-            if not allow_failures:
-                raise typer.Exit(code=1)
+        batch.report_failures(
+            result.failures, "failed LLM calls", "their rows hold the rules' facts only; "
+        )

@@ -11,6 +11,8 @@ import typer
 import yaml
 from rich.console import Console
 
+from kemm.cli.common import option_group
+
 console = Console(
     soft_wrap=True
 )  # results (stdout); messages and errors go to kemm.cli.common.console
@@ -26,24 +28,44 @@ def _parse_sets(values: list[str]) -> dict[str, object]:
     return overrides
 
 
-CONFIG_OPTION = typer.Option(..., "--config", "-c", help="YAML run config.")
-DATA_ROOT_OPTION = typer.Option(None, "--data-root", help="Overrides data.root.")
-SET_OPTION = typer.Option([], "--set", help="Override a config key: train.epochs=5")
-
-
-def _run_config(config: Path, data_root: Path | None, sets: list[str]):
+def _load_run_config(config: Path, data_root: Path | None, set_: list[str]):
     """The run config of ``--config`` with ``--set`` and ``--data-root`` applied."""
     from kemm.engine.config import load_config
 
-    overrides = _parse_sets(sets)
+    overrides = _parse_sets(set_)
     if data_root is not None:
         overrides["data.root"] = str(data_root)
     return load_config(config, overrides)
 
 
+with_run_config = option_group(
+    {
+        "config": (Path, typer.Option(..., "--config", "-c", help="YAML run config.")),
+        "data_root": (Path | None, typer.Option(None, "--data-root", help="Overrides data.root.")),
+        "set_": (
+            list[str],
+            typer.Option([], "--set", help="Override a config key: train.epochs=5"),
+        ),
+    },
+    _load_run_config,
+    "run_config",
+)
+"""Give a command ``--config``, ``--data-root`` and ``--set``, passed as ``run_config``."""
+
+
 def _workers(requested: int) -> int:
     """``--workers``: 0 means one worker process per CPU core."""
     return requested or os.cpu_count() or 1
+
+
+def _cross_validate(config, out: Path, quiet: bool, workers: int, **options) -> dict:
+    """Run ``kemm train``'s cross-validation and print its table; the metrics."""
+    from kemm.engine.results import format_table
+    from kemm.engine.runner import run_cv
+
+    metrics = run_cv(config, out, show_progress=not quiet, workers=workers, **options)
+    console.print(format_table(metrics))
+    return metrics
 
 
 def register(app: typer.Typer) -> None:
@@ -86,8 +108,6 @@ def register(app: typer.Typer) -> None:
         """Simulate a cohort, cross-validate the baselines on it and print the metrics table."""
         from kemm.cohort.simulate import simulate_cohort
         from kemm.engine.config import parse_config
-        from kemm.engine.results import format_table
-        from kemm.engine.runner import run_cv
 
         started = time.time()
         data_root = out / "data"
@@ -98,21 +118,15 @@ def register(app: typer.Typer) -> None:
         raw = yaml.safe_load(resources.files("kemm.configs").joinpath("demo.yaml").read_text())
         raw["data"]["root"] = str(data_root)
         raw["data"]["wsi"]["features_dir"] = str(data_root / "features")
-        metrics = run_cv(
-            parse_config(raw, source="demo.yaml"),
-            out / "run",
-            show_progress=not quiet,
-            workers=_workers(workers),
+        _cross_validate(
+            parse_config(raw, source="demo.yaml"), out / "run", quiet, _workers(workers)
         )
-        console.print(format_table(metrics))
         console.print(f"run directory: {out / 'run'}  ({time.time() - started:.0f} s)")
 
     @app.command()
+    @with_run_config
     def train(
-        config: Path = CONFIG_OPTION,
         out: Path = typer.Option(..., "--out", help="Run directory (resumed if it exists)."),
-        data_root: Path | None = DATA_ROOT_OPTION,
-        set_: list[str] = SET_OPTION,
         quiet: bool = typer.Option(False, help="No progress bars."),
         ray_address: str | None = typer.Option(
             None, help="Run folds as Ray tasks ('local' or ADDR)."
@@ -123,28 +137,20 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(
             False, help="Replace a run of another config in --out (its folds are deleted)."
         ),
+        run_config=None,
     ) -> None:
         """Cross-validate the models of a config; an interrupted run resumes where it stopped."""
-        from kemm.engine.results import format_table
-        from kemm.engine.runner import run_cv
-
-        metrics = run_cv(
-            _run_config(config, data_root, set_),
-            out,
-            show_progress=not quiet,
-            ray_address=ray_address,
-            workers=workers,
-            overwrite=overwrite,
-        )
-        console.print(format_table(metrics))
+        metrics = _cross_validate(
+            run_config, out, quiet, workers,
+            ray_address=ray_address, overwrite=overwrite,
+        )  # fmt: skip
         console.print(f"selection: {metrics['protocol']['selection_note']}")
 
     @app.command()
+    @with_run_config
     def prepare(
-        config: Path = CONFIG_OPTION,
         out: Path = typer.Option(..., "--out", help="Folder for the prepared cohort."),
-        data_root: Path | None = DATA_ROOT_OPTION,
-        set_: list[str] = SET_OPTION,
+        run_config=None,
     ) -> None:
         """Read and check a cohort once (tables, splits, genomic groups, report facts, text
         embeddings, feature-bag headers) into a folder that runs read with data.prepared=OUT."""
@@ -153,7 +159,6 @@ def register(app: typer.Typer) -> None:
         from kemm.cohort.folder import write_prepared
         from kemm.cohort.text import load_text_modality
 
-        run_config = _run_config(config, data_root, set_)
         data = prepare_cohort(run_config.data, text_loader=load_text_modality)
         write_prepared(data, run_config.data, out)
         summary = data.cohort.summary()

@@ -11,31 +11,18 @@ Modules (imported on demand, so ``import kemm.knowledge`` stays light):
 - :mod:`~kemm.knowledge.cache`, :mod:`~kemm.knowledge.model_files`: LLM cache, GGUF location
 """
 
-from __future__ import annotations
+from kemm.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "refine_extractive": "kemm.knowledge.extractive",
-    "refine_reports": "kemm.knowledge.refine",
-    "RefineResult": "kemm.knowledge.refine",
-    "clean_report": "kemm.knowledge.clean",
-    "load_pbk": "kemm.knowledge.pbk",
-    "available_cancers": "kemm.knowledge.pbk",
-    "PBK": "kemm.knowledge.pbk",
-    "create_text_encoder": "kemm.knowledge.encoders",
-    "create_backend": "kemm.knowledge.backends",
-    "read_reports": "kemm.knowledge.reports",
-    "read_refined": "kemm.knowledge.reports",
-    "read_statement_embeddings": "kemm.knowledge.store",
-    "write_statement_embeddings": "kemm.knowledge.store",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'kemm.knowledge' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(
+    "kemm.knowledge",
+    {
+        "extractive": ("refine_extractive",),
+        "refine": ("refine_reports", "RefineResult"),
+        "clean": ("clean_report",),
+        "pbk": ("load_pbk", "available_cancers", "PBK"),
+        "encoders": ("create_text_encoder",),
+        "backends": ("create_backend",),
+        "reports": ("read_reports", "read_refined"),
+        "store": ("read_statement_embeddings", "write_statement_embeddings"),
+    },
+)

@@ -1,8 +1,9 @@
 """Anatomic stage groups from TNM categories, AJCC Cancer Staging Manual, 7th edition.
 
 The 7th edition (2010) is the one TCGA's pathologic staging used. Each supported cancer has one
-table, written as rows ``(group, T categories, N categories)`` for M0; ``*`` means "any" category
-the table distinguishes. M1 gives the cancer's stage IV group whatever T and N are.
+table, written in ``ajcc7.yaml`` as rows ``[group, T categories, N categories]`` for M0; ``*``
+means "any" category the table distinguishes. M1 gives the cancer's stage IV group whatever T and
+N are.
 
 Reading rules (:func:`stage_from_tnm`):
 
@@ -24,6 +25,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
+
+import yaml
 
 __all__ = ["SUPPORTED_CANCERS", "stage_from_tnm", "stage_rank"]
 
@@ -63,210 +67,19 @@ def _table(
     return _Table(name, t_cats, n_cats, cells, dict(m1))
 
 
-# Breast. T1 includes T1mi; N0(i+)/N0(mol+) are N0. T0/T1 with N1mi only are IB; T2-T4 with
-# N1mi are staged as N1.
-_BREAST = _table(
-    "breast",
-    t="T0 Tis T1 T2 T3 T4",
-    n="N0 N1mi N1 N2 N3",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("IA", "T1", "N0"),
-        ("IB", "T0 T1", "N1mi"),
-        ("IIA", "T0 T1", "N1"),
-        ("IIA", "T2", "N0"),
-        ("IIB", "T2", "N1mi N1"),
-        ("IIB", "T3", "N0"),
-        ("IIIA", "T0 T1 T2", "N2"),
-        ("IIIA", "T3", "N1mi N1 N2"),
-        ("IIIB", "T4", "N0 N1mi N1 N2"),
-        ("IIIC", "*", "N3"),
-    ),
-    m1={"M1": "IV"},
-)
+def _load_tables() -> dict[str, _Table]:
+    """The tables of ``ajcc7.yaml`` (shipped beside this module), by TCGA code."""
+    raw = yaml.safe_load(resources.files("kemm.knowledge").joinpath(_TABLES_FILE).read_text())
+    tables: dict[str, _Table] = {}
+    for name, spec in raw.items():
+        rows = tuple((str(g), t, n) for g, t, n in spec["groups"])
+        table = _table(name, spec["t"], spec["n"], rows, spec["m1"])
+        tables.update(dict.fromkeys(spec["cancers"], table))
+    return tables
 
-# Lung (non-small cell and small cell carcinoma). Occult carcinoma (TX N0 M0) is not a group.
-_LUNG = _table(
-    "lung",
-    t="Tis T1a T1b T2a T2b T3 T4",
-    n="N0 N1 N2 N3",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("IA", "T1a T1b", "N0"),
-        ("IB", "T2a", "N0"),
-        ("IIA", "T2b", "N0"),
-        ("IIA", "T1a T1b T2a", "N1"),
-        ("IIB", "T2b", "N1"),
-        ("IIB", "T3", "N0"),
-        ("IIIA", "T1a T1b T2a T2b", "N2"),
-        ("IIIA", "T3", "N1 N2"),
-        ("IIIA", "T4", "N0 N1"),
-        ("IIIB", "T4", "N2"),
-        ("IIIB", "*", "N3"),
-    ),
-    m1={"M1": "IV", "M1a": "IV", "M1b": "IV"},
-)
 
-# Kidney (renal cell carcinoma). The 7th edition has N0/N1 only.
-_KIDNEY = _table(
-    "kidney",
-    t="T1 T2 T3 T4",
-    n="N0 N1",
-    rows=(
-        ("I", "T1", "N0"),
-        ("II", "T2", "N0"),
-        ("III", "T1 T2", "N1"),
-        ("III", "T3", "N0 N1"),
-        ("IV", "T4", "*"),
-    ),
-    m1={"M1": "IV"},
-)
-
-# Corpus uteri carcinoma (and carcinosarcoma); groups equal FIGO 2009. Stage 0 is AJCC only.
-_CORPUS_UTERI = _table(
-    "corpus uteri",
-    t="Tis T1a T1b T2 T3a T3b T4",
-    n="N0 N1 N2",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("IA", "T1a", "N0"),
-        ("IB", "T1b", "N0"),
-        ("II", "T2", "N0"),
-        ("IIIA", "T3a", "N0"),
-        ("IIIB", "T3b", "N0"),
-        ("IIIC1", "T1a T1b T2 T3a T3b", "N1"),
-        ("IIIC2", "T1a T1b T2 T3a T3b", "N2"),
-        ("IVA", "T4", "*"),
-    ),
-    m1={"M1": "IVB"},
-)
-
-# Colon and rectum. N1 includes N1a, N1b and N1c.
-_COLORECTUM = _table(
-    "colorectum",
-    t="Tis T1 T2 T3 T4a T4b",
-    n="N0 N1 N2a N2b",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("I", "T1 T2", "N0"),
-        ("IIA", "T3", "N0"),
-        ("IIB", "T4a", "N0"),
-        ("IIC", "T4b", "N0"),
-        ("IIIA", "T1 T2", "N1"),
-        ("IIIA", "T1", "N2a"),
-        ("IIIB", "T3 T4a", "N1"),
-        ("IIIB", "T2 T3", "N2a"),
-        ("IIIB", "T1 T2", "N2b"),
-        ("IIIC", "T4a", "N2a"),
-        ("IIIC", "T3 T4a", "N2b"),
-        ("IIIC", "T4b", "N1 N2a N2b"),
-    ),
-    m1={"M1a": "IVA", "M1b": "IVB"},
-)
-
-# Urinary bladder. Stage 0 is split into 0a (Ta) and 0is (Tis).
-_BLADDER = _table(
-    "urinary bladder",
-    t="T0 Ta Tis T1 T2 T3 T4a T4b",
-    n="N0 N1 N2 N3",
-    rows=(
-        ("0a", "Ta", "N0"),
-        ("0is", "Tis", "N0"),
-        ("I", "T1", "N0"),
-        ("II", "T2", "N0"),
-        ("III", "T3 T4a", "N0"),
-        ("IV", "T4b", "N0"),
-        ("IV", "*", "N1 N2 N3"),
-    ),
-    m1={"M1": "IV"},
-)
-
-# Stomach.
-_STOMACH = _table(
-    "stomach",
-    t="Tis T1 T2 T3 T4a T4b",
-    n="N0 N1 N2 N3",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("IA", "T1", "N0"),
-        ("IB", "T2", "N0"),
-        ("IB", "T1", "N1"),
-        ("IIA", "T3", "N0"),
-        ("IIA", "T2", "N1"),
-        ("IIA", "T1", "N2"),
-        ("IIB", "T4a", "N0"),
-        ("IIB", "T3", "N1"),
-        ("IIB", "T2", "N2"),
-        ("IIB", "T1", "N3"),
-        ("IIIA", "T4a", "N1"),
-        ("IIIA", "T3", "N2"),
-        ("IIIA", "T2", "N3"),
-        ("IIIB", "T4b", "N0 N1"),
-        ("IIIB", "T4a", "N2"),
-        ("IIIB", "T3", "N3"),
-        ("IIIC", "T4b", "N2 N3"),
-        ("IIIC", "T4a", "N3"),
-    ),
-    m1={"M1": "IV"},
-)
-
-# Head and neck: lip and oral cavity, oropharynx, hypopharynx and larynx share this grouping.
-_HEAD_NECK = _table(
-    "head and neck",
-    t="Tis T1 T2 T3 T4a T4b",
-    n="N0 N1 N2 N3",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("I", "T1", "N0"),
-        ("II", "T2", "N0"),
-        ("III", "T3", "N0"),
-        ("III", "T1 T2 T3", "N1"),
-        ("IVA", "T4a", "N0 N1"),
-        ("IVA", "T1 T2 T3 T4a", "N2"),
-        ("IVB", "*", "N3"),
-        ("IVB", "T4b", "*"),
-    ),
-    m1={"M1": "IVC"},
-)
-
-# Cutaneous melanoma, pathologic groups. T0 (unknown primary) is not in the table.
-_MELANOMA = _table(
-    "melanoma of the skin",
-    t="Tis T1a T1b T2a T2b T3a T3b T4a T4b",
-    n="N0 N1a N1b N2a N2b N2c N3",
-    rows=(
-        ("0", "Tis", "N0"),
-        ("IA", "T1a", "N0"),
-        ("IB", "T1b T2a", "N0"),
-        ("IIA", "T2b T3a", "N0"),
-        ("IIB", "T3b T4a", "N0"),
-        ("IIC", "T4b", "N0"),
-        ("IIIA", "T1a T2a T3a T4a", "N1a N2a"),
-        ("IIIB", "T1b T2b T3b T4b", "N1a N2a"),
-        ("IIIB", "T1a T2a T3a T4a", "N1b N2b N2c"),
-        ("IIIC", "T1b T2b T3b T4b", "N1b N2b N2c"),
-        ("IIIC", "T1a T1b T2a T2b T3a T3b T4a T4b", "N3"),
-    ),
-    m1={"M1": "IV", "M1a": "IV", "M1b": "IV", "M1c": "IV"},
-)
-
-_TABLES: dict[str, _Table] = {
-    "brca": _BREAST,
-    "luad": _LUNG,
-    "lusc": _LUNG,
-    "kirc": _KIDNEY,
-    "kirp": _KIDNEY,
-    "kich": _KIDNEY,
-    "ucec": _CORPUS_UTERI,
-    "ucs": _CORPUS_UTERI,
-    "coad": _COLORECTUM,
-    "read": _COLORECTUM,
-    "blca": _BLADDER,
-    "stad": _STOMACH,
-    "hnsc": _HEAD_NECK,
-    "skcm": _MELANOMA,
-}
-
+_TABLES_FILE = "ajcc7.yaml"
+_TABLES = _load_tables()
 SUPPORTED_CANCERS: tuple[str, ...] = tuple(sorted(_TABLES))
 
 _UNKNOWN = "X"  # normalised TX/NX/MX/None

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from kemm.errors import ConfigError, KemmError
 
@@ -44,9 +45,12 @@ class LLMError(KemmError, RuntimeError):
     """An LLM call failed (after retries, where the backend retries)."""
 
 
-@runtime_checkable
-class LLMBackend(Protocol):
-    """What refinement and PBK generation need from a backend."""
+class LLMBackend(abc.ABC):
+    """What refinement, fact filling and PBK generation need from a backend: ``complete``.
+
+    A backend implements :meth:`_reply`; any object with a ``complete`` method of this signature
+    (a test double, a user's own client) can stand in for one.
+    """
 
     name: str
     model: str
@@ -60,9 +64,20 @@ class LLMBackend(Protocol):
         max_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        json_schema: Mapping[str, Any] | None = None,
     ) -> str:
-        """The assistant's reply to ``messages``."""
-        ...
+        """The assistant's reply to ``messages``; with ``json_schema``, JSON valid under it."""
+        request = {
+            "messages": [dict(m) for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "seed": seed,
+        }
+        return self._reply(request, json_schema)
+
+    @abc.abstractmethod
+    def _reply(self, request: dict[str, Any], json_schema: Mapping[str, Any] | None) -> str:
+        """The reply to one chat-completion request (messages, max_tokens, temperature, seed)."""
 
 
 _LLAMA_LOAD_LOCK = threading.Lock()
@@ -106,7 +121,7 @@ def _cpu_advertises_amx() -> bool:
         return False
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(LLMBackend):
     """Embedded llama.cpp on a local GGUF file (loaded lazily, one call at a time)."""
 
     name = "llama_cpp"
@@ -156,17 +171,8 @@ class LlamaCppBackend:
                 )
         return self._llm
 
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int = 0,
-        json_schema: Mapping[str, Any] | None = None,
-    ) -> str:
-        """``json_schema``: the reply is JSON valid under it (llama.cpp compiles it into a
-        grammar)."""
+    def _reply(self, request: dict[str, Any], json_schema: Mapping[str, Any] | None) -> str:
+        """With ``json_schema``, llama.cpp compiles the schema into a grammar."""
         extra = (
             {"response_format": {"type": "json_object", "schema": dict(json_schema)}}
             if json_schema
@@ -176,13 +182,7 @@ class LlamaCppBackend:
             llm = self._load()
             self.calls += 1
             try:
-                out = llm.create_chat_completion(
-                    messages=[dict(m) for m in messages],
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    seed=seed,
-                    **extra,
-                )
+                out = llm.create_chat_completion(**request, **extra)
             except Exception as error:  # llama.cpp raises plain ValueError/RuntimeError
                 raise LLMError(f"llama.cpp completion failed: {error}") from error
         return out["choices"][0]["message"]["content"] or ""
@@ -211,7 +211,7 @@ def _response_format(mode: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "json_object"}  # any JSON; the schema is only in the prompt
 
 
-class OpenAICompatibleBackend:
+class OpenAICompatibleBackend(LLMBackend):
     """Any OpenAI-compatible chat-completions endpoint.
 
     Transient errors are retried with exponential backoff. An endpoint that has never answered
@@ -276,16 +276,8 @@ class OpenAICompatibleBackend:
     def _delay(self, attempt: int) -> float:
         return min(self.backoff_max, self.backoff_base * 2**attempt) * (0.5 + random.random() / 2)
 
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int = 0,
-        json_schema: Mapping[str, Any] | None = None,
-    ) -> str:
-        """The reply; with ``json_schema``, structured output (json_schema, else json_object
+    def _reply(self, request: dict[str, Any], json_schema: Mapping[str, Any] | None) -> str:
+        """With ``json_schema``, structured output (json_schema, else json_object
         with the schema, else any JSON object: the format the server accepts is remembered)."""
         if self._unreachable:
             raise EndpointUnreachable(self._unreachable)
@@ -300,12 +292,7 @@ class OpenAICompatibleBackend:
                     extra["response_format"] = _response_format(self._json_mode, json_schema)
                 try:
                     response = self._client.chat.completions.create(
-                        model=self.model,
-                        messages=[dict(m) for m in messages],  # type: ignore[misc]
-                        max_tokens=max_tokens,
-                        temperature=temperature,
-                        seed=seed,
-                        **extra,
+                        model=self.model, **request, **extra
                     )
                     with self._count_lock:
                         self._answered, self._down_in_a_row = True, 0
@@ -381,7 +368,7 @@ class OpenAICompatibleBackend:
         )
 
 
-class ExtractiveBackend:
+class ExtractiveBackend(LLMBackend):
     """Rule-based extraction behind the LLM interface (no model, no network)."""
 
     name = "extractive"
@@ -391,17 +378,14 @@ class ExtractiveBackend:
         self.concurrency = concurrency
         self.calls = 0
 
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int = 0,
-    ) -> str:
+    def _reply(self, request: dict[str, Any], json_schema: Mapping[str, Any] | None) -> str:
+        """The rule-based statements of the report in the refine prompt."""
         from kemm.knowledge.extractive import refine_extractive
 
+        if json_schema is not None:
+            raise ConfigError("the extractive backend answers no JSON schema; choose an LLM")
         self.calls += 1
+        messages = request["messages"]
         user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         m = re.search(r"<report>\n?(.*)\n?</report>", user, re.DOTALL)
         text = m.group(1) if m else user
@@ -415,18 +399,17 @@ class ExtractiveBackend:
 
 BACKEND_KINDS = ("extractive", "llama_cpp", "openai")
 _ALIASES = {
-    "embedded": "llama_cpp",
-    "llama": "llama_cpp",
-    "llamacpp": "llama_cpp",
-    "llama-cpp": "llama_cpp",
-    "gguf": "llama_cpp",
-    "openai-compatible": "openai",
-    "openai_compatible": "openai",
-    "vllm": "openai",
-    "ollama": "openai",
-    "server": "openai",
-    "rules": "extractive",
+    "llama_cpp": ("embedded", "llama", "llamacpp", "llama-cpp", "gguf"),
+    "openai": ("openai-compatible", "openai_compatible", "vllm", "ollama", "server"),
+    "extractive": ("rules",),
 }
+
+
+def backend_kind(name: str) -> str:
+    """The backend kind a name or alias stands for (``vllm`` -> ``openai``); other names as
+    given, lower-cased."""
+    name = name.lower()
+    return next((kind for kind, aliases in _ALIASES.items() if name in aliases), name)
 
 
 def create_backend(config: Mapping[str, Any] | str) -> LLMBackend:
@@ -437,8 +420,7 @@ def create_backend(config: Mapping[str, Any] | str) -> LLMBackend:
     ``max_retries``, ``concurrency``.
     """
     cfg: dict[str, Any] = {"kind": config} if isinstance(config, str) else dict(config)
-    kind = str(cfg.pop("kind", cfg.pop("backend", "extractive"))).lower()
-    kind = _ALIASES.get(kind, kind)
+    kind = backend_kind(str(cfg.pop("kind", cfg.pop("backend", "extractive"))))
     cfg = {k: v for k, v in cfg.items() if v is not None}
     if kind == "extractive":
         return ExtractiveBackend()

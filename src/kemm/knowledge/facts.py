@@ -1,9 +1,11 @@
 """Checkable facts in pathology text: numbers, TNM categories, stage groups, grades, receptor calls.
 
 The token-level layer under the report-fact record (:mod:`kemm.knowledge.report_facts` uses
-:func:`receptor_calls` and :func:`roman_to_int`), shared by the grounding check (to compare a
-statement's facts with its source) and the audit scorer. Everything here is pure regex logic,
-tolerant of common OCR confusions (``pTla`` for ``pT1a``, ``Gll`` for ``GII``).
+:func:`receptor_calls`, :func:`roman_to_int` and :func:`to_roman`), shared by the grounding check
+(to compare a statement's facts with its source) and the audit scorer. Words it shares with the
+report-fact rules (differentiation, precursor lesions, Nottingham acronyms) come from
+:mod:`kemm.knowledge.patterns`. Everything here is pure regex logic, tolerant of common OCR
+confusions (``pTla`` for ``pT1a``, ``Gll`` for ``GII``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kemm.knowledge.patterns import DIFFERENTIATION_WORDS, NHG_RE, PRECURSOR_WORDS
+
 __all__ = [
+    "RECEPTOR_MARKERS",
     "Facts",
     "differentiation_terms",
     "extract_facts",
@@ -23,6 +28,7 @@ __all__ = [
     "roman_to_int",
     "stage_groups",
     "tnm_categories",
+    "to_roman",
 ]
 
 _ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4}
@@ -48,6 +54,11 @@ def roman_to_int(token: str) -> int | None:
         return int(token)
     token = token.replace("L", "I").replace("1", "I")
     return _ROMAN.get(token)
+
+
+def to_roman(rank: int) -> str:
+    """``3`` -> ``"III"`` (stage groups and grades 1..4)."""
+    return {v: k for k, v in _ROMAN.items()}[rank]
 
 
 def normalise_number_words(text: str) -> str:
@@ -218,7 +229,6 @@ _GRADE_RE = re.compile(
     re.IGNORECASE,
 )
 _G_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])G(?P<g>[1-4]|IV|I{1,3}|[lI]{1,3})(?![A-Za-z0-9])")
-_NHG_RE = re.compile(r"\b(?:NHG|SBR|MBR|BRE)\s*(?:grade\s*)?(?P<g>[1-3]|I{1,3})\b", re.IGNORECASE)
 _SCORE_RE = re.compile(
     r"(?<![\d+])(?P<a>[1-3])\s*\+\s*(?P<b>[1-3])\s*\+\s*(?P<c>[1-3])(?![\d+])"
     r"|\b(?:total\s+)?(?:nottingham\s+|sbr\s+|bloom[- ]richardson\s+)?score\s*(?:of\s*)?[:=]?\s*"
@@ -226,19 +236,19 @@ _SCORE_RE = re.compile(
     re.IGNORECASE,
 )
 _GLEASON_RE = re.compile(
-    r"gleason\s*(?:score|grade|sum)?\s*[:=]?\s*(?:(?P<p>[1-5])\s*\+\s*(?P<q>[1-5])"
-    r"(?:\s*=\s*(?P<s1>\d{1,2}))?|(?P<s2>\d{1,2})(?:\s*/\s*10)?)",
+    r"gleason\s*(?:score|grade|sum)?\s*[:=]?\s*"
+    r"(?:(?P<p>[1-5])\s*\+\s*(?P<q>[1-5])(?:\s*=\s*(?P<s1>\d{1,2}))?"
+    r"|(?P<s2>\d{1,2})(?:\s*/\s*10)?)",
     re.IGNORECASE,
 )
 _DIFF_RE = re.compile(
-    r"\b(well|moderately|moderate|poorly|poor|un)[ -]?(?:to[ -](?:moderately|poorly)[ -]?)?"
+    r"\b(" + DIFFERENTIATION_WORDS + r")[ -]?(?:to[ -](?:moderately|poorly)[ -]?)?"
     r"differentiat(?:ed|ion)\b",
     re.IGNORECASE,
 )
 _HILO_RE = re.compile(
-    r"\b(high|low|intermediate)[ -]grade\b(?!\s+(?:dysplasia|pin|prostatic|squamous\s+intra|"
-    r"intraepithelial|cervical|ductal\s+carcinoma\s+in\s+situ|dcis|in\s+situ|comedo|"
-    r"panin|cin|ain|vin))",
+    r"\b(high|low|intermediate)[ -]grade\b"
+    r"(?!\s+(?:" + PRECURSOR_WORDS + r"|prostatic|cervical|comedo))",
     re.IGNORECASE,
 )
 
@@ -258,7 +268,7 @@ def grade_values(text: str) -> set[str]:
     ``"HIGH"``/``"LOW"``/``"INTERMEDIATE"``.
     """
     out: set[str] = set()
-    for rx in (_GRADE_RE, _G_TOKEN_RE, _NHG_RE):
+    for rx in (_GRADE_RE, _G_TOKEN_RE, NHG_RE):
         for m in rx.finditer(text):
             value = _grade_int(m.group("g"))
             if value is not None and 1 <= value <= 4:
@@ -292,7 +302,7 @@ def differentiation_terms(text: str) -> set[str]:
 
 # --------------------------------------------------------------------------------------------
 # Receptors / IHC calls
-_MARKERS = {
+RECEPTOR_MARKERS = {
     "ER": r"(?-i:\bER\b)|estrogen\s+receptors?|oestrogen\s+receptors?",
     "PR": r"(?-i:\bPR\b)|\bPgR\b|progesterone\s+receptors?",
     "HER2": r"\bHER[- ]?2(?:[-/ ]?neu)?\b|\bc-?erb-?B-?2\b|\bERBB2\b",
@@ -336,13 +346,13 @@ def receptor_calls(text: str) -> set[tuple[str, str]]:
     ``{("ER", "POS"), ("HER2", "NEG")}``. Polarity words are read within a short window after the
     marker (``ER: positive (95%)``) or just before it (``negative for estrogen receptor``)."""
     out: set[tuple[str, str]] = set()
-    for marker, pattern in _MARKERS.items():
+    for marker, pattern in RECEPTOR_MARKERS.items():
         for m in re.finditer(pattern, text, re.IGNORECASE):
             after = text[m.end() : m.end() + 45]
             # stop at the next marker or sentence end
             cut = re.search(
                 r"[.;]\s|\band\b\s+(?:"
-                + "|".join(v for k, v in _MARKERS.items() if k != marker)
+                + "|".join(v for k, v in RECEPTOR_MARKERS.items() if k != marker)
                 + ")",
                 after,
                 re.IGNORECASE,

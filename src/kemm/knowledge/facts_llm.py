@@ -28,10 +28,10 @@ Validation (:func:`validate_fills`): a value is kept only if
    on word boundaries), and
 4. the report text at that place supports the value: the rules read the same value there, or the
    normalised token (``T2b``, ``N0``, ``M1``, ``stage IIIA``, ``grade 2``), the number (nodes,
-   size), or the polarity word next to its label (margin, LVI, PNI, receptors) is in it. "That
-   place" is the quote; if the quote alone does not state the value, the rest of its line, and
-   for a label alone on its line (``ER Status``) the next line, where synoptic reports put the
-   value.
+   size), or the polarity word next to its label (margin, LVI, PNI, receptors; the words of
+   :mod:`kemm.knowledge.patterns`, which the rules read too) is in it. "That place" is the
+   quote; if the quote alone does not state the value, the rest of its line, and for a label
+   alone on its line (``ER Status``) the next line, where synoptic reports put the value.
 
 Everything else is dropped and counted by reason. Kept values carry the span of the quote in the
 original text (``by="llm"``). Where the cancer has an AJCC table and TNM was completed by the LLM
@@ -55,10 +55,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kemm.knowledge import patterns
 from kemm.knowledge.backends import LLMBackend
 from kemm.knowledge.batch import run_per_report
 from kemm.knowledge.cache import DiskCache, cache_key, input_hash
-from kemm.knowledge.facts import receptor_calls, roman_to_int
+from kemm.knowledge.facts import RECEPTOR_MARKERS, receptor_calls, roman_to_int, to_roman
 from kemm.knowledge.prompting import neutralise_delimiters
 from kemm.knowledge.report_facts import (
     FACT_COLUMNS,
@@ -148,19 +149,25 @@ _SECTION_PRIORITY = ("synoptic", "diagnosis", "comment", "microscopic", "preambl
 # ----------------------------------------------------------------------------------------------
 # Tokens that support a value (shared by the ask-filter and the validator)
 
-_T_TOKEN_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:y?[pPcCrR]|y|a)?\s?T\s?(?:stage|category)?\s?[-:=]?\s?"
-    r"(?P<v>is|IS|[0-4]|(?<=[pP]T)[lIO](?=[a-d]?(?![A-Za-z0-9])))\s?(?P<s>mic?|[a-d])?(?![A-Za-z0-9])"
+
+def _category_token_re(
+    cat: str, prefixes: str, values: str, letters: str, micro: str = "", tail: str = ""
+) -> re.Pattern[str]:
+    """A stated ``cat`` category (``pT2a``, ``T stage: 2``, ``ypN1mi``; OCR ``pTl``, ``pNO``):
+    its digit ``v`` and sub-category ``s`` (``micro``: the micrometastasis forms; ``tail``: what
+    may follow, e.g. isolated tumour cells ``N0(i+)``)."""
+    return re.compile(
+        rf"(?<![A-Za-z0-9])(?:{prefixes})?\s?{cat}\s?(?:stage|category)?\s?[-:=]?\s?"
+        rf"(?P<v>{values}|(?<=[pP]{cat})[lIO](?=[{letters}]?(?![A-Za-z0-9])))"
+        rf"\s?(?P<s>{micro}[{letters}])?{tail}(?![A-Za-z0-9])"
+    )
+
+
+_T_TOKEN_RE = _category_token_re("T", r"y?[pPcCrR]|y|a", r"is|IS|[0-4]", "a-d", "mic?|")
+_N_TOKEN_RE = _category_token_re(
+    "N", r"y?[pPcC]|y", "[0-3]", "a-c", "mi|", r"(?:\s?\((?:i|mol)\s?[+-]\))?"
 )
-_N_TOKEN_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:y?[pPcC]|y)?\s?N\s?(?:stage|category)?\s?[-:=]?\s?"
-    r"(?P<v>[0-3]|(?<=[pP]N)[lIO](?=[a-c]?(?![A-Za-z0-9])))\s?(?P<s>mi|[a-c])?"
-    r"(?:\s?\((?:i|mol)\s?[+-]\))?(?![A-Za-z0-9])"
-)
-_M_TOKEN_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:y?[pPcC])?\s?M\s?(?:stage|category)?\s?[-:=]?\s?"
-    r"(?P<v>[01]|(?<=[pP]M)[lIO](?=[a-c]?(?![A-Za-z0-9])))\s?(?P<s>[a-c])?(?![A-Za-z0-9])"
-)
+_M_TOKEN_RE = _category_token_re("M", r"y?[pPcC]", "[01]", "a-c")
 # "stage IIIA", "Stage group: II B", "FIGO stage IB", "AJCC stage 3A"; not "T-stage: 3a"
 _STAGE_TOKEN_RE = re.compile(
     r"(?<![A-Za-z0-9])(?<![TNMtnm]-)(?<![TNMtnm] )(?:stage|figo)\s*(?:group(?:ing)?)?\s*"
@@ -174,76 +181,29 @@ _GRADE_TOKEN_RE = re.compile(
     r"|(?<![A-Za-z0-9])G(?P<g2>[1-4])(?![A-Za-z0-9])",
     re.I,
 )
-_DIFF_RE = re.compile(
-    r"\b(?P<w>well|moderately|moderate|poorly|poor|un)[ -]?differentiated\b", re.I
-)
-_DIFF_GRADE = {"well": 1, "moderately": 2, "moderate": 2, "poorly": 3, "poor": 3, "un": 3}
-_IN_SITU_RE = re.compile(r"in[\s-]situ|\bdcis\b|\blcis\b|intraepithelial|dysplasia", re.I)
-_NODE_WORD_RE = re.compile(r"lymph\s*nodes?|\bnodes?\b|\bLNs?\b|sentinel", re.I)
+_NODE_WORD_RE = re.compile(patterns.NODE_WORD, re.I)
 _FRACTION_RE = re.compile(r"(?<![\d.])(?P<p>\d{1,3})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})(?![\d.])")
 _NUMBER_RE = re.compile(r"(?<![\d.])\d{1,3}(?![\d.])")
 _NO_NODES_RE = re.compile(r"\b(?:no|none|zero|negative)\b", re.I)
-_SIZE_RE = re.compile(
-    r"(?<![\d.])(?P<a>\d{1,3}(?:[.,]\d{1,2})?)\s*(?:(?:x|×|\*)\s*(?P<b>\d{1,3}(?:[.,]\d{1,2})?)\s*)?"
-    r"(?:(?:x|×|\*)\s*(?P<c>\d{1,3}(?:[.,]\d{1,2})?)\s*)?(?P<unit>cm|mm|em|crn)\b",
-    re.I,
-)
-_MARGIN_WORD_RE = re.compile(r"margins?\b|\bR[012]\b", re.I)
-_MARGIN_NEG_RE = re.compile(
-    r"\bnegative\b|\bfree\b|\bclear\b|\buninvolved\b|\bnot\s+involved\b|\bR0\b|"
-    r"\bno\s+(?:\w+\s+)?(?:tumou?r|carcinoma|malignancy|neoplasm|invasive)",
-    re.I,
-)
-_MARGIN_POS_RE = re.compile(
-    r"\bpositive\b|(?<!un)(?<!not\s)\binvolved\b|\btransected\b|\bextends?\s+to\b|"
-    r"(?:tumou?r|carcinoma)\s+(?:is\s+)?(?:present\s+)?at\b|\bR[12]\b",
-    re.I,
-)
+# wider than the rules' labels: a quote may name LVI as the rules do not read it ("LVSI")
 _LVI_LABEL_RE = re.compile(
-    r"lympho?[- ]?vascular(?:\s+(?:space\s+)?invasion)?|lymph[- ]vascular|angio-?lymphatic|"
-    r"lymphatic(?:\s+and\s+vascular)?\s+invasion|vascular\s+invasion|\bLVI\b|\bLVSI\b|"
-    r"small\s+vessel\s+invasion|vessel\s+invasion",
+    patterns.LVI_LABEL
+    + r"|angio-lymphatic|lymphatic\s+and\s+vascular\s+invasion|\bLVSI\b|vessel\s+invasion",
     re.I,
 )
-_PNI_LABEL_RE = re.compile(r"perineural(?:\s+invasion)?|\bPNI\b", re.I)
+_PNI_LABEL_RE = re.compile(patterns.PNI_LABEL, re.I)
+# the invasion words anywhere after a label (the rules read them where the value starts)
 _ABSENT_RE = re.compile(
-    r"\b(?:no|not\s+(?:identified|seen|present|detected)|absent|negative|none|without|free\s+of|"
-    r"absence)\b",
-    re.I,
+    r"\b(?:" + patterns.ABSENT_WORDS + r"|not\s+detected|without|free\s+of|absence)\b", re.I
 )
-_PRESENT_RE = re.compile(
-    r"\b(?:present|identified|seen|positive|yes|noted|extensive|focal|detected)\b", re.I
-)
-_NOT_STATED_RE = re.compile(
-    r"not\s+(?:specified|applicable|assessed|assessable|evaluable|evaluated|reported|determined)|"
-    r"cannot\s+be\s+(?:assessed|determined|evaluated)|indeterminate|unknown|n/a\b",
-    re.I,
-)
+_PRESENT_RE = re.compile(r"\b(?:" + patterns.PRESENT_WORDS + r"|detected)\b", re.I)
 _RECEPTOR_WORD_RE = {
-    "er": re.compile(r"(?-i:\bER\b)|o?estrogen", re.I),
-    "pr": re.compile(r"(?-i:\bPR\b)|\bPgR\b|progesterone", re.I),
-    "her2": re.compile(r"\bHER[- ]?2|erb-?b-?2", re.I),
+    name: re.compile(RECEPTOR_MARKERS[name.upper()], re.I) for name in ("er", "pr", "her2")
 }
-_TUMOUR_NOUN_RE = re.compile(
-    r"carcinoma|sarcoma|neoplasm|tumou?r|mesothelioma|lymphoma|blastoma|melanoma|glioma|"
-    r"astrocytoma|seminoma|adenoma",
-    re.I,
-)
-_GENERIC_HISTOLOGY = {"carcinoma", "neoplasm", "tumor", "tumour", "malignant tumor",
-                      "malignant tumour", "malignant neoplasm", "cell carcinoma", "type carcinoma"}  # fmt: skip
-_NODES_NEGATIVE_RE = re.compile(
-    r"\bnegative\b|\bno\s+(?:\w+\s+)?(?:metasta|tumou?r|carcinoma|malignancy)|\bfree\s+of\b|"
-    r"\bbenign\b|\breactive\b",
-    re.I,
-)
-_NODES_POSITIVE_RE = re.compile(
-    r"\bpositive\b|\binvolved\b|metasta|\bwith\s+(?:\w+\s+)?(?:tumou?r|carcinoma)|"
-    r"\b(?:tumou?r|carcinoma)\s+in\b",
-    re.I,
-)
-_NEGATED_RE = re.compile(
-    r"\b(?:no|negative\s+for|free\s+of|without|absence\s+of)\b[^.;]{0,30}$", re.I
-)
+_TUMOUR_NOUN_RE = re.compile(patterns.TUMOUR_NOUN, re.I)
+_GENERIC_HISTOLOGY = patterns.GENERIC_HISTOLOGY | {
+    f"malignant {noun}" for noun in ("tumor", "tumour", "neoplasm")
+}
 
 # ----------------------------------------------------------------------------------------------
 # Values
@@ -349,7 +309,7 @@ def normalise_value(name: str, value: Any, cancer: str | None = None) -> Any:
         if not m:
             return None
         rank = roman_to_int(m.group(1))
-        out = {1: "I", 2: "II", 3: "III", 4: "IV"}[rank] + (m.group(2) or "").upper()
+        out = to_roman(rank) + (m.group(2) or "").upper()
         return out if out in _STAGE_VALUES else None
     if name == "grade":
         m = re.fullmatch(r"(?:grade)?G?(IV|I{1,3}|[1-4])", compact, re.I)
@@ -368,7 +328,7 @@ def _tokens(rx: re.Pattern[str], cat: str, text: str) -> set[str]:
     out = set()
     for m in rx.finditer(text):
         value = m.group("v")
-        value = {"l": "1", "I": "1", "O": "0"}.get(value, value)
+        value = patterns.OCR_DIGITS.get(value, value)
         sub = (m.group("s") or "").lower().replace("mic", "mi")
         out.add("Tis" if value.lower() == "is" else f"{cat}{value}{sub}")
     return out
@@ -381,12 +341,12 @@ def _stage_tokens(text: str) -> set[str]:
         if rank is None or not 1 <= rank <= 4:
             continue
         sub = re.sub(r"\s", "", m.group("s") or "").upper()
-        out.add({1: "I", 2: "II", 3: "III", 4: "IV"}[rank] + sub)
+        out.add(to_roman(rank) + sub)
     return out
 
 
 def _grade_tokens(text: str, cancer: str | None) -> set[str]:
-    if _IN_SITU_RE.search(text):
+    if patterns.IN_SITU_RE.search(text):
         return set()
     out = set()
     brca = (cancer or "").lower() == "brca"
@@ -398,8 +358,8 @@ def _grade_tokens(text: str, cancer: str | None) -> set[str]:
         if brca and "nuclear" in label and not re.search(r"histologic|nottingham|overall", label):
             continue  # a component of the Nottingham score, not the grade
         out.add(f"G{roman_to_int(m.group('g'))}")
-    for m in _DIFF_RE.finditer(text):
-        out.add(f"G{min(_DIFF_GRADE[m.group('w').lower()], _grade_scale(cancer))}")
+    for m in patterns.DIFFERENTIATION_RE.finditer(text):
+        out.add(f"G{patterns.differentiation_grade(m, _grade_scale(cancer))}")
     return out
 
 
@@ -413,29 +373,28 @@ def _polarity_near(text: str, label: re.Pattern[str], others: re.Pattern[str] | 
             cut = others.search(after)
             if cut:
                 after = after[: cut.start()]
-        if _NOT_STATED_RE.search(after) and not _ABSENT_RE.search(after):
+        if patterns.NOT_STATED_RE.search(after) and not _ABSENT_RE.search(after):
             continue
-        if _NEGATED_RE.search(before) or _ABSENT_RE.search(after):
+        if patterns.ABSENT_BEFORE_RE.search(before) or _ABSENT_RE.search(after):
             out.add("absent")
-        elif _PRESENT_RE.search(after) or re.search(r"\b(?:with|shows?|focal)\s+$", before, re.I):
+        elif _PRESENT_RE.search(after) or patterns.PRESENT_BEFORE_RE.search(before):
             out.add("present")
     return out
 
 
 def _margin_polarity(text: str) -> set[str]:
-    m = _MARGIN_WORD_RE.search(text)
+    m = patterns.MARGIN_MENTION_RE.search(text)
     if not m:
         return set()
     after = text[m.start() :]
-    if _NOT_STATED_RE.search(after[:80]) and not re.search(
-        r"free|negative|positive|involved", after[:80], re.I
-    ):
+    if patterns.NOT_STATED_RE.search(after[:80]) and not patterns.MARGIN_CALL_RE.search(after[:80]):
         return set()
     out = set()
-    if _MARGIN_NEG_RE.search(after):
+    if patterns.MARGIN_NEGATIVE_RE.search(after):
         out.add("negative")
-    if _MARGIN_POS_RE.search(after):
-        out.add("positive")
+    for pos in patterns.MARGIN_POSITIVE_RE.finditer(after):
+        if not patterns.UNINVOLVED_RE.search(after[max(0, pos.start() - 4) : pos.end()]):
+            out.add("positive")
     return out
 
 
@@ -445,12 +404,8 @@ def _numbers(text: str) -> set[int]:
 
 def _sizes_cm(text: str) -> set[float]:
     out = set()
-    for m in _SIZE_RE.finditer(text):
-        values = [
-            float(v.replace(",", ".")) for v in (m.group("a"), m.group("b"), m.group("c")) if v
-        ]
-        value = max(values) / (10 if m.group("unit").lower() == "mm" else 1)
-        out.add(round(value, 2))
+    for m in patterns.SIZE_VALUE_RE.finditer(text):
+        out.add(round(patterns.size_cm(m), 2))
     return out
 
 
@@ -482,7 +437,8 @@ def supports(name: str, value: Any, text: str, cancer: str | None = None) -> boo
             if value == 0:
                 return bool(_NO_NODES_RE.search(text)) or value in _numbers(text)
             # a count of involved nodes: said to be involved, not in a "negative" statement
-            if _NODES_NEGATIVE_RE.search(text) or not _NODES_POSITIVE_RE.search(text):
+            negative = patterns.NODE_NEGATIVE_WORDS_RE.search(text)
+            if negative or not patterns.NODE_POSITIVE_WORDS_RE.search(text):
                 return False
         return value in _numbers(text)
     if name == "size_cm":
@@ -504,7 +460,7 @@ def supports(name: str, value: Any, text: str, cancer: str | None = None) -> boo
             return False
         # not a negated mention ("no residual carcinoma")
         words = re.search(re.escape(str(value).split()[0]), text, re.I)
-        return not (words and _NEGATED_RE.search(text[: words.start()]))
+        return not (words and patterns.NEGATED_BEFORE_RE.search(text[: words.start()]))
     raise ValueError(f"unknown report fact {name!r}")
 
 
@@ -516,11 +472,13 @@ def askable_fields(text: str, missing: Iterable[str], cancer: str | None = None)
         "n": lambda: bool(_tokens(_N_TOKEN_RE, "N", text)),
         "m": lambda: bool(_tokens(_M_TOKEN_RE, "M", text)),
         "stage": lambda: bool(_stage_tokens(text)),
-        "grade": lambda: bool(_GRADE_TOKEN_RE.search(text) or _DIFF_RE.search(text)),
+        "grade": lambda: bool(
+            _GRADE_TOKEN_RE.search(text) or patterns.DIFFERENTIATION_RE.search(text)
+        ),
         "nodes_positive": lambda: bool(_NODE_WORD_RE.search(text)),
         "nodes_examined": lambda: bool(_NODE_WORD_RE.search(text) and _NUMBER_RE.search(text)),
-        "size_cm": lambda: bool(_SIZE_RE.search(text)),
-        "margin": lambda: bool(_MARGIN_WORD_RE.search(text)),
+        "size_cm": lambda: bool(patterns.SIZE_VALUE_RE.search(text)),
+        "margin": lambda: bool(patterns.MARGIN_MENTION_RE.search(text)),
         "lvi": lambda: bool(_LVI_LABEL_RE.search(text)),
         "pni": lambda: bool(_PNI_LABEL_RE.search(text)),
         "histology": lambda: bool(_TUMOUR_NOUN_RE.search(text)),

@@ -21,7 +21,9 @@ How a report is read:
   edition table (:mod:`kemm.knowledge.ajcc`), and the field says so (``derived``).
 
 Each field is a :class:`Fact` with its value, the character span of its unit in the original
-text and that unit's text; a field that the report does not state is ``None``.
+text and that unit's text; a field that the report does not state is ``None``. The vocabulary
+these rules share with the token layer and the LLM validator (not-stated, margin, invasion, node,
+size, differentiation and histology words) lives in :mod:`kemm.knowledge.patterns`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
-from kemm.knowledge.facts import receptor_calls, roman_to_int
+from kemm.knowledge.facts import receptor_calls, roman_to_int, to_roman
+from kemm.knowledge.patterns import (
+    ABSENT_BEFORE_RE,
+    ABSENT_HEAD_RE,
+    DIFFERENTIATION_RE,
+    GENERIC_HISTOLOGY,
+    IN_SITU_RE,
+    LVI_LABEL,
+    MARGIN_CALL_RE,
+    MARGIN_MENTION_RE,
+    MARGIN_NEGATIVE_RE,
+    MARGIN_POSITIVE_RE,
+    MARGIN_WORD_RE,
+    NEGATED_BEFORE_RE,
+    NHG_RE,
+    NODE_NEGATIVE_WORDS_RE,
+    NODE_POSITIVE_WORDS_RE,
+    NODE_WORD,
+    NOT_STATED_RE,
+    OCR_DIGITS,
+    PNI_LABEL,
+    PRECURSOR_WORDS,
+    PRESENT_BEFORE_RE,
+    PRESENT_HEAD_RE,
+    SIZE_VALUE_RE,
+    TUMOUR_NOUN,
+    UNINVOLVED_RE,
+    differentiation_grade,
+    size_cm,
+)
 
 __all__ = [
     "FACT_COLUMNS",
@@ -262,7 +293,6 @@ RECEPTOR_COLUMNS = ("er", "pr", "her2")
 # ----------------------------------------------------------------------------------------------
 # TNM
 
-_OCR_DIGIT = {"l": "1", "I": "1", "i": "1", "O": "0", "o": "0"}
 _T_VALUE = r"(?:is|[0-4xX]|[lIO](?=[a-d\s,;.):/]|$|[NM]))"
 _N_VALUE = r"(?:[0-3xX]|[lIO](?=[a-c\s,;.):/(\]]|$|M|\(|mi))"
 _M_VALUE = r"(?:[01xX]|[lIO](?=[a-c\s,;.):/]|$))"
@@ -320,7 +350,7 @@ def _digit(value: str) -> str:
     value = value.strip()
     if value.lower() == "is":
         return "is"
-    return _OCR_DIGIT.get(value, value).upper()
+    return OCR_DIGITS.get(value, value).upper()
 
 
 def _norm_category(cat: str, value: str, sub: str) -> str | None:
@@ -475,11 +505,10 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
             if rank is None or not 1 <= rank <= 4:
                 continue
             sub = (m.group("sub") or "").upper()
-            out.append((_ROMAN_OUT[rank] + sub, unit))
+            out.append((to_roman(rank) + sub, unit))
     return out
 
 
-_ROMAN_OUT = {1: "I", 2: "II", 3: "III", 4: "IV"}
 _DEFINITION_RE = re.compile(
     r"\s*[:\-]\s*(?:the\s+)?(?:cancer|tumou?rs?|carcinoma|disease)\s+(?:has|have|is|are|invades?|"
     r"extends?|spread)",
@@ -496,11 +525,6 @@ def _stage_key(stage: str) -> tuple[int, str]:
 # ----------------------------------------------------------------------------------------------
 # Grade
 
-_IN_SITU_RE = re.compile(
-    r"in[\s-]situ|\bdcis\b|\blcis\b|\bpin\b|dysplasia|intraepithelial|atypical\s+hyperplasia|"
-    r"\bain\b|\bcin\b|\bvin\b",
-    re.I,
-)
 _GRADE_NUM = r"(?:G\s?)?(?P<g>[1-4]|IV|I{1,3}|[lI]{1,3}|X)(?![A-Za-z0-9])"
 _GRADE_LABELLED_RE = re.compile(
     r"(?P<sys>nottingham|histologic(?:al)?|fuhrman|furman|isup|who/isup|who|figo|overall|"
@@ -512,21 +536,13 @@ _G_TOKEN_RE = re.compile(
     r"(?<![A-Za-z0-9\-/])G(?P<g>[1-4]|[lI]{1,3})(?![A-Za-z0-9])(?!\s*:\s*[a-z])"
 )
 _GRADE_CONTEXT_RE = re.compile(r"grade|differentiat", re.I)
-_NHG_RE = re.compile(r"\b(?:NHG|SBR|MBR|BRE)\s*(?:grade\s*)?(?P<g>[1-3]|I{1,3})\b", re.I)
 _TWO_TIER_RE = re.compile(
-    r"\b(?P<level>high|low)[\s-]grade\b(?!\s+(?:dysplasia|pin|squamous\s+intra|intraepithelial|"
-    r"ductal\s+carcinoma\s+in\s+situ|dcis|in\s+situ|panin|cin|ain|vin))",
-    re.I,
+    r"\b(?P<level>high|low)[\s-]grade\b(?!\s+(?:" + PRECURSOR_WORDS + "))", re.I
 )
 _SCORE_RE = re.compile(
     r"(?:score|nottingham|sbr|bloom)[^.;\n]{0,40}?(?<![\d+])(?P<a>[1-3])\s*\+\s*(?P<b>[1-3])\s*\+"
     r"\s*(?P<c>[1-3])(?![\d+])|(?:total|nottingham|sbr|combined)\s+score\s*(?:of\s*)?[:=]?\s*"
     r"(?P<s>[3-9])(?:\s*/\s*9)?\b",
-    re.I,
-)
-_DIFF_RE = re.compile(
-    r"\b(?P<w>well|moderately|moderate|poorly|poor|un)[ -]?(?:to[ -](?P<w2>moderately|poorly)[ -]?)?"
-    r"differen\w{0,3}ated\b",
     re.I,
 )
 _HIGH_GRADE_HISTOLOGY_RE = re.compile(
@@ -559,7 +575,7 @@ def _grade(units: list[Unit], cancer: str | None) -> Fact | None:
 
     for unit in units:
         text = unit.text
-        if _IN_SITU_RE.search(text) or _HISTORY_RE.search(text):
+        if IN_SITU_RE.search(text) or _HISTORY_RE.search(text):
             continue
         for m in _SCORE_RE.finditer(text):
             total = int(m.group("s")) if m.group("s") else sum(int(m.group(k)) for k in "abc")
@@ -576,21 +592,14 @@ def _grade(units: list[Unit], cancer: str | None) -> Fact | None:
         if _GRADE_CONTEXT_RE.search(text):
             for m in _G_TOKEN_RE.finditer(text):
                 offer(2, roman_to_int(m.group("g").replace("l", "I").replace("L", "I")), unit)
-        for m in _NHG_RE.finditer(text):
+        for m in NHG_RE.finditer(text):
             offer(3, roman_to_int(m.group("g").upper()), unit)
         if scale == 3:  # two-tier grading maps onto the ends of a three-tier scale
             for m in _TWO_TIER_RE.finditer(text):
                 offer(1, 3 if m.group("level").lower() == "high" else 1, unit)
         if code in ("luad", "lusc", "ucec", "") or best is None:
-            for m in _DIFF_RE.finditer(text):
-                words = [w for w in (m.group("w"), m.group("w2")) if w]
-                level = max(
-                    {"well": 1, "moderately": 2, "moderate": 2, "poorly": 3, "poor": 3, "un": 4}[
-                        w.lower()
-                    ]
-                    for w in words
-                )
-                offer(1, min(level, scale) if level < 4 else scale, unit)
+            for m in DIFFERENTIATION_RE.finditer(text):
+                offer(1, differentiation_grade(m, scale), unit)
     if code == "ucec":
         for unit in units:
             if _HIGH_GRADE_HISTOLOGY_RE.search(unit.text) and not _HISTORY_RE.search(unit.text):
@@ -604,13 +613,12 @@ def _grade(units: list[Unit], cancer: str | None) -> Fact | None:
 # ----------------------------------------------------------------------------------------------
 # Lymph nodes
 
-_NODE_WORD = r"(?:lymph\s*nodes?|nodes?|\bLNs?\b|sentinel)"
 _NODE_PATTERNS = (
     # "metastatic carcinoma in 2 of 17 lymph nodes", "2/17 lymph nodes", "(0/3) nodes"
     re.compile(r"(?P<p>\d{1,2}|no|none|zero)\s*(?:\(|\b)?\s*(?:of|/|out\s+of)\s*(?P<n>\d{1,3})\)?\s*"
-               r"(?:\w+\s+){0,3}" + _NODE_WORD, re.I),
+               r"(?:\w+\s+){0,3}" + NODE_WORD, re.I),
     # "lymph nodes: 1/12", "lymph nodes (0/15)", "Positive 1 / 12" in a node unit
-    re.compile(_NODE_WORD + r"[^0-9]{0,60}?\(?\s*(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\b",
+    re.compile(NODE_WORD + r"[^0-9]{0,60}?\(?\s*(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\b",
                re.I),
 )  # fmt: skip
 _NODES_EXAMINED_RE = re.compile(
@@ -640,16 +648,6 @@ _PART_LABEL_RE = re.compile(
 )
 # Within one OCR sentence, the start of the next specimen part ("... (0/1). D. SENTINEL ...").
 _NEXT_PART_RE = re.compile(r"(?<=[.)])\s+(?=[A-H]\.\s+[A-Z]{3})")
-
-
-_NODE_POSITIVE_WORDS_RE = re.compile(
-    r"positive|metasta|involved|carcinoma\s+(?:in|present)|tumou?r\s+(?:in|present)|\bpos\b", re.I
-)
-_NODE_NEGATIVE_WORDS_RE = re.compile(
-    r"negative|\bno\s+(?:evidence|tumou?r|carcinoma|malignan|metasta)|free\s+of|benign|reactive|"
-    r"uninvolved",
-    re.I,
-)
 
 
 def _count(word: str) -> int:
@@ -722,10 +720,10 @@ def _node_count(text: str) -> tuple[int, int] | None:
         if not m:
             continue
         p, n = _count(m.group("p")), int(m.group("n"))
-        if p > 0 and not _NODE_POSITIVE_WORDS_RE.search(text):
+        if p > 0 and not NODE_POSITIVE_WORDS_RE.search(text):
             # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line says they
             # are negative they count as examined, else it states nothing
-            if not _NODE_NEGATIVE_WORDS_RE.search(text):
+            if not NODE_NEGATIVE_WORDS_RE.search(text):
                 return None
             p = 0
         return (p, n) if 0 < n <= 150 and p <= n else None
@@ -735,23 +733,6 @@ def _node_count(text: str) -> tuple[int, int] | None:
 # ----------------------------------------------------------------------------------------------
 # Margins, invasion
 
-_NOT_STATED_RE = re.compile(
-    r"not\s+(?:specified|applicable|assessed|assessable|evaluable|evaluated|reported|"
-    r"submitted|determined|stated)|cannot\s+be\s+(?:assessed|determined|evaluated)|"
-    r"indeterminate|unknown|n/?a\b|equivocal",
-    re.I,
-)
-_MARGIN_NEG_RE = re.compile(
-    r"(?:negative|uninvolved|free|clear|not\s+involved|no\s+(?:tumou?r|carcinoma|malignancy|"
-    r"neoplasm|invasive)|without\s+(?:tumou?r|carcinoma)|\bR0\b|widely\s+clear)",
-    re.I,
-)
-_MARGIN_POS_RE = re.compile(
-    r"(?:positive|involved|(?:tumou?r|carcinoma)\s+(?:is\s+)?(?:present\s+)?at|extends?\s+to|"
-    r"transected|\bR[12]\b)",
-    re.I,
-)
-
 
 def _margin(units: list[Unit]) -> Fact | None:
     """Margin status from a margin unit: "positive" if any margin is involved, "negative" if the
@@ -759,9 +740,9 @@ def _margin(units: list[Unit]) -> Fact | None:
     found: Fact | None = None
     for unit in units:
         text = unit.text
-        if not re.search(r"margin|\bR[012]\b", text, re.I) or _HISTORY_RE.search(text):
+        if not MARGIN_MENTION_RE.search(text) or _HISTORY_RE.search(text):
             continue
-        m = re.search(r"margins?\b", text, re.I)
+        m = MARGIN_WORD_RE.search(text)
         after = text[m.start() :] if m else text
         if m and re.search(r"\b(?:no|free\s+of|without)\s+(?:residual\s+|invasive\s+)?"
                            r"(?:tumou?r|carcinoma|malignancy|neoplasm)[^.;]{0,50}$",
@@ -777,31 +758,18 @@ def _margin(units: list[Unit]) -> Fact | None:
             if re.match(r"(?:distance|closest|\d+(?:\.\d+)?\s*(?:mm|cm))", after, re.I):
                 found = found or Fact("negative", unit.start, unit.end, unit.text)
                 continue
-        if _NOT_STATED_RE.search(after[:80]) and not re.search(
-            r"\b(?:un)?involved|free|negative|"
-            r"positive",
-            after[:80],
-            re.I,
-        ):
-            continue  # fmt: skip
-        neg = _MARGIN_NEG_RE.search(after)
-        pos = _MARGIN_POS_RE.search(after)
+        if NOT_STATED_RE.search(after[:80]) and not MARGIN_CALL_RE.search(after[:80]):
+            continue
+        neg = MARGIN_NEGATIVE_RE.search(after)
+        pos = MARGIN_POSITIVE_RE.search(after)
         if pos and (not neg or pos.start() < neg.start()):
-            if re.search(
-                r"\b(?:un|not\s+)involved", after[max(0, pos.start() - 4) : pos.end()], re.I
-            ):
+            if UNINVOLVED_RE.search(after[max(0, pos.start() - 4) : pos.end()]):
                 pos = None
         if pos and (not neg or pos.start() < neg.start()):
             return Fact("positive", unit.start, unit.end, unit.text)
         if neg and found is None and re.search(r"margin", text, re.I):
             found = Fact("negative", unit.start, unit.end, unit.text)
     return found
-
-
-_LVI_LABEL = (r"lympho?[- ]?vascular(?:\s+(?:space\s+)?invasion)?|lymph[- ]vascular|angiolymphatic|"
-              r"lymphatic(?:\s*\(small\s+vessel\))?\s+invasion|vascular\s+invasion|\bLVI\b|"
-              r"small\s+vessel\s+invasion")  # fmt: skip
-_PNI_LABEL = r"perineural(?:\s+invasion)?|\bPNI\b"
 
 
 def _invasion(units: list[Unit], label: str) -> Fact | None:
@@ -814,20 +782,16 @@ def _invasion(units: list[Unit], label: str) -> Fact | None:
             continue
         before = text[max(0, m.start() - 40) : m.start()]
         after = text[m.end() : m.end() + 200]
-        if re.search(r"\b(?:no|negative\s+for|without|free\s+of|absence\s+of)\b[^.;:]{0,30}$",
-                     before, re.I):  # fmt: skip
+        if ABSENT_BEFORE_RE.search(before):
             absent = absent or Fact("absent", unit.start, unit.end, unit.text)
             continue
         head = re.sub(r"^\s*(?:\([^)]*\)\s*)*", "", after)
         head = re.sub(r"^\s*(?:\((?:[LVP]n?|small\s+vessel)\)\s*)?[:\-.=]?\s*", "", head)
-        if _NOT_STATED_RE.match(head) or re.match(r"(?:not\s+specified|indeterminate)", head, re.I):
+        if NOT_STATED_RE.match(head):
             continue
-        if re.match(r"(?:present|identified|seen|positive|yes|noted|extensive|focal|"
-                    r"involv|is\s+present|are\s+present)", head, re.I) or re.search(
-            r"\b(?:with|shows?|showing|demonstrat\w*|focal|extensive)\s+$", before, re.I
-        ):  # fmt: skip
+        if PRESENT_HEAD_RE.match(head) or PRESENT_BEFORE_RE.search(before):
             return Fact("present", unit.start, unit.end, unit.text)
-        if re.match(r"(?:absent|not\s+(?:identified|seen|present)|none|negative|no\b)", head, re.I):
+        if ABSENT_HEAD_RE.match(head):
             absent = absent or Fact("absent", unit.start, unit.end, unit.text)
     return absent
 
@@ -840,11 +804,6 @@ _SIZE_LABEL_RE = re.compile(
     r"diameter)|largest\s+(?:dimension|tumou?r)|size\s+of\s+(?:largest\s+)?(?:invasive\s+)?"
     r"(?:carcinoma|focus)|invasive\s+(?:carcinoma|tumou?r)\s+size|tumou?r\s+measures|"
     r"mass\s+measur(?:es|ing)|(?:carcinoma|tumou?r)[^.;]{0,30}measuring",
-    re.I,
-)
-_SIZE_VALUE_RE = re.compile(
-    r"(?P<a>\d{1,3}(?:[.,]\d{1,2})?)\s*(?:(?:x|×|\*)\s*(?P<b>\d{1,3}(?:[.,]\d{1,2})?)\s*)?"
-    r"(?:(?:x|×|\*)\s*(?P<c>\d{1,3}(?:[.,]\d{1,2})?)\s*)?(?P<unit>cm|mm|em|crn|an)\b",
     re.I,
 )
 _SIZE_EXCLUDE_RE = re.compile(r"\bfoc(?:us|i)\b|p63|\bfrom\b|away|distance|margin|node|less\s+than|"
@@ -878,7 +837,7 @@ def _size(units: list[Unit]) -> Fact | None:
                 r"greatest|tumou?r\s+size", text, re.I
             )
             if not bounded and not soft:
-                m = _SIZE_VALUE_RE.search(tail[:80])
+                m = SIZE_VALUE_RE.search(tail[:80])
         if m is None:
             # "... carcinoma, measuring 4.5 cm in greatest dimension"
             after = _SIZE_AFTER_RE.search(text)
@@ -887,15 +846,10 @@ def _size(units: list[Unit]) -> Fact | None:
                 and re.search(r"carcinoma|tumou?r|mass|neoplasm|lesion", text, re.I)
                 and not (_SIZE_EXCLUDE_RE.search(text[max(0, after.start() - 40) : after.start()]))
             ):
-                m = _SIZE_VALUE_RE.search(after.group(0))
+                m = SIZE_VALUE_RE.search(after.group(0))
         if not m:
             continue
-        values = [
-            float(v.replace(",", ".")) for v in (m.group("a"), m.group("b"), m.group("c")) if v
-        ]
-        value = max(values)
-        if m.group("unit").lower() == "mm":
-            value /= 10
+        value = size_cm(m)
         if not 0 < value <= 40:
             continue
         if best is None or value > best[0]:
@@ -905,11 +859,6 @@ def _size(units: list[Unit]) -> Fact | None:
     return Fact(round(best[0], 2), best[1].start, best[1].end, best[1].text)
 
 
-_TUMOUR_NOUN = (
-    r"carcinoma|adenocarcinoma|carcinosarcoma|sarcoma|neoplasm|tumou?r|mesothelioma|"
-    r"lymphoma|blastoma|melanoma|glioma|glioblastoma|astrocytoma|seminoma|leiomyosarcoma|"
-    r"liposarcoma|oligodendroglioma|oligoastrocytoma|cholangiocarcinoma|mesothelioma"
-)
 _TYPE_WORDS = (
     r"invasive|infiltrating|ductal|lobular|mucinous|papillary|clear|cell|renal|squamous|"
     r"urothelial|endometrioid|serous|small|large|non-small|adenosquamous|signet|ring|tubular|"
@@ -920,7 +869,7 @@ _TYPE_WORDS = (
     r"spindle|epithelioid|sarcomatoid|dedifferentiated|intestinal|diffuse|endocervical"
 )
 _HISTOLOGY_RE = re.compile(
-    r"\b(?:(?:" + _TYPE_WORDS + r")[\s,-]+){0,5}(?:" + _TUMOUR_NOUN + r")\b"
+    r"\b(?:(?:" + _TYPE_WORDS + r")[\s,-]+){0,5}(?:" + TUMOUR_NOUN + r")\b"
     r"(?:\s*,\s*(?:clear\s+cell|papillary|chromophobe|endometrioid|serous|conventional)"
     r"(?:\s+type)?)?",
     re.I,
@@ -930,10 +879,6 @@ _HISTOLOGY_LABEL_RE = re.compile(
     r"(?P<v>.{3,100})",
     re.I,
 )
-_NEGATED_BEFORE_RE = re.compile(
-    r"\b(?:no|negative\s+for|free\s+of|without|not)\b[^.;:]{0,30}$", re.I
-)
-_GENERIC = {"carcinoma", "neoplasm", "tumor", "tumour", "cell carcinoma", "type carcinoma"}
 
 
 def _histology(units: list[Unit]) -> Fact | None:
@@ -958,11 +903,11 @@ def _histology(units: list[Unit]) -> Fact | None:
 
 def _histology_value(text: str, skip_negated: bool = False) -> str | None:
     for m in _HISTOLOGY_RE.finditer(text):
-        if skip_negated and _NEGATED_BEFORE_RE.search(text[max(0, m.start() - 40) : m.start()]):
+        if skip_negated and NEGATED_BEFORE_RE.search(text[max(0, m.start() - 40) : m.start()]):
             continue  # "no tumour is seen", "negative for carcinoma"
         value = re.sub(r"\s+", " ", m.group(0)).strip(" ,-").lower()
         value = re.sub(r"^(?:type|nos)\s+", "", value)
-        if value in _GENERIC or len(value) < 6:
+        if value in GENERIC_HISTOLOGY or len(value) < 6:
             continue
         if value.split()[-1] in ("tumor", "tumour") and len(value.split()) < 3:
             continue
@@ -1027,8 +972,8 @@ def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportF
     facts.nodes_positive, facts.nodes_examined = _nodes(units)
     facts.size_cm = _size(units)
     facts.margin = _margin(units)
-    facts.lvi = _invasion(units, _LVI_LABEL)
-    facts.pni = _invasion(units, _PNI_LABEL)
+    facts.lvi = _invasion(units, LVI_LABEL)
+    facts.pni = _invasion(units, PNI_LABEL)
     facts.histology = _histology(units)
     if (cancer or "brca").lower() == "brca":  # receptors are breast facts
         for key, fact in _receptors(units).items():

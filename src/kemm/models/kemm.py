@@ -185,38 +185,6 @@ class _ViewOut:
     segments: dict[str, slice] = field(default_factory=dict)
 
 
-@register("kemm")
-@register(
-    "kemm_no_report",
-    modalities=("wsi", "genomics", "pbk", "clinical"),
-    use_report=False,
-    use_distillation=False,
-    use_report_alignment=False,
-)
-@register(
-    "kemm_no_pbk",
-    modalities=("wsi", "genomics", "report", "clinical"),
-    use_pbk=False,
-    use_risk_alignment=False,
-)
-@register(
-    "kemm_no_knowledge",
-    modalities=("wsi", "genomics", "clinical"),
-    use_report=False,
-    use_pbk=False,
-    use_distillation=False,
-    use_risk_alignment=False,
-    use_report_alignment=False,
-)
-@register(
-    "kemm_no_clinical",
-    modalities=("wsi", "genomics", "report", "pbk"),
-    use_clinical=False,
-)
-@register("kemm_no_kecm", use_kecm=False)
-@register("kemm_no_kd", use_distillation=False)
-@register("kemm_no_risk_align", use_risk_alignment=False)
-@register("kemm_no_report_align", use_report_alignment=False)
 class KEMM(SurvivalModel):
     """KEMM: knowledge-enhanced multimodal survival (WSI + genomics + report + PBK)."""
 
@@ -749,3 +717,24 @@ def _with_offset(logits: Tensor, x: ModelInput) -> Tensor:
     if x.offset is None:
         return logits
     return logits + x.offset.to(logits.device, logits.dtype)[:, None]
+
+
+# Ablations: the same class under another name, with other defaults (see kemm.models.registry).
+_ABLATIONS: dict[str, dict[str, Any]] = {
+    "kemm_no_report": {"modalities": ("wsi", "genomics", "pbk", "clinical"), "use_report": False,
+                       "use_distillation": False, "use_report_alignment": False},
+    "kemm_no_pbk": {"modalities": ("wsi", "genomics", "report", "clinical"), "use_pbk": False,
+                    "use_risk_alignment": False},
+    "kemm_no_knowledge": {"modalities": ("wsi", "genomics", "clinical"), "use_report": False,
+                          "use_pbk": False, "use_distillation": False,
+                          "use_risk_alignment": False, "use_report_alignment": False},
+    "kemm_no_clinical": {"modalities": ("wsi", "genomics", "report", "pbk"),
+                         "use_clinical": False},
+    "kemm_no_kecm": {"use_kecm": False},
+    "kemm_no_kd": {"use_distillation": False},
+    "kemm_no_risk_align": {"use_risk_alignment": False},
+    "kemm_no_report_align": {"use_report_alignment": False},
+}  # fmt: skip
+register("kemm")(KEMM)
+for _name, _defaults in _ABLATIONS.items():
+    register(_name, **_defaults)(KEMM)

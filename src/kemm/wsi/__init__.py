@@ -12,43 +12,18 @@
 Names are imported lazily so that ``import kemm.wsi`` stays cheap.
 """
 
-from __future__ import annotations
+from kemm.lazy import lazy_exports
 
-import importlib
-
-_EXPORTS = {
-    "Slide": "slide",
-    "MppOverrides": "slide",
-    "open_slide": "slide",
-    "find_slides": "slide",
-    "TissueParams": "tissue",
-    "segment_tissue": "tissue",
-    "tissue_fraction": "tissue",
-    "is_tissue": "tissue",
-    "TilingParams": "tiling",
-    "PatchGrid": "tiling",
-    "plan_patches": "tiling",
-    "PatchEncoder": "encoders",
-    "create_encoder": "encoders",
-    "list_encoders": "encoders",
-    "ExtractionConfig": "extract",
-    "SlideProcessor": "extract",
-    "RunSummary": "extract",
-    "extract_features": "extract",
-    "extract_features_ray": "distributed",
-    "FeatureBag": "features",
-    "read_bag": "features",
-    "write_bag": "features",
-    "check_compatible": "features",
-    "render_heatmap": "heatmap",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> object:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'kemm.wsi' has no attribute {name!r}")
-    module = importlib.import_module(f"kemm.wsi.{module_name}")
-    return getattr(module, "create" if name == "create_encoder" else name)
+__getattr__, __all__ = lazy_exports(
+    "kemm.wsi",
+    {
+        "slide": ("Slide", "MppOverrides", "open_slide", "find_slides"),
+        "tissue": ("TissueParams", "segment_tissue", "tissue_fraction", "is_tissue"),
+        "tiling": ("TilingParams", "PatchGrid", "plan_patches"),
+        "encoders": ("PatchEncoder", "create_encoder=create", "list_encoders"),
+        "extract": ("ExtractionConfig", "SlideProcessor", "RunSummary", "extract_features"),
+        "distributed": ("extract_features_ray",),
+        "features": ("FeatureBag", "read_bag", "write_bag", "check_compatible"),
+        "heatmap": ("render_heatmap",),
+    },
+)
