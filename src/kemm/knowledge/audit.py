@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from kemm.knowledge.facts import differentiation_terms, grade_values, stage_groups, tnm_categories
 
-__all__ = ["AuditResult", "audit_grade_stage", "grade_levels", "stage_tokens"]
+__all__ = ["AuditResult", "Recovery", "audit_grade_stage", "grade_levels", "stage_tokens"]
 
 _DIFF_LEVEL = {"WELL": "G1", "MODERATELY": "G2", "POORLY": "G3", "UN": "G4"}
 
@@ -47,38 +47,47 @@ def _matches(reference: set[str], candidate: set[str]) -> bool:
 
 
 @dataclass
+class Recovery:
+    """Items a reference states: how many the output recovered, how many it contradicted (it
+    states another value and none of the reference's)."""
+
+    total: int = 0
+    recovered: int = 0
+    conflicts: int = 0
+
+    def add(self, hit: bool, contradicted: bool = False) -> None:
+        self.total += 1
+        self.recovered += hit
+        self.conflicts += contradicted
+
+    @property
+    def share(self) -> float:
+        return self.recovered / self.total if self.total else float("nan")
+
+
+@dataclass
 class AuditResult:
-    """Per-report recovery of the grade and the stage stated by the reference summaries."""
+    """Per-report recovery of the grade and the stage stated by the reference summaries;
+    ``either``: reports stating a grade or a stage where at least one is recovered."""
 
     n_reports: int = 0
-    grade_total: int = 0
-    grade_recovered: int = 0
-    stage_total: int = 0
-    stage_recovered: int = 0
-    either_total: int = 0
-    either_recovered: int = 0
-    grade_conflicts: int = 0  # the output states a grade, none of the reference's
-    stage_conflicts: int = 0  # the output states stage facts, none matching the reference's
+    grade: Recovery = field(default_factory=Recovery)
+    stage: Recovery = field(default_factory=Recovery)
+    either: Recovery = field(default_factory=Recovery)
     misses: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def item_recovery(self) -> float:
         """Fraction of (report, grade|stage) items recovered: the stricter figure."""
-        total = self.grade_total + self.stage_total
-        return (self.grade_recovered + self.stage_recovered) / total if total else float("nan")
-
-    @property
-    def report_recovery(self) -> float:
-        """Fraction of reports stating a grade or stage where at least one is recovered."""
-        return self.either_recovered / self.either_total if self.either_total else float("nan")
+        total = self.grade.total + self.stage.total
+        return (self.grade.recovered + self.stage.recovered) / total if total else float("nan")
 
     def summary(self) -> str:
+        g, s, e = self.grade, self.stage, self.either
         return (
-            f"grade {self.grade_recovered}/{self.grade_total}, stage "
-            f"{self.stage_recovered}/{self.stage_total}, items {self.item_recovery:.1%}, "
-            f"reports (grade or stage) {self.either_recovered}/{self.either_total} "
-            f"= {self.report_recovery:.1%}; conflicts: grade {self.grade_conflicts}, "
-            f"stage {self.stage_conflicts}"
+            f"grade {g.recovered}/{g.total}, stage {s.recovered}/{s.total}, items "
+            f"{self.item_recovery:.1%}, reports (grade or stage) {e.recovered}/{e.total} "
+            f"= {e.share:.1%}; conflicts: grade {g.conflicts}, stage {s.conflicts}"
         )
 
 
@@ -97,16 +106,11 @@ def audit_grade_stage(
         hit_grade = bool(ref_grade) and bool(ref_grade & out_grade)
         hit_stage = bool(ref_stage) and _matches(ref_stage, out_stage)
         if ref_grade:
-            result.grade_total += 1
-            result.grade_recovered += hit_grade
-            result.grade_conflicts += bool(out_grade) and not hit_grade
+            result.grade.add(hit_grade, bool(out_grade) and not hit_grade)
         if ref_stage:
-            result.stage_total += 1
-            result.stage_recovered += hit_stage
-            result.stage_conflicts += bool(out_stage) and not hit_stage
+            result.stage.add(hit_stage, bool(out_stage) and not hit_stage)
         if ref_grade or ref_stage:
-            result.either_total += 1
-            result.either_recovered += hit_grade or hit_stage
+            result.either.add(hit_grade or hit_stage)
             if (ref_grade and not hit_grade) or (ref_stage and not hit_stage):
                 result.misses.append(
                     {
