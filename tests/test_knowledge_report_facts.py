@@ -57,6 +57,24 @@ REAL_CASES = {
     "TCGA-86-A4P8": ("luad", {"nodes_positive": 10, "nodes_examined": 17}),
     # "Lymph nodes: Positive (2/14)" after seven lettered parts
     "TCGA-60-2703": ("lusc", {"nodes_positive": 2, "nodes_examined": 14}),
+    # "sentinel lymph nodes examined: 13", then "Total number of lymph nodes examined ...: 21"
+    # ... and "Greatest dimension of largest focus of invasion over 0.1 cm: 1.5 cm"
+    "TCGA-EW-A1J2": ("brca", {"nodes_examined": 21, "nodes_positive": 0, "size_cm": 1.5}),
+    # "Tumor Extent: T1 tumor size 2 cm or less" defines T1; "Tumor size: 1.5 x 0x 1.8 cm"
+    "TCGA-E9-A1RI": ("brca", {"size_cm": 1.8}),
+    # parts (0/1) + (0/2), then the synoptic "Lymph node status: Negative 0/3": 3, not 6
+    "TCGA-E2-A15L": ("brca", {"nodes_positive": 0, "nodes_examined": 3}),
+    # "(0/25)", then "Regional lymph nodes (pN): pNO (0/25)": 25, not 50
+    "TCGA-56-7582": ("lusc", {"n": "N0", "nodes_positive": 0, "nodes_examined": 25}),
+    # "Pelvic lymphnodes examined: 11" and "Para -aortic lymphnodes examined: 2": two groups
+    "TCGA-EO-A3L0": ("ucec", {"nodes_examined": 13}),
+    # "(3/15)" cut from its words by OCR: the part sum says 0 positive against pN1; not stated
+    "TCGA-60-2726": ("lusc", {"n": "N1", "nodes_positive": None, "nodes_examined": None}),
+    # microscopic "in six lymph nodes" restates the diagnosis' "(0/6)"; "level 10 lymph nodes"
+    # names a station, not ten nodes
+    "TCGA-44-3919": ("luad", {"n": "N0", "nodes_positive": 0, "nodes_examined": 27}),
+    # "Histologic grade: 3 (FIGO 3)" is the FIGO grade; no stage group is stated
+    "TCGA-AJ-A3OL": ("ucec", {"grade": "G3", "stage": "IIIA"}),
 }  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
-from kemm.knowledge.facts import receptor_calls, roman_to_int, to_roman
+from kemm.knowledge.facts import normalise_number_words, receptor_calls, roman_to_int, to_roman
 from kemm.knowledge.patterns import (
     ABSENT_BEFORE_RE,
     ABSENT_HEAD_RE,
@@ -498,6 +498,10 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
                 continue
             if re.search(r"(?<![A-Za-z])(?:y?p|c)?\s?[TNM][\s-]*$", unit.text[: m.start()]):
                 continue  # "N stage: 1", "pT stage: 2" state a category, not a stage group
+            if m.group("label").lower() == "figo" and re.search(
+                r"grade[^.;]{0,30}$", unit.text[: m.start()], re.I
+            ):
+                continue  # "Histologic grade: 3 (FIGO 3)": the FIGO grade, not a stage
             if _DEFINITION_RE.match(unit.text[m.end() :]):
                 continue  # a staging legend ("Stage IVB: the cancer has spread ..."), not a finding
             roman = m.group("roman").upper().replace("L", "I")
@@ -623,23 +627,44 @@ _NODE_PATTERNS = (
 )  # fmt: skip
 _NODES_EXAMINED_RE = re.compile(
     r"(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:examined|recovered|retrieved|identified|"
-    r"submitted|sampled)\s*[:=]?\s*(?P<n>\d{1,3})\b|(?P<n2>\d{1,3})\s+(?:lymph\s+)?nodes?\s+"
-    r"(?:were\s+)?(?:examined|recovered|retrieved|identified)",
+    r"submitted|sampled)(?:\s*\([^)]{0,60}\))?\s*(?:[:=]|\bis\b)?\s*(?P<n>\d{1,3})\b|(?P<n2>\d{1,3})\s+"
+    r"(?:lymph\s+)?nodes?\s+(?:were\s+)?(?:examined|recovered|retrieved|identified)",
     re.I,
 )
 _NODES_POSITIVE_RE = re.compile(
-    r"(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)(?:\s+(?:for|with)\s+"
-    r"[\w\s]{0,30}?)?\s*[:=]+\s*(?P<p>\d{1,3}|none|no|zero|o)\b",
+    r"(?:(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:positive|involved)(?:\s+(?:for|with)\s+"
+    r"[\w\s]{0,30}?)?|number\s+of\s+(?:positive|involved|metastatic)\s+(?:lymph\s+)?nodes?)"
+    r"\s*[:=]+\s*(?P<p>\d{1,3}|none|no|zero|o)\b",
     re.I,
 )
 # A synoptic node item stating the report's totals: "Lymph node status: Positive 1/5",
-# "Regional lymph nodes: 2/14", "Lymph nodes:: 0 of 12".
+# "Regional lymph nodes: 2/14", "Lymph nodes:: 0 of 12", "Lymph node status: Negative 0/3".
 _NODES_TOTAL_ITEM_RE = re.compile(
-    r"^\W*(?:regional\s+)?lymph\s+nodes?(?:\s+(?:status|summary))?\s*[:=]+\s*"
-    r"(?:(?:positive|involved|metastatic)\s*)?\(?\s*(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*"
-    r"(?P<n>\d{1,3})\b",
+    r"^\W*(?:regional\s+)?lymph\s+nodes?(?:\s+(?:status|summary|sampling))?\s*[:=]+\s*"
+    r"(?:(?:positive|negative|involved|uninvolved|metastatic)\s*)?\(?\s*(?P<p>\d{1,2})\s*"
+    r"(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\b",
     re.I,
 )
+# The pN category with the count it rests on: "pNO (0/25)", "pN1a (2/14)".
+_PN_COUNT_RE = re.compile(
+    r"\bp\s*N\s*[0-3O][a-c]?(?:\s*\([^)/]{0,12}\))?\s*[(:]?\s*(?P<p>\d{1,2})\s*/\s*"
+    r"(?P<n>\d{1,3})\b"
+)
+# "Five lymph nodes, no tumor present", "TWO (2) BENIGN REACTIVE LYMPH NODES": a count without
+# a fraction (number words already turned into digits).
+_NODE_COUNT_ONLY_RE = re.compile(
+    r"(?<![\d/.])(?P<n>\d{1,3}|solitary|single)\s*(?:\(\d{1,3}\)\s*)?(?:[a-z-]+,?\s+){0,3}lymph\s*nodes?\b",
+    re.I,
+)
+# "All 17 nodes negative for tumor": the report's total.
+_ALL_NEGATIVE_RE = re.compile(
+    r"\ball\s+(?P<n>\d{1,3})\s+(?:lymph\s*)?nodes?\s+(?:are\s+|were\s+)?(?:negative|benign|free)",
+    re.I,
+)
+_STATION_BEFORE_RE = re.compile(r"(?:level|station|stations|\b[RL]\s*-?|#|\bno\.?|\bN)\s*$", re.I)
+# The word before "lymph nodes examined" that names a group of them ("sentinel", "pelvic").
+_NODE_GROUP_RE = re.compile(r"([a-z-]{3,})\s+(?:lymph\s*)?nodes?\s*$", re.I)
+
 # The label of a specimen part ("PART 4:", "B.", "SPECIMEN C -") opening a unit.
 _PART_LABEL_RE = re.compile(
     r"^\W*(?:(?:part|specimen)\s*#?\s*(?P<a>[A-Z]|\d{1,2})\b|(?P<b>[A-H]|\d{1,2})\s*[.):]\s+"
@@ -656,9 +681,16 @@ def _count(word: str) -> int:
 
 def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     """(positive, examined): explicit totals when stated (synoptic "examined: N" / "involved:
-    N" / "Lymph node status: 1/5"), else the sum of distinct ``x of y`` node statements over the
-    report's specimen parts (the same statement under two part labels counts twice; repeated
-    without a part label, e.g. restated in a comment, once)."""
+    N" / "Lymph node status: 1/5" / "pN0 (0/25)"), else the sum of distinct node statements over
+    the report's specimen parts (the same statement under two part labels counts twice;
+    repeated without a part label, e.g. restated in a comment, once).
+
+    Several "examined: N" lines: a "total" one wins; lines naming distinct groups ("sentinel",
+    "non-sentinel") are added; otherwise the first counts. A part sum that contradicts the
+    stated pN is dropped by the caller.
+    """
+    examined: list[tuple[int, str, Unit]] = []
+    positive: list[tuple[int, str, Unit]] = []
     totals_pos: Fact | None = None
     totals_exam: Fact | None = None
     parts: list[tuple[int, int, str, Unit]] = []
@@ -670,13 +702,18 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             part_label = (label.group("a") or label.group("b")).upper()
         if _HISTORY_RE.search(text) or not re.search(r"node|\bLN", text, re.I):
             continue
-        m = _NODES_EXAMINED_RE.search(text)
-        if m and totals_exam is None:
-            totals_exam = Fact(int(m.group("n") or m.group("n2")), unit.start, unit.end, unit.text)
-        m = _NODES_POSITIVE_RE.search(text)
-        if m and totals_pos is None:
-            totals_pos = Fact(_count(m.group("p")), unit.start, unit.end, unit.text)
-        m = _NODES_TOTAL_ITEM_RE.match(text)
+        for rx, found in ((_NODES_EXAMINED_RE, examined), (_NODES_POSITIVE_RE, positive)):
+            m = rx.search(text)
+            if m:
+                value = m.group("p") if "p" in rx.groupindex else m.group("n") or m.group("n2")
+                group = _NODE_GROUP_RE.search(text[: m.start() + len(m.group(0).split()[0])])
+                found.append((_count(value), group.group(1).lower() if group else "", unit))
+        m = _ALL_NEGATIVE_RE.search(text)
+        if m and 0 < int(m.group("n")) <= 150:
+            totals_pos = totals_pos or Fact(0, unit.start, unit.end, unit.text)
+            totals_exam = totals_exam or Fact(int(m.group("n")), unit.start, unit.end, unit.text)
+            continue
+        m = _NODES_TOTAL_ITEM_RE.match(text) or _PN_COUNT_RE.search(text)
         if m and int(m.group("p")) <= int(m.group("n")) <= 150:
             totals_pos = totals_pos or Fact(int(m.group("p")), unit.start, unit.end, unit.text)
             totals_exam = totals_exam or Fact(int(m.group("n")), unit.start, unit.end, unit.text)
@@ -688,6 +725,8 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             count = _node_count(piece)
             if count is not None:
                 parts.append((*count, part_label, unit))
+    totals_exam = totals_exam or _node_total(examined)
+    totals_pos = totals_pos or _node_total(positive)
     if (
         totals_pos is not None
         and totals_exam is not None
@@ -695,11 +734,13 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     ):
         return None, None  # contradictory counts: neither is trusted
     if parts and (totals_pos is None or totals_exam is None):
+        if any(unit.section == "diagnosis" for *_, unit in parts):
+            # the final diagnosis lists the parts; a microscopic description restates them
+            parts = [part for part in parts if part[3].section == "diagnosis"]
         seen: dict[tuple[int, int, str], set[str]] = {}
         pos = exam = 0
         for p, n, label, unit in parts:
-            key = (p, n, re.sub(r"\W", "", unit.text.lower())[:40])
-            labels = seen.setdefault(key, set())
+            labels = seen.setdefault((p, n, re.sub(r"\W", "", unit.text.lower())[:40]), set())
             if labels and (not label or "" in labels or label in labels):
                 continue  # the same statement again, not another part's
             labels.add(label)
@@ -713,8 +754,38 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     return totals_pos, totals_exam
 
 
+def _contradicts_n(n: Fact | None, positive: Fact | None) -> bool:
+    """A stated pN that the positive-node count contradicts (pN1 with 0 positive nodes, pN0
+    with some)."""
+    if n is None or positive is None or n.derived:
+        return False
+    category = re.match(r"N([0-3])", str(n.value))
+    if category is None:
+        return False
+    return (category.group(1) == "0") != (int(positive.value) == 0)
+
+
+def _node_total(found: list[tuple[int, str, Unit]]) -> Fact | None:
+    """The total of labelled node counts: a "total" line, else the sum over distinct named
+    groups, else the first line."""
+    if not found:
+        return None
+    for value, _, unit in found:
+        if re.search(r"\btotal\b", unit.text, re.I):
+            return Fact(value, unit.start, unit.end, unit.text)
+    groups = [group for _, group, _ in found]
+    if len(found) > 1 and all(groups) and len(set(groups)) == len(groups):
+        units = [unit for *_, unit in found]
+        source = "; ".join(u.text for u in units)
+        return Fact(sum(v for v, _, _ in found), units[0].start, units[-1].end, source)
+    value, _, unit = found[0]
+    return Fact(value, unit.start, unit.end, unit.text)
+
+
 def _node_count(text: str) -> tuple[int, int] | None:
-    """(positive, examined) of one ``x of y`` node statement, or None."""
+    """(positive, examined) of one node statement (``x of y``, or a count of nodes said to be
+    negative), or None."""
+    text = normalise_number_words(text)
     for rx in _NODE_PATTERNS:
         m = rx.search(text)
         if not m:
@@ -727,6 +798,12 @@ def _node_count(text: str) -> tuple[int, int] | None:
                 return None
             p = 0
         return (p, n) if 0 < n <= 150 and p <= n else None
+    m = _NODE_COUNT_ONLY_RE.search(text)
+    if m and _STATION_BEFORE_RE.search(text[: m.start()]):
+        return None  # "level 10 lymph nodes", "R-4 lymph nodes": a station, not a count
+    if m and NODE_NEGATIVE_WORDS_RE.search(text) and not NODE_POSITIVE_WORDS_RE.search(text):
+        n = int(m.group("n")) if m.group("n").isdigit() else 1
+        return (0, n) if 0 < n <= 150 else None
     return None
 
 
@@ -829,8 +906,15 @@ def _size(units: list[Unit]) -> Fact | None:
         m = None
         if label and not re.search(r"specimen|\bnode", text[: label.start()], re.I):
             tail = text[label.end() :]
+            colon = re.search(r"(?<!\d):\s*(?=\d)", tail[:80])
+            if colon and re.search(r"\d\s*(?:cm|mm)\b", tail[: colon.start()], re.I):
+                tail = tail[colon.end() :]  # "... invasion over 0.1 cm: 1.5 cm": the item's value
             before_value = re.split(r"\d", tail[:40], maxsplit=1)[0]
-            bounded = re.search(r"less\s+than|more\s+than|up\s+to|[<>]", tail[:40], re.I) or (
+            bounded = re.search(
+                r"less\s+than|more\s+than|up\s+to|[<>]|\bor\s+(?:less|more|greater)\b",
+                tail[:40],
+                re.I,
+            ) or (
                 re.search(r"depth|invad|thick", before_value, re.I)
             )  # a bound, or a depth of invasion, is not the tumour's size
             soft = _SIZE_EXCLUDE_RE.search(tail[:60]) and not re.search(
@@ -970,6 +1054,8 @@ def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportF
         facts.stage = derived
     facts.grade = _grade(units, cancer)
     facts.nodes_positive, facts.nodes_examined = _nodes(units)
+    if _contradicts_n(facts.n, facts.nodes_positive):
+        facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
     facts.size_cm = _size(units)
     facts.margin = _margin(units)
     facts.lvi = _invasion(units, LVI_LABEL)
