@@ -304,8 +304,18 @@ def _command(config: Path, out: Path, *extra: str) -> list[str]:
             "--quiet", *extra]  # fmt: skip
 
 
+def _sigint_delivered() -> None:
+    # a job started in the background by a non-interactive shell (`cmd &`, as CI may launch the
+    # suite) inherits SIGINT ignored; the user's Ctrl-C that this test plays reaches a
+    # foreground command, so the child gets the default disposition back
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_first_fold(command: list[str], first: Path) -> subprocess.Popen:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_delivered,
+    )  # fmt: skip
     deadline = time.time() + 180
     while not first.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)

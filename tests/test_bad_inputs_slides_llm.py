@@ -396,7 +396,10 @@ def test_llm_endpoint_down_for_a_whole_cohort_stops_early_with_one_line(tmp_path
     reports = tmp_path / "reports.csv"
     ids = [f"TCGA-AA-{i:04d}" for i in range(40)]
     # a report the rules cannot read fully, so the facts command asks the LLM
-    text = "Renal cell carcinoma. Lymph nodes: two of five involved."
+    text = (
+        "Renal cell carcinoma. Margins: see comment. "
+        "Lymph node sampling: two of the five nodes show carcinoma."
+    )
     pd.DataFrame({"case_id": ids, "raw_text": [text] * 40}).to_csv(reports, index=False)
     url = f"http://127.0.0.1:{closed_port()}/v1"
     out = tmp_path / ("refined.jsonl" if command == "refine" else "facts.csv")
