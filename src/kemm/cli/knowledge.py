@@ -224,12 +224,11 @@ def register(app: typer.Typer) -> None:
                 record = pbk_mod.load_pbk(cancer).to_dict()
             else:
                 from kemm.knowledge.backends import create_backend
-                from kemm.knowledge.model_files import cache_dir as default_cache
 
                 backend = create_backend(llm.backend_config())
                 record = pbk_mod.generate_pbk(
                     cancer, backend, cancer_name=name, n_general=n_general, n_level=n_level,
-                    max_tokens=max_tokens, cache_dir=cache_dir or default_cache() / "llm",
+                    max_tokens=max_tokens, cache_dir=BatchOptions(cache_dir).llm_cache(),
                 )  # fmt: skip
         except KemmError as error:
             fail(error)

@@ -708,15 +708,10 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
                 value = m.group("p") if "p" in rx.groupindex else m.group("n") or m.group("n2")
                 group = _NODE_GROUP_RE.search(text[: m.start() + len(m.group(0).split()[0])])
                 found.append((_count(value), group.group(1).lower() if group else "", unit))
-        m = _ALL_NEGATIVE_RE.search(text)
-        if m and 0 < int(m.group("n")) <= 150:
-            totals_pos = totals_pos or Fact(0, unit.start, unit.end, unit.text)
-            totals_exam = totals_exam or Fact(int(m.group("n")), unit.start, unit.end, unit.text)
-            continue
-        m = _NODES_TOTAL_ITEM_RE.match(text) or _PN_COUNT_RE.search(text)
-        if m and int(m.group("p")) <= int(m.group("n")) <= 150:
-            totals_pos = totals_pos or Fact(int(m.group("p")), unit.start, unit.end, unit.text)
-            totals_exam = totals_exam or Fact(int(m.group("n")), unit.start, unit.end, unit.text)
+        total = _stated_total(text)
+        if total is not None:
+            totals_pos = totals_pos or Fact(total[0], unit.start, unit.end, unit.text)
+            totals_exam = totals_exam or Fact(total[1], unit.start, unit.end, unit.text)
             continue
         for piece in _NEXT_PART_RE.split(text):
             label = _PART_LABEL_RE.match(piece)
@@ -752,6 +747,18 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
         if totals_exam is None:
             totals_exam = Fact(exam, first.start, parts[-1][3].end, source)
     return totals_pos, totals_exam
+
+
+def _stated_total(text: str) -> tuple[int, int] | None:
+    """(positive, examined) when a line states the report's node totals ("All 17 nodes
+    negative", "Lymph node status: Negative 0/3", "pN0 (0/25)")."""
+    m = _ALL_NEGATIVE_RE.search(text)
+    if m and 0 < int(m.group("n")) <= 150:
+        return 0, int(m.group("n"))
+    m = _NODES_TOTAL_ITEM_RE.match(text) or _PN_COUNT_RE.search(text)
+    if m and int(m.group("p")) <= int(m.group("n")) <= 150:
+        return int(m.group("p")), int(m.group("n"))
+    return None
 
 
 def _contradicts_n(n: Fact | None, positive: Fact | None) -> bool:
