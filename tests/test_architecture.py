@@ -14,7 +14,8 @@ LAYERS = ("top", "wsi", "knowledge", "cohort", "survival", "models", "engine", "
 TOP_LEVEL = {"errors", "io", "device", "lazy"}
 # the contract between the engine and the models (not concrete models)
 MODEL_CONTRACT = {"AlternativePath", "InputDims", "ModelInput", "ModelOutput", "SurvivalModel",
-                  "SurvivalLoss", "ModelEntry", "MODALITIES", "BreslowCurves"}  # fmt: skip
+                  "SurvivalLoss", "ModelEntry", "MODALITIES", "BreslowCurves", "Hyperparameters",
+                  "PatchBudget"}  # fmt: skip
 
 
 def _package(path: Path) -> str:

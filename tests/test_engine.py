@@ -12,8 +12,10 @@ import yaml
 
 from kemm.cohort.simulate import simulate_cohort
 from kemm.engine.config import load_config, parse_config
+from kemm.engine.rundir import FoldDirectory
 from kemm.engine.runner import CrossValidationRunner, run_cv
 from kemm.errors import ConfigError, InputDataError
+from kemm.models import PatchBudget
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,21 @@ def test_run_writes_a_readable_run_directory(sim_root, tmp_path):
     surv = predictions[[f"surv_{k}" for k in range(4)]].to_numpy()
     assert np.all(np.diff(surv, axis=1) <= 1e-6), "survival curves must be non-increasing"
     assert (out / "km_snn.png").stat().st_size > 1000
-    assert (out / "folds" / "abmil" / "seed0" / "fold0" / "weights.safetensors").exists()
+    fold = FoldDirectory(out / "folds" / "abmil" / "seed0" / "fold0")
+    assert (fold.path / "weights.safetensors").exists()
+    # the network reloads with its typed hyper-parameters and the run's patch budget (bag_cap)
+    saved = json.loads((fold.path / "model.json").read_text())
+    assert saved["params"] == {"dim": 256, "dropout": 0.25, "attn_hidden": 128}
+    assert saved["patch_budget"] == {"max_train_patches": 64, "eval_chunk_size": 16384}
+    network = fold.network()
+    assert network.patch_budget == PatchBudget(max_train_patches=64)
+    assert network.pool.gate.in_features == 256 and not network.training
+    # a run saved before the budget was the run's kept it among the params: still readable
+    legacy = {**saved, "params": {**saved["params"], "max_train_patches": 64}}
+    del legacy["patch_budget"]
+    (fold.path / "model.json").write_text(json.dumps(legacy))
+    assert fold.network().patch_budget == PatchBudget(max_train_patches=64)
+    (fold.path / "model.json").write_text(json.dumps(saved))
     assert load_config(out / "config.yaml").models[0].name == "coxnet"
     # A different config may not silently reuse the directory.
     with pytest.raises(ConfigError, match="different config"):

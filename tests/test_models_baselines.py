@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kemm.errors import ConfigError
-from kemm.models import InputDims, ModelInput, create, get_entry, list_models
+from kemm.models import InputDims, ModelInput, PatchBudget, create, get_entry, list_models
 from kemm.survival.losses import nll_discrete as nll
 
 DIMS = InputDims(
@@ -63,6 +63,11 @@ def test_registry_lists_kinds_and_rejects_unknown_names():
         create("abmil", dims=DIMS, n_bins=4, no_such_option=1)
     with pytest.raises(ConfigError, match="needs dims"):
         create("abmil")
+    with pytest.raises(ConfigError, match="patch budget, not a model's: set train.bag_cap"):
+        create("abmil", dims=DIMS, n_bins=4, max_train_patches=8)
+    assert get_entry("mcat").hparam_names() == ["dim", "dropout", "heads", "layers"]
+    model = create("kemm_no_report", dims=DIMS, n_bins=4, dim=16)
+    assert model.params.dim == 16 and model.params.use_report is False  # the ablation's default
     assert "report" not in get_entry("kemm_no_report").modalities
     assert "pbk" not in get_entry("kemm_no_pbk").modalities
 
@@ -144,15 +149,17 @@ WSI_MODELS = [n for n in TORCH_MODELS if "wsi" in get_entry(n).modalities and n 
 @pytest.mark.parametrize("name", WSI_MODELS)
 def test_chunked_eval_equals_unchunked(name):
     x = make_input()
-    a = build(name, eval_chunk_size=7).eval()
-    b = build(name, eval_chunk_size=None).eval()
+    a, b = build(name).eval(), build(name).eval()
+    a.set_patch_budget(PatchBudget(eval_chunk_size=7))
+    b.set_patch_budget(PatchBudget(eval_chunk_size=None))
     with torch.no_grad():
         assert torch.allclose(a(x).logits, b(x).logits, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", [n for n in WSI_MODELS if n.startswith("kemm")] + ["abmil"])
 def test_bag_cap_applies_only_in_train_mode(name):
-    model = build(name, max_train_patches=8)
+    model = build(name)
+    model.set_patch_budget(PatchBudget(max_train_patches=8))
     x = make_input()
     model.train()
     out = model(x, explain=True)

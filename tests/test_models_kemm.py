@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kemm.errors import ConfigError
-from kemm.models import KEMM, InputDims, ModelInput, create
+from kemm.models import KEMM, InputDims, ModelInput, PatchBudget, create
 from kemm.models.kemm import hazard_distillation, risk_level_targets
 from kemm.survival.losses import nll_discrete as nll
 
@@ -222,12 +222,14 @@ def test_text_dim_missing_is_a_config_error():
     model = KEMM(
         dims,
         4,
-        dim=16,
-        heads=2,
-        use_report=False,
-        use_pbk=False,
-        use_risk_alignment=False,
-        use_report_alignment=False,
+        KEMM.Params(
+            dim=16,
+            heads=2,
+            use_report=False,
+            use_pbk=False,
+            use_risk_alignment=False,
+            use_report_alignment=False,
+        ),
     )
     x = make_input()
     x.genomics = x.genomics[:1]
@@ -239,9 +241,12 @@ def test_text_dim_missing_is_a_config_error():
 
 def test_chunked_eval_equals_unchunked_and_is_deterministic():
     x = make_input()
-    a, b = build(eval_chunk_size=5), build(eval_chunk_size=None)
+    a, b, again = build(), build(), build()
+    a.set_patch_budget(PatchBudget(eval_chunk_size=5))
+    b.set_patch_budget(PatchBudget(eval_chunk_size=None))
+    again.set_patch_budget(PatchBudget(eval_chunk_size=5))
     assert torch.allclose(logits(a, x), logits(b, x), atol=1e-5)
-    assert torch.equal(logits(a, x), logits(build(eval_chunk_size=5), x))
+    assert torch.equal(logits(a, x), logits(again, x))
 
 
 def test_fused_patch_path_matches_reference_in_training():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+from kemm.models.base import PatchBudget
 from kemm.models.blocks import (
     BagAttention,
     CrossAttention,
@@ -103,12 +104,14 @@ def test_genomic_tokenizer_masked_rows_may_hold_nan():
 
 def test_patch_projection_cap_only_in_train_and_chunked_eval():
     torch.manual_seed(0)
-    proj = PatchProjection(6, 8, dropout=0.5, max_train_patches=10, eval_chunk_size=7)
+    proj = PatchProjection(
+        6, 8, dropout=0.5, budget=PatchBudget(max_train_patches=10, eval_chunk_size=7)
+    )
     bag = torch.randn(33, 6)
     assert proj.train()(bag).shape == (10, 8)
     proj.eval()
     chunked = proj(bag)
-    proj.eval_chunk_size = None
+    proj.budget = PatchBudget(eval_chunk_size=None)
     assert chunked.shape == (33, 8)
     assert torch.allclose(chunked, proj(bag), atol=1e-6)
     with pytest.raises(ValueError, match="different patch encoder"):
@@ -143,9 +146,8 @@ def _grads(module, bag, queries, sets, fused, seed=1):
 @pytest.mark.parametrize("with_sets", [True, False])
 def test_fused_bag_attention_matches_reference(activation, dropout, with_sets):
     torch.manual_seed(0)
-    module = BagAttention(
-        12, 16, pool_hidden=4, dropout=dropout, max_train_patches=None, activation=activation
-    ).double()
+    module = BagAttention(12, 16, pool_hidden=4, dropout=dropout, activation=activation).double()
+    module.proj.budget = PatchBudget(max_train_patches=None)
     with torch.no_grad():
         module.beta.fill_(0.7)
     bag = torch.randn(40, 12, dtype=torch.double, requires_grad=True)
@@ -182,19 +184,21 @@ def test_fused_bag_attention_gradcheck():
 
 def test_bag_attention_eval_weights_and_chunking():
     torch.manual_seed(0)
-    m = BagAttention(6, 8, eval_chunk_size=5).eval()
+    m = BagAttention(6, 8).eval()
+    m.proj.budget = PatchBudget(eval_chunk_size=5)
     bag, q = torch.randn(23, 6), torch.randn(3, 8)
     read = m(bag, q, [torch.arange(3)], need_weights=True)
     assert read.query_weights.shape == (3, 23) and read.pool_weights.shape == (1, 23)
     assert torch.allclose(read.query_weights.sum(1), torch.ones(3))
-    m.proj.eval_chunk_size = None
+    m.proj.budget = PatchBudget(eval_chunk_size=None)
     again = m(bag, q, [torch.arange(3)])
     assert torch.allclose(read.pooled, again.pooled, atol=1e-6)
 
 
 def test_fused_workspace_is_not_shared_between_pending_forwards():
     torch.manual_seed(0)
-    module = BagAttention(6, 8, pool_hidden=2, dropout=0.0, max_train_patches=None).double()
+    module = BagAttention(6, 8, pool_hidden=2, dropout=0.0).double()
+    module.proj.budget = PatchBudget(max_train_patches=None)
     bags = [torch.randn(n, 6, dtype=torch.double) for n in (30, 17)]
     q = torch.randn(3, 8, dtype=torch.double)
     grads = []

@@ -3,12 +3,60 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from kemm.cli.common import configure_logging, console, fail
+from kemm.cli.common import configure_logging, console, fail, option_group
 from kemm.errors import KemmError
+
+if TYPE_CHECKING:
+    from kemm.wsi.tiling import TilingParams
+
+
+def _tiling(**values: object) -> TilingParams:
+    """The tiling options as :class:`~kemm.wsi.tiling.TilingParams` (a bad value is a usage
+    error)."""
+    from kemm.wsi.tiling import TilingParams
+
+    try:
+        return TilingParams(**values)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+with_tiling_options = option_group(
+    {
+        "magnification": (float, typer.Option(
+            20.0, help="Target magnification (20 ≈ 0.5 µm/px).")),
+        "patch_size": (int, typer.Option(
+            256, help="Patch side in pixels at that magnification.")),
+        "min_tissue": (float, typer.Option(0.5, help="Minimum tissue fraction of a kept patch.")),
+        "overlap": (int, typer.Option(0, help="Overlap of neighbouring patches, in pixels.")),
+    },
+    _tiling,
+    "tiling",
+)  # fmt: skip
+
+# How the extraction runs, by its ExtractionConfig field (the flags keep their short names).
+with_run_options = option_group(
+    {
+        "batch_size": (int, typer.Option(64, help="Patches per forward pass.")),
+        "num_workers": (int, typer.Option(
+            2, "--workers", help="DataLoader worker processes reading patches.")),
+        "fp16_storage": (bool, typer.Option(False, "--fp16", help="Store features as float16.")),
+        "device": (str, typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps.")),
+        "overwrite": (bool, typer.Option(
+            False, "--overwrite/--no-overwrite", help="Redo slides that are already done.")),
+        "save_review": (bool, typer.Option(
+            True, "--review/--no-review", help="Save review thumbnails (tissue + patch grid).")),
+        "progress": (bool, typer.Option(
+            True, "--progress/--no-progress", help="Show progress bars.")),
+    },
+    dict,
+    "run",
+)  # fmt: skip
 
 
 def _list_encoders(value: bool) -> None:
@@ -38,6 +86,8 @@ def _print_summary(summary, out: Path) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @with_run_options
+    @with_tiling_options
     def extract(
         slides: Path = typer.Argument(
             ..., help="A folder of slides, one slide, or a text/CSV file listing slide paths."
@@ -53,27 +103,16 @@ def register(app: typer.Typer) -> None:
         random_weights: bool = typer.Option(
             False, "--random-weights", help="Allow resnet50_trunc without weights (timing only)."
         ),
-        magnification: float = typer.Option(20.0, help="Target magnification (20 ≈ 0.5 µm/px)."),
-        patch_size: int = typer.Option(256, help="Patch side in pixels at that magnification."),
-        min_tissue: float = typer.Option(0.5, help="Minimum tissue fraction of a kept patch."),
-        overlap: int = typer.Option(0, help="Overlap of neighbouring patches, in pixels."),
         mpp_override: Path | None = typer.Option(
             None,
             "--mpp-override",
             help="CSV (columns slide,mpp) or YAML/JSON (slide: mpp) for slides lacking mpp.",
         ),
-        batch_size: int = typer.Option(64, help="Patches per forward pass."),
-        workers: int = typer.Option(2, help="DataLoader worker processes reading patches."),
-        fp16: bool = typer.Option(False, "--fp16", help="Store features as float16."),
         ray_address: str | None = typer.Option(
             None,
             "--ray-address",
             help="Spread slides over a Ray cluster (address, or 'local' for a local instance).",
         ),
-        device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
-        overwrite: bool = typer.Option(False, help="Redo slides that are already done."),
-        review: bool = typer.Option(True, help="Save review thumbnails (tissue + patch grid)."),
-        progress: bool = typer.Option(True, help="Show progress bars."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log tracebacks of failures."),
         list_encoders: bool = typer.Option(
             False,
@@ -82,6 +121,8 @@ def register(app: typer.Typer) -> None:
             is_eager=True,
             help="List the encoders and exit.",
         ),
+        tiling: TilingParams = None,  # type: ignore[assignment]
+        run: dict[str, object] = None,  # type: ignore[assignment]
     ) -> None:
         """Segment tissue, tile and encode slides into CLAM/TRIDENT-compatible HDF5 bags.
 
@@ -91,18 +132,8 @@ def register(app: typer.Typer) -> None:
         from kemm.wsi.encoders import check_name
         from kemm.wsi.extract import ExtractionConfig, extract_features
         from kemm.wsi.slide import MppOverrides
-        from kemm.wsi.tiling import TilingParams
 
         configure_logging(verbose)
-        try:
-            tiling = TilingParams(
-                magnification=magnification,
-                patch_size=patch_size,
-                min_tissue=min_tissue,
-                overlap=overlap,
-            )
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from error
         try:
             overrides = MppOverrides.load(mpp_override) if mpp_override else None
             encoder_kwargs: dict[str, object] = {}
@@ -112,19 +143,9 @@ def register(app: typer.Typer) -> None:
                 encoder_kwargs["allow_random"] = True
             check_name(encoder)
             config = ExtractionConfig(
-                encoder=encoder,
-                weights=weights,
-                encoder_kwargs=encoder_kwargs,
-                tiling=tiling,
-                batch_size=batch_size,
-                num_workers=workers,
-                device=device,
-                fp16_storage=fp16,
-                mpp_overrides=overrides,
-                save_review=review,
-                overwrite=overwrite,
-                progress=progress,
-            )
+                encoder=encoder, weights=weights, encoder_kwargs=encoder_kwargs, tiling=tiling,
+                mpp_overrides=overrides, **run,
+            )  # fmt: skip
             if ray_address:
                 from kemm.wsi.distributed import extract_features_ray
 

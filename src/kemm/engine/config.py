@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -15,6 +15,9 @@ from pydantic import (
 
 from kemm.cohort.config import DataConfig, _Strict
 from kemm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kemm.models.base import PatchBudget
 
 
 class ModelConfig(_Strict):
@@ -44,11 +47,18 @@ class TrainConfig(_Strict):
     legacy_binning: bool = False  # whole-cohort bins (MCAT habit; leaky, for reproduction only)
     selection: Literal["last", "inner_val"] = "last"
     inner_val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    bag_cap: int | None = 4096  # train-time random subsample of patches
+    bag_cap: int | None = Field(4096, ge=1)  # train-time random subsample of patches
+    eval_chunk_size: int | None = Field(16384, ge=1)  # patches projected at once in evaluation
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
     num_threads: int | None = None  # CPU threads for training; default 1 (small per-step work)
+
+    def patch_budget(self) -> PatchBudget:
+        """How many patches a WSI model reads at a time in this run."""
+        from kemm.models.base import PatchBudget
+
+        return PatchBudget(max_train_patches=self.bag_cap, eval_chunk_size=self.eval_chunk_size)
 
 
 class EvalConfig(_Strict):

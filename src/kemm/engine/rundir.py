@@ -79,8 +79,9 @@ class FoldDirectory:
 
         return restore_tabular(_read_json(self.path / "model_state.json", "model state"))
 
-    def write_network(self, model, name: str, params: dict, n_bins: int, dims,
-                      weights: str = "weights") -> None:  # fmt: skip
+    def write_network(self, model, name: str, n_bins: int, dims, weights: str = "weights") -> None:
+        from dataclasses import asdict
+
         from safetensors.torch import save_file
 
         save_file(
@@ -88,8 +89,8 @@ class FoldDirectory:
             self.path / f"{weights}.safetensors",
         )
         _write_json(self.path / "model.json", {
-            "name": name, "params": params, "n_bins": n_bins, "dims": dims.__dict__,
-            "kemm_version": __version__,
+            "name": name, "params": asdict(model.params), "n_bins": n_bins, "dims": dims.__dict__,
+            "patch_budget": asdict(model.patch_budget), "kemm_version": __version__,
         })  # fmt: skip
 
     @property
@@ -100,13 +101,18 @@ class FoldDirectory:
         """The saved network in evaluation mode (safetensors: no code is unpickled)."""
         from safetensors.torch import load_file
 
-        from kemm.models.base import InputDims
+        from kemm.models.base import InputDims, PatchBudget
         from kemm.models.registry import create
 
         meta = _read_json(self.path / "model.json", "network description")
+        params = dict(meta["params"])
+        # runs saved before the patch budget was the run's kept it among the model's params
+        budget = {key: params.pop(key) for key in ("max_train_patches", "eval_chunk_size")
+                  if key in params} | meta.get("patch_budget", {})  # fmt: skip
         network = create(
-            meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **meta["params"]
+            meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **params
         )
+        network.set_patch_budget(PatchBudget(**budget))
         network.load_state_dict(load_file(self.path / f"{weights}.safetensors"))
         return network.eval()
 

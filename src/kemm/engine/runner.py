@@ -401,15 +401,17 @@ class CrossValidationRunner:
             log.warning("IBS undefined for %s: %s", task.model.display, error)
             return float("nan")
 
+    def _network(self, task, dims: InputDims, n_bins: int):
+        """A new network for ``task``, reading patches within the run's budget."""
+        model = create(task.model.name, dims=dims, n_bins=n_bins, **task.model.params)
+        model.set_patch_budget(self.config.train.patch_budget())
+        return model
+
     def _fit_torch(self, task, data, pre, train_ids, test_ids, train_target, test_target, bins,
                    seed, bag_cache, folder):  # fmt: skip
         config = self.config
         dims = _dims_for(pre.dims(data), used_modalities(task.model, data))
-        params = dict(task.model.params)
-        accepted = get_entry(task.model.name).hparam_names() or []
-        if "max_train_patches" in accepted:  # the train-time bag cap of WSI models
-            params.setdefault("max_train_patches", config.train.bag_cap)
-        model = create(task.model.name, dims=dims, n_bins=bins.n_bins, **params)
+        model = self._network(task, dims, bins.n_bins)
         all_ids = train_ids + test_ids
         inputs = FoldInputs(data, pre, all_ids, used_modalities(task.model, data), bag_cache)
         positions = list(range(len(train_ids)))
@@ -425,7 +427,7 @@ class CrossValidationRunner:
         if residual:
             return self._fit_residual(
                 task, data, train_ids, test_ids, train_target, test_target, bins, seed, inputs,
-                bin_index, event, dims, params, folder,
+                bin_index, event, dims, folder,
             )  # fmt: skip
         if config.train.selection == "inner_val":
             positions, val_positions = inner_split(
@@ -443,14 +445,14 @@ class CrossValidationRunner:
         test_risk = risk_from_logits(torch.from_numpy(test_logits)).numpy()
         curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
         agreement = self._alternative_paths(model, data, inputs, test_ids, test_risk, test_target)
-        folder.write_network(model, task.model.name, params, bins.n_bins, dims)
+        folder.write_network(model, task.model.name, bins.n_bins, dims)
         return train_risk, test_risk, curves, {
             "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
             **agreement,
         }  # fmt: skip
 
     def _fit_residual(self, task, data, train_ids, test_ids, train_target, test_target, bins,
-                      seed, inputs, bin_index, event, dims, params, folder):  # fmt: skip
+                      seed, inputs, bin_index, event, dims, folder):  # fmt: skip
         """A network learning a residual over its linear part, cross-fitted.
 
         The linear part is a Cox stack of the named models' out-of-fold risks. The training
@@ -477,7 +479,7 @@ class CrossValidationRunner:
         for part, (fit, held) in enumerate(split.split(np.zeros(n_train), train_target.event)):
             part_seed = seed * 10 + part
             seed_everything(part_seed)
-            model = create(task.model.name, dims=dims, n_bins=bins.n_bins, **params)
+            model = self._network(task, dims, bins.n_bins)
             inputs.offset = np.concatenate([eta_train, eta_test]) - float(np.mean(eta_train))
             result = train_model(
                 model, inputs, sorted(fit.tolist()), bin_index, event,
@@ -498,8 +500,8 @@ class CrossValidationRunner:
                 agreement = self._alternative_paths(
                     model, data, inputs, test_ids, test_risk, test_target
                 )
-                folder.write_network(model, task.model.name, params, bins.n_bins, dims)
-            folder.write_network(model, task.model.name, params, bins.n_bins, dims,
+                folder.write_network(model, task.model.name, bins.n_bins, dims)
+            folder.write_network(model, task.model.name, bins.n_bins, dims,
                                  weights=f"weights_part{part}")  # fmt: skip
         final = combine([eta_train, network_train], train_target, ["linear part", "network"])
         train_risk = final.predict_risk(np.column_stack([eta_train, network_train]))

@@ -10,9 +10,11 @@ from kemm.models import stack as _stack  # noqa: F401  (registers the stack)
 from kemm.models import tabular as _tabular  # noqa: F401  (registers the tabular models)
 from kemm.models.base import (
     MODALITIES,
+    Hyperparameters,
     InputDims,
     ModelInput,
     ModelOutput,
+    PatchBudget,
     SurvivalLoss,
     SurvivalModel,
 )
@@ -27,10 +29,12 @@ __all__ = [
     "KEMM",
     "ClinicalCox",
     "CoxNet",
+    "Hyperparameters",
     "InputDims",
     "ModelEntry",
     "ModelInput",
     "ModelOutput",
+    "PatchBudget",
     "PenalizedCox",
     "RiskStack",
     "SurvivalLoss",

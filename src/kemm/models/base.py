@@ -94,6 +94,25 @@ class ModelOutput:
     explanation: dict[str, Any] = field(default_factory=dict)  # attention maps etc.
 
 
+@dataclass(frozen=True)
+class PatchBudget:
+    """How many patches a WSI model reads at a time: a compute setting of the run (the engine
+    sets it from ``train.bag_cap`` and ``train.eval_chunk_size``), not a hyper-parameter of the
+    model. ``max_train_patches``: a random subsample of at most that many patches per bag in
+    train mode (``None`` = the whole bag). ``eval_chunk_size``: evaluation projects the whole bag
+    this many patches at a time, so memory stays bounded (``None`` = at once)."""
+
+    max_train_patches: int | None = 4096
+    eval_chunk_size: int | None = 16384
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """A torch model's hyper-parameters: each model subclasses this as a frozen dataclass
+    (``Model.Params``) whose fields, with their defaults, are the names a run config may set
+    under the model's ``params``."""
+
+
 SurvivalLoss = Callable[[Tensor, Tensor, Tensor], Tensor]  # (logits, bin, event) -> loss
 
 
@@ -113,13 +132,31 @@ class AlternativePath:
 class SurvivalModel(nn.Module):
     """Base class of torch survival models.
 
-    Subclasses set ``modalities`` (the inputs they can use), build themselves from
-    ``(dims, n_bins, **hparams)`` and implement ``forward``. Models with extra objectives
-    (alignment, distillation) override ``training_step``.
+    Subclasses set ``modalities`` (the inputs they can use) and ``Params`` (their typed
+    hyper-parameters), build themselves from ``(dims, n_bins, params)`` and implement
+    ``forward``. Models with extra objectives (alignment, distillation) override
+    ``training_step``. How many patches they read at a time is not a hyper-parameter but the
+    run's :class:`PatchBudget`.
     """
 
     modalities: ClassVar[frozenset[str]] = frozenset()
     requires_any_of: ClassVar[frozenset[str]] = frozenset()  # patient needs >= 1 of these
+    Params: ClassVar[type[Hyperparameters]] = Hyperparameters
+
+    def __init__(self, params: Hyperparameters | None = None) -> None:
+        super().__init__()
+        self.params = params if params is not None else self.Params()
+        self.patch_budget = PatchBudget()
+
+    @classmethod
+    def hparam_names(cls) -> list[str]:
+        """The hyper-parameters a config may set (the fields of ``Params``)."""
+        return [f.name for f in fields(cls.Params)]
+
+    @classmethod
+    def build(cls, dims: InputDims, n_bins: int, **hparams: Any) -> SurvivalModel:
+        """The model with these hyper-parameters (the rest at their defaults)."""
+        return cls(dims, n_bins, cls.Params(**hparams))
 
     def forward(self, x: ModelInput) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -128,6 +165,13 @@ class SurvivalModel(nn.Module):
         """Other scoring paths the engine should evaluate, given the modalities it receives
         (none by default)."""
         return []
+
+    def set_patch_budget(self, budget: PatchBudget) -> None:
+        """Give every patch reader of the model (modules with a ``budget``) this budget."""
+        self.patch_budget = budget
+        for module in self.modules():
+            if isinstance(getattr(module, "budget", None), PatchBudget):
+                module.budget = budget
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups; models override this to give a part its own step size."""

@@ -8,13 +8,14 @@ other one is missing; the fusion layer is used only for patients with both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from kemm.errors import ConfigError
-from kemm.models.base import InputDims, ModelInput, ModelOutput, SurvivalModel
+from kemm.models.base import Hyperparameters, InputDims, ModelInput, ModelOutput, SurvivalModel
 from kemm.models.blocks import (
     CrossAttention,
     GatedAttentionPool,
@@ -49,97 +50,143 @@ def _fallback(both: Tensor, fused: Tensor, has_wsi: Tensor, path: Tensor, omic: 
     return torch.where(both[:, None], fused, single)
 
 
-def _patch_projection(dims: InputDims, dim: int, dropout: float, **kw) -> PatchProjection | None:
-    """The MIL convention (CLAM, MCAT, PORPOISE): Linear + ReLU + Dropout. ``None`` for a run
-    without slides: the multimodal baselines then use their genomic branch (the same fallback
-    they apply to a single patient without a slide)."""
-    if dims.wsi_dim is None:
-        return None
-    return PatchProjection(dims.wsi_dim, dim, dropout=dropout, activation="relu", **kw)
+@dataclass(frozen=True)
+class BaselineParams(Hyperparameters):
+    """What the slide, genomic and text baselines share: token width and dropout rate."""
+
+    dim: int = 256
+    dropout: float = 0.25
+
+
+class _Baseline(SurvivalModel):
+    """What the baselines share: the inputs each patient has (an error naming the first patient
+    with none of ``requires_any_of``), and for those reading slides the patch projection and,
+    for the genomic-guided ones, one token per genomic group."""
+
+    label: ClassVar[str]  # the registered name, for error messages
+
+    def _present(self, x: ModelInput, device: torch.device) -> dict[str, Tensor]:
+        present = presence(x, device)
+        require_any(present, self.requires_any_of, self.label)
+        return present
+
+    def _build_readers(
+        self, dims: InputDims, dim: int, dropout: float, *, genomic_tokens: bool = False
+    ) -> None:
+        """The patch projection, the MIL convention (CLAM, MCAT, PORPOISE): Linear + ReLU +
+        Dropout. ``None`` for a run without slides: the multimodal baselines then use their
+        genomic branch (the same fallback they apply to a single patient without a slide)."""
+        self.proj = None
+        if dims.wsi_dim is not None:
+            self.proj = PatchProjection(dims.wsi_dim, dim, dropout=dropout, activation="relu")
+        if genomic_tokens:
+            self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=dropout)
+
+    def _patches(self, x: ModelInput, index: int) -> Tensor:
+        """Patient ``index``'s projected patch tokens (N, d)."""
+        self.proj.check(x.wsi[index], index)
+        return self.proj(x.wsi[index])
+
+    def _group_tokens(
+        self, x: ModelInput, has_gen: Tensor, device: torch.device, dtype: torch.dtype
+    ) -> Tensor | None:
+        """(B, G, d) genomic group tokens; ``None`` for a run without genomics."""
+        if x.genomics is None:
+            return None
+        return self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)
+
+
+class _SlideGenomicBaseline(_Baseline):
+    """A baseline fusing slides and genomics: the run must have genomics, slides are optional
+    (without them, for the run or for one patient, the genomic branch is used alone)."""
+
+    modalities = frozenset({"wsi", "genomics"})
+    requires_any_of = frozenset({"wsi", "genomics"})
+
+    def _need_genomics(self, dims: InputDims, params: BaselineParams, genomic_tokens: bool) -> None:
+        _need(dims, self.label, genomics=True)
+        self._build_readers(dims, params.dim, params.dropout, genomic_tokens=genomic_tokens)
 
 
 @register("floor", description="Cost floor for benchmarks: Linear(D->d) over the bag, mean, head")
-class Floor(SurvivalModel):
-    """Cost floor for benchmarks: one Linear(D -> d) over the whole bag, mean, linear head."""
+class Floor(_Baseline):
+    """Cost floor for benchmarks: one Linear(D -> d) over the whole bag (no patch budget), mean,
+    linear head."""
 
+    @dataclass(frozen=True)
+    class Params(Hyperparameters):
+        dim: int = 256
+
+    label = "floor"
     modalities = frozenset({"wsi"})
     requires_any_of = frozenset({"wsi"})
 
-    def __init__(
-        self, dims: InputDims, n_bins: int, *, dim: int = 256, max_train_patches: int | None = None
-    ) -> None:
-        super().__init__()
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
         _need(dims, "floor", wsi=True)
-        self.proj = nn.Linear(dims.wsi_dim, dim)
-        self.head = nn.Linear(dim, n_bins)
+        self.proj = nn.Linear(dims.wsi_dim, p.dim)
+        self.head = nn.Linear(p.dim, n_bins)
 
     def forward(self, x: ModelInput) -> ModelOutput:
-        require_any(presence(x, self.head.weight.device), self.requires_any_of, "floor")
+        self._present(x, self.head.weight.device)
         z = torch.stack([self.proj(bag.to(self.head.weight.dtype)).mean(0) for bag in x.wsi])
         return ModelOutput(self.head(z), z)
 
 
 @register("snn")
-class SNN(SurvivalModel):
+class SNN(_Baseline):
     """Self-normalising network on the concatenated genomic groups (Klambauer et al.)."""
 
+    @dataclass(frozen=True)
+    class Params(Hyperparameters):
+        hidden: tuple[int, ...] = (256, 256)
+        dropout: float = 0.25
+
+    label = "snn"
     modalities = frozenset({"genomics"})
     requires_any_of = frozenset({"genomics"})
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        hidden: Sequence[int] = (256, 256),
-        dropout: float = 0.25,
-    ) -> None:
-        super().__init__()
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
         _need(dims, "snn", genomics=True)
-        self.net = snn_stack(sum(dims.genomic_groups), hidden, dropout)
-        self.head = nn.Linear(hidden[-1], n_bins)
+        self.net = snn_stack(sum(dims.genomic_groups), p.hidden, p.dropout)
+        self.head = nn.Linear(p.hidden[-1], n_bins)
 
     def forward(self, x: ModelInput) -> ModelOutput:
         device, dtype = self.head.weight.device, self.head.weight.dtype
-        present = presence(x, device)
-        require_any(present, self.requires_any_of, "snn")
+        present = self._present(x, device)
         z = self.net(_concat_genomics(x, present["genomics"], device, dtype))
         return ModelOutput(self.head(z), z)
 
 
 @register("abmil")
-class ABMIL(SurvivalModel):
+class ABMIL(_Baseline):
     """Gated attention MIL over the WSI bag (Ilse et al. 2018)."""
 
+    @dataclass(frozen=True)
+    class Params(BaselineParams):
+        attn_hidden: int = 128
+
+    label = "abmil"
     modalities = frozenset({"wsi"})
     requires_any_of = frozenset({"wsi"})
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        dim: int = 256,
-        attn_hidden: int = 128,
-        dropout: float = 0.25,
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
-    ) -> None:
-        super().__init__()
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
         _need(dims, "abmil", wsi=True)
-        self.proj = _patch_projection(
-            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
-        )
-        self.pool = GatedAttentionPool(dim, attn_hidden, dropout)
-        self.rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
-        self.head = SurvivalHead(dim, n_bins)
+        self._build_readers(dims, p.dim, p.dropout)
+        self.pool = GatedAttentionPool(p.dim, p.attn_hidden, p.dropout)
+        self.rho = nn.Sequential(nn.Linear(p.dim, p.dim), nn.ReLU(), nn.Dropout(p.dropout))
+        self.head = SurvivalHead(p.dim, n_bins)
 
     def forward(self, x: ModelInput, explain: bool = False) -> ModelOutput:
-        require_any(presence(x, self.rho[0].weight.device), self.requires_any_of, "abmil")
+        self._present(x, self.rho[0].weight.device)
         pooled, weights = [], []
-        for i, bag in enumerate(x.wsi):
-            self.proj.check(bag, i)
-            p, w = self.pool(self.proj(bag))
+        for i in range(len(x.wsi)):
+            p, w = self.pool(self._patches(x, i))
             pooled.append(p)
             weights.append(w.detach())
         z = self.rho(torch.stack(pooled))
@@ -148,33 +195,24 @@ class ABMIL(SurvivalModel):
 
 
 @register("mcat")
-class MCAT(SurvivalModel):
+class MCAT(_SlideGenomicBaseline):
     """MCAT-style genomic-guided co-attention (Chen et al. 2021): genomic group tokens query the
     patch tokens (G co-attended WSI tokens, linear in N); a transformer and gated attention pooling
     per modality; concatenation fusion. Without genomics the WSI branch pools the patches directly;
     without WSI the genomic embedding is used alone."""
 
-    modalities = frozenset({"wsi", "genomics"})
-    requires_any_of = frozenset({"wsi", "genomics"})
+    @dataclass(frozen=True)
+    class Params(BaselineParams):
+        heads: int = 8
+        layers: int = 2
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        dim: int = 256,
-        heads: int = 8,
-        layers: int = 2,
-        dropout: float = 0.25,
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
-    ) -> None:
-        super().__init__()
-        _need(dims, "mcat", genomics=True)  # WSI optional: see _patch_projection
-        self.proj = _patch_projection(
-            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
-        )
-        self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=dropout)
+    label = "mcat"
+
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        dim, heads, layers, dropout = p.dim, p.heads, p.layers, p.dropout
+        self._need_genomics(dims, p, genomic_tokens=True)
         self.coattn = CrossAttention(dim, 1, project_kv=True)  # MCAT: one head
 
         def branch() -> tuple[nn.ModuleList, GatedAttentionPool, nn.Sequential]:
@@ -194,13 +232,11 @@ class MCAT(SurvivalModel):
 
     def forward(self, x: ModelInput) -> ModelOutput:
         device, dtype = self.head.net[-1].weight.device, self.head.net[-1].weight.dtype
-        present = presence(x, device)
-        require_any(present, self.requires_any_of, "mcat")
+        present = self._present(x, device)
         has_wsi, has_gen = present["wsi"], present["genomics"]
         batch = x.batch_size
-        if x.genomics is not None:
-            tokens = self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)
-        else:
+        tokens = self._group_tokens(x, has_gen, device, dtype)
+        if tokens is None:
             tokens = torch.zeros(batch, len(self.genomic.nets), self.path_rho[0].in_features)
             tokens = tokens.to(device, dtype)
         zero = tokens.new_zeros(tokens.shape[-1])
@@ -209,8 +245,7 @@ class MCAT(SurvivalModel):
             if not bool(has_wsi[b]):
                 path.append(zero)
                 continue
-            self.proj.check(x.wsi[b], b)
-            h = self.proj(x.wsi[b])
+            h = self._patches(x, b)
             if bool(has_gen[b]):
                 co = self.coattn(tokens[b : b + 1], h[None]).out
                 for block in self.path_blocks:
@@ -228,31 +263,20 @@ class MCAT(SurvivalModel):
 
 
 @register("survpath")
-class SurvPath(SurvivalModel):
+class SurvPath(_SlideGenomicBaseline):
     """SurvPath-style structured attention (Jaume et al. 2024): pathway (genomic group) tokens and
     patch tokens in one attention layer where pathway->pathway, pathway->patch and patch->pathway
     interactions are kept and patch<->patch is dropped (linear in N); mean of each token set,
     concatenated. With one modality missing, its attention terms are dropped."""
 
-    modalities = frozenset({"wsi", "genomics"})
-    requires_any_of = frozenset({"wsi", "genomics"})
+    Params = BaselineParams
+    label = "survpath"
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        dim: int = 256,
-        dropout: float = 0.25,
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
-    ) -> None:
-        super().__init__()
-        _need(dims, "survpath", genomics=True)  # WSI optional: see _patch_projection
-        self.proj = _patch_projection(
-            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
-        )
-        self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=dropout)
+    def __init__(self, dims: InputDims, n_bins: int, params: BaselineParams | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        dim, dropout = p.dim, p.dropout
+        self._need_genomics(dims, p, genomic_tokens=True)
         self.norm = nn.LayerNorm(dim)
         self.attn = CrossAttention(dim, 1, project_kv=True)
         self.post_norm = nn.LayerNorm(dim)
@@ -261,20 +285,13 @@ class SurvPath(SurvivalModel):
 
     def forward(self, x: ModelInput) -> ModelOutput:
         device, dtype = self.norm.weight.device, self.norm.weight.dtype
-        present = presence(x, device)
-        require_any(present, self.requires_any_of, "survpath")
+        present = self._present(x, device)
         has_wsi, has_gen = present["wsi"], present["genomics"]
-        tokens = None
-        if x.genomics is not None:
-            tokens = self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)
+        tokens = self._group_tokens(x, has_gen, device, dtype)
         paths, patches = [], []
         for b in range(x.batch_size):
             pw = self.norm(tokens[b]) if bool(has_gen[b]) else None
-            if bool(has_wsi[b]):
-                self.proj.check(x.wsi[b], b)
-                ph = self.norm(self.proj(x.wsi[b]))
-            else:
-                ph = None
+            ph = self.norm(self._patches(x, b)) if bool(has_wsi[b]) else None
             if pw is not None:
                 keys = pw if ph is None else torch.cat([pw, ph])  # pathway -> pathway, patches
                 upd = self.attn(pw[None], keys[None]).out[0]
@@ -327,35 +344,27 @@ class _GatedConcat(nn.Module):
 
 
 @register("porpoise")
-class PORPOISE(SurvivalModel):
+class PORPOISE(_SlideGenomicBaseline):
     """PORPOISE-style late fusion (Chen et al. 2022): ABMIL WSI embedding + SNN genomic embedding,
     gated Kronecker (``fusion="kron"``) or gated concatenation (``"concat"``) fusion."""
 
-    modalities = frozenset({"wsi", "genomics"})
-    requires_any_of = frozenset({"wsi", "genomics"})
+    @dataclass(frozen=True)
+    class Params(BaselineParams):
+        fusion: str = "kron"
+        fusion_dim: int = 32
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        dim: int = 256,
-        fusion: str = "kron",
-        fusion_dim: int = 32,
-        dropout: float = 0.25,
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
-    ) -> None:
-        super().__init__()
-        _need(dims, "porpoise", genomics=True)  # WSI optional: see _patch_projection
-        self.proj = _patch_projection(
-            dims, dim, dropout, max_train_patches=max_train_patches, eval_chunk_size=eval_chunk_size
-        )
+    label = "porpoise"
+
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        dim, fusion, dropout = p.dim, p.fusion, p.dropout
+        self._need_genomics(dims, p, genomic_tokens=False)
         self.pool = GatedAttentionPool(dim, dim, dropout)
         self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.snn = snn_stack(sum(dims.genomic_groups), [dim, dim], dropout)
         if fusion == "kron":
-            self.fusion = _KroneckerFusion(dim, fusion_dim, dropout)
+            self.fusion = _KroneckerFusion(dim, p.fusion_dim, dropout)
         elif fusion == "concat":
             self.fusion = _GatedConcat(dim, dropout)
         else:
@@ -364,17 +373,12 @@ class PORPOISE(SurvivalModel):
 
     def forward(self, x: ModelInput) -> ModelOutput:
         device, dtype = self.path_rho[0].weight.device, self.path_rho[0].weight.dtype
-        present = presence(x, device)
-        require_any(present, self.requires_any_of, "porpoise")
+        present = self._present(x, device)
         has_wsi, has_gen = present["wsi"], present["genomics"]
         zero = torch.zeros(self.path_rho[0].in_features, device=device, dtype=dtype)
         pooled = []
         for b in range(x.batch_size):
-            if bool(has_wsi[b]):
-                self.proj.check(x.wsi[b], b)
-                pooled.append(self.pool(self.proj(x.wsi[b]))[0])
-            else:
-                pooled.append(zero)
+            pooled.append(self.pool(self._patches(x, b))[0] if bool(has_wsi[b]) else zero)
         path = self.path_rho(torch.stack(pooled))
         if x.genomics is not None:
             omic = self.snn(_concat_genomics(x, has_gen, device, dtype))
@@ -385,24 +389,23 @@ class PORPOISE(SurvivalModel):
 
 
 @register("report_only")
-class ReportOnly(SurvivalModel):
+class ReportOnly(_Baseline):
     """Report statements (frozen text embeddings, projected) pooled by gated attention or mean,
     optionally with the PBK statements, -> survival head."""
 
+    @dataclass(frozen=True)
+    class Params(BaselineParams):
+        pool: str = "attention"
+        use_pbk: bool = False
+
+    label = "report_only"
     modalities = frozenset({"report", "pbk"})
     requires_any_of = frozenset({"report"})
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        dim: int = 256,
-        pool: str = "attention",
-        use_pbk: bool = False,
-        dropout: float = 0.25,
-    ) -> None:
-        super().__init__()
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        dim, pool, use_pbk, dropout = p.dim, p.pool, p.use_pbk, p.dropout
         if dims.text_dim is None:
             raise ConfigError("report_only needs text embeddings (dims.text_dim is None)")
         if pool not in ("attention", "mean"):
@@ -425,7 +428,7 @@ class ReportOnly(SurvivalModel):
         return self.proj(emb) + self.text_type[kind], mask
 
     def forward(self, x: ModelInput, explain: bool = False) -> ModelOutput:
-        require_any(presence(x, self.text_type.device), self.requires_any_of, "report_only")
+        self._present(x, self.text_type.device)
         tokens, mask = self._tokens(x.report, x.report_mask, 1)
         if self.use_pbk and x.pbk is not None:
             pbk, pmask = self._tokens(x.pbk, x.pbk_mask, 0)

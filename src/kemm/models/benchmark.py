@@ -14,7 +14,6 @@ core another process holds; run with ``OMP_WAIT_POLICY=PASSIVE`` (or ``--threads
 
 from __future__ import annotations
 
-import inspect
 import os
 import statistics
 import time
@@ -25,7 +24,7 @@ import torch
 
 from kemm.device import resolve_device
 from kemm.errors import ConfigError
-from kemm.models.base import InputDims, ModelInput
+from kemm.models.base import InputDims, ModelInput, PatchBudget
 from kemm.models.registry import create, get_entry
 from kemm.survival.losses import nll_discrete
 
@@ -108,10 +107,9 @@ def bench_step(
         wsi_dim=features,
         text_dim=TEXT_DIM,
     )
-    kwargs = dict(hparams or {})
-    if "max_train_patches" in inspect.signature(entry.factory).parameters:
-        kwargs.setdefault("max_train_patches", bag_cap)
-    net = create(model, dims=dims, n_bins=n_bins, **kwargs).to(dev).train()
+    net = create(model, dims=dims, n_bins=n_bins, **(hparams or {}))
+    net.set_patch_budget(PatchBudget(max_train_patches=bag_cap))
+    net = net.to(dev).train()
     x = synthetic_input(entry.modalities, dims, patches, dev)
     bins = torch.tensor([1], device=dev)
     event = torch.tensor([1.0], device=dev)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kemm.models.base import ModelInput
+from kemm.models.base import ModelInput, PatchBudget
 from kemm.models.kernels import (
     FusedBagAttention,
     MaskedScale,
@@ -176,9 +176,10 @@ def _activation(name: str):
 class PatchProjection(nn.Module):
     """Linear(D -> d) + activation + dropout over a bag of patch features.
 
-    Train mode: a random subsample of at most ``max_train_patches`` patches (``None`` = whole
-    bag), dropout applied in place. Eval mode: the whole bag, projected ``eval_chunk_size``
-    patches at a time into one preallocated (N, d) output, so memory stays bounded.
+    Train mode: a random subsample of at most ``budget.max_train_patches`` patches (``None`` =
+    whole bag), dropout applied in place. Eval mode: the whole bag, projected
+    ``budget.eval_chunk_size`` patches at a time into one preallocated (N, d) output, so memory
+    stays bounded. The budget is the run's (:meth:`SurvivalModel.set_patch_budget`).
     """
 
     def __init__(
@@ -187,17 +188,15 @@ class PatchProjection(nn.Module):
         dim: int = 256,
         *,
         dropout: float = 0.25,
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
         activation: str = "gelu",
+        budget: PatchBudget = PatchBudget(),
     ) -> None:
         super().__init__()
         self.in_dim, self.dim = int(in_dim), int(dim)
         self.linear = nn.Linear(in_dim, dim)
         self.p = float(dropout)
         dropout_threshold(self.p)  # validates
-        self.max_train_patches = max_train_patches
-        self.eval_chunk_size = eval_chunk_size
+        self.budget = budget
         self.activation = activation
         self._act = _activation(activation)
 
@@ -212,7 +211,7 @@ class PatchProjection(nn.Module):
 
     def subsample(self, bag: Tensor) -> tuple[Tensor, Tensor | None]:
         """Train-time random cap on the bag size -> (bag, kept indices or None)."""
-        cap = self.max_train_patches
+        cap = self.budget.max_train_patches
         if not self.training or cap is None or bag.shape[0] <= cap:
             return bag, None
         keep = torch.randperm(bag.shape[0], device=bag.device)[:cap].sort().values
@@ -236,7 +235,7 @@ class PatchProjection(nn.Module):
                 else:
                     h = h.masked_fill(drop, 0.0) * scale
             return h
-        chunk = self.eval_chunk_size
+        chunk = self.budget.eval_chunk_size
         if chunk is None or bag.shape[0] <= chunk:
             return proj(bag)
         first = proj(bag[:chunk])
@@ -452,20 +451,11 @@ class BagAttention(nn.Module):
         *,
         pool_hidden: int = 32,
         dropout: float = 0.25,
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
         activation: str = "gelu",
         fused: bool = True,
     ) -> None:
         super().__init__()
-        self.proj = PatchProjection(
-            in_dim,
-            dim,
-            dropout=dropout,
-            max_train_patches=max_train_patches,
-            eval_chunk_size=eval_chunk_size,
-            activation=activation,
-        )
+        self.proj = PatchProjection(in_dim, dim, dropout=dropout, activation=activation)
         self.query = nn.Linear(dim, dim)
         self.pool = GatedAttentionPool(dim, pool_hidden)
         self.beta = nn.Parameter(torch.ones(()))

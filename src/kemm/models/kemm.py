@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from kemm.errors import ConfigError
 from kemm.models.base import (
     AlternativePath,
+    Hyperparameters,
     InputDims,
     ModelInput,
     ModelOutput,
@@ -188,53 +189,50 @@ class _ViewOut:
 class KEMM(SurvivalModel):
     """KEMM: knowledge-enhanced multimodal survival (WSI + genomics + report + PBK)."""
 
+    @dataclass(frozen=True)
+    class Params(Hyperparameters):
+        dim: int = 256
+        heads: int = 4
+        fusion_layers: int = 2
+        n_learned_queries: int = 4
+        dropout: float = 0.1
+        patch_dropout: float = 0.25
+        genomic_dropout: float = 0.25
+        pool_hidden: int = 16
+        patch_activation: str = "gelu"
+        use_report: bool = True
+        use_pbk: bool = True
+        use_kecm: bool = True
+        use_distillation: bool = True
+        use_risk_alignment: bool = True
+        use_report_alignment: bool = True
+        use_clinical: bool = True
+        clinical_lr: float = 1e-2
+        lambda_kd: float = 0.5
+        lambda_risk: float = 0.2
+        lambda_report: float = 0.2
+        kd_loss: str = "kl"
+        kd_embedding_weight: float = 1.0
+        student_survival_weight: float = 1.0
+        risk_temperature: float = 0.1
+        report_alignment: str = "cosine"
+        report_temperature: float = 0.1
+
     modalities = frozenset({"wsi", "genomics", "report", "pbk", "clinical"})
     requires_any_of = frozenset({"wsi", "genomics"})
 
-    def __init__(
-        self,
-        dims: InputDims,
-        n_bins: int,
-        *,
-        dim: int = 256,
-        heads: int = 4,
-        fusion_layers: int = 2,
-        n_learned_queries: int = 4,
-        dropout: float = 0.1,
-        patch_dropout: float = 0.25,
-        genomic_dropout: float = 0.25,
-        pool_hidden: int = 16,
-        patch_activation: str = "gelu",
-        max_train_patches: int | None = 4096,
-        eval_chunk_size: int | None = 16384,
-        use_report: bool = True,
-        use_pbk: bool = True,
-        use_kecm: bool = True,
-        use_distillation: bool = True,
-        use_risk_alignment: bool = True,
-        use_report_alignment: bool = True,
-        use_clinical: bool = True,
-        clinical_lr: float = 1e-2,
-        lambda_kd: float = 0.5,
-        lambda_risk: float = 0.2,
-        lambda_report: float = 0.2,
-        kd_loss: str = "kl",
-        kd_embedding_weight: float = 1.0,
-        student_survival_weight: float = 1.0,
-        risk_temperature: float = 0.1,
-        report_alignment: str = "cosine",
-        report_temperature: float = 0.1,
-    ) -> None:
-        super().__init__()
+    def __init__(self, dims: InputDims, n_bins: int, params: Params | None = None) -> None:
+        super().__init__(params)
+        p = self.params
         self.has_wsi_branch = dims.wsi_dim is not None
         self.has_gen_branch = bool(dims.genomic_groups)
         if not (self.has_wsi_branch or self.has_gen_branch):
             raise ConfigError("KEMM needs WSI (dims.wsi_dim) or genomics (dims.genomic_groups)")
         text_users = {
-            "use_report": use_report,
-            "use_pbk": use_pbk,
-            "use_risk_alignment": use_risk_alignment,
-            "use_report_alignment": use_report_alignment,
+            "use_report": p.use_report,
+            "use_pbk": p.use_pbk,
+            "use_risk_alignment": p.use_risk_alignment,
+            "use_report_alignment": p.use_report_alignment,
         }
         if dims.text_dim is None and any(text_users.values()):
             on = ", ".join(f"{k}=False" for k, v in text_users.items() if v)
@@ -242,82 +240,76 @@ class KEMM(SurvivalModel):
                 "KEMM uses report/PBK text embeddings but dims.text_dim is None: prepare the cohort "
                 f"with knowledge embeddings, or pass {on}"
             )
-        if kd_loss not in KD_LOSSES:
-            raise ConfigError(f"kd_loss must be one of {KD_LOSSES}, got {kd_loss!r}")
-        if report_alignment not in REPORT_ALIGNMENTS:
+        if p.kd_loss not in KD_LOSSES:
+            raise ConfigError(f"kd_loss must be one of {KD_LOSSES}, got {p.kd_loss!r}")
+        if p.report_alignment not in REPORT_ALIGNMENTS:
             raise ConfigError(
-                f"report_alignment must be one of {REPORT_ALIGNMENTS}, got {report_alignment!r}"
+                f"report_alignment must be one of {REPORT_ALIGNMENTS}, got {p.report_alignment!r}"
             )
-        self.dims, self.n_bins, self.dim = dims, n_bins, dim
-        self.use_report, self.use_pbk, self.use_kecm = use_report, use_pbk, use_kecm
-        self.use_distillation = use_distillation and use_report
-        self.use_risk_alignment = use_risk_alignment
-        self.use_report_alignment = use_report_alignment
-        self.use_clinical = use_clinical and bool(dims.clinical_dim)
-        self.clinical_lr = clinical_lr
-        self.lambda_kd, self.lambda_risk, self.lambda_report = lambda_kd, lambda_risk, lambda_report
-        self.kd_loss, self.kd_embedding_weight = kd_loss, kd_embedding_weight
-        self.student_survival_weight = student_survival_weight
-        self.risk_temperature = risk_temperature
-        self.report_alignment, self.report_temperature = report_alignment, report_temperature
-        self.n_learned = n_learned_queries
+        self.dims, self.n_bins, self.dim = dims, n_bins, p.dim
+        # the switches that also depend on the inputs; the others are read from self.params
+        self.use_distillation = p.use_distillation and p.use_report
+        self.use_clinical = p.use_clinical and bool(dims.clinical_dim)
+        self.n_learned = p.n_learned_queries
 
         # knowledge tokens: learned slots (always), PBK and report statements from frozen text
-        self.learned = nn.Parameter(torch.randn(n_learned_queries, dim) * 0.02)
-        if use_report or use_pbk:
-            self.text_proj = nn.Sequential(nn.Linear(dims.text_dim, dim), nn.LayerNorm(dim))
-            self.text_type = nn.Parameter(torch.zeros(2, dim))  # 0: PBK, 1: report
-        self.query_norm = nn.LayerNorm(dim)
+        self.learned = nn.Parameter(torch.randn(p.n_learned_queries, p.dim) * 0.02)
+        if p.use_report or p.use_pbk:
+            self.text_proj = nn.Sequential(nn.Linear(dims.text_dim, p.dim), nn.LayerNorm(p.dim))
+            self.text_type = nn.Parameter(torch.zeros(2, p.dim))  # 0: PBK, 1: report
+        self.query_norm = nn.LayerNorm(p.dim)
 
         if self.has_wsi_branch:
             self.bag = BagAttention(
                 dims.wsi_dim,
-                dim,
-                pool_hidden=pool_hidden,
-                dropout=patch_dropout,
-                max_train_patches=max_train_patches,
-                eval_chunk_size=eval_chunk_size,
-                activation=patch_activation,
+                p.dim,
+                pool_hidden=p.pool_hidden,
+                dropout=p.patch_dropout,
+                activation=p.patch_activation,
             )
-            self.bag_out = nn.Linear(dim, dim)
-            self.wsi_norm = nn.LayerNorm(dim)
+            self.bag_out = nn.Linear(p.dim, p.dim)
+            self.wsi_norm = nn.LayerNorm(p.dim)
         if self.has_gen_branch:
-            self.genomic = GenomicTokenizer(dims.genomic_groups, dim, dropout=genomic_dropout)
-            self.gen_pool = GatedAttentionPool(dim, dim // 4)
-            self.gen_norm = nn.LayerNorm(dim)
-            if use_kecm:
-                self.gen_attn = CrossAttention(dim, heads, dropout=dropout)
+            self.genomic = GenomicTokenizer(dims.genomic_groups, p.dim, dropout=p.genomic_dropout)
+            self.gen_pool = GatedAttentionPool(p.dim, p.dim // 4)
+            self.gen_norm = nn.LayerNorm(p.dim)
+            if p.use_kecm:
+                self.gen_attn = CrossAttention(p.dim, p.heads, dropout=p.dropout)
                 self.gen_beta = nn.Parameter(torch.ones(()))
 
         # cross-modal co-attention and fusion transformer
-        self.co_norm_w, self.co_norm_g = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.co_w = CrossAttention(dim, heads, dropout=dropout)  # WSI tokens -> genomic tokens
-        self.co_g = CrossAttention(dim, heads, dropout=dropout)  # genomic tokens -> WSI tokens
-        self.cls = nn.Parameter(torch.zeros(1, dim))
-        self.segment = nn.Parameter(torch.randn(len(_SEGMENTS), dim) * 0.02)
+        self.co_norm_w, self.co_norm_g = nn.LayerNorm(p.dim), nn.LayerNorm(p.dim)
+        self.co_w = CrossAttention(
+            p.dim, p.heads, dropout=p.dropout
+        )  # WSI tokens -> genomic tokens
+        self.co_g = CrossAttention(
+            p.dim, p.heads, dropout=p.dropout
+        )  # genomic tokens -> WSI tokens
+        self.cls = nn.Parameter(torch.zeros(1, p.dim))
+        self.segment = nn.Parameter(torch.randn(len(_SEGMENTS), p.dim) * 0.02)
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, heads, dropout=dropout) for _ in range(fusion_layers)
+            TransformerBlock(p.dim, p.heads, dropout=p.dropout) for _ in range(p.fusion_layers)
         )
-        self.norm = nn.LayerNorm(dim)
-        self.head = SurvivalHead(dim, n_bins, hidden=dim // 2, dropout=dropout)
+        self.norm = nn.LayerNorm(p.dim)
+        self.head = SurvivalHead(p.dim, n_bins, hidden=p.dim // 2, dropout=p.dropout)
         if self.use_clinical:
             # Covariates (age, sex, report-parsed stage) as a fusion token, plus a linear term on
             # the hazard logits: the proportional-hazards path a statistician would fit, which
             # small cohorts learn far more reliably than through attention alone.
             self.clinical_token = nn.Sequential(
-                nn.Linear(dims.clinical_dim, dim), nn.LayerNorm(dim)
+                nn.Linear(dims.clinical_dim, p.dim), nn.LayerNorm(p.dim)
             )
             self.clinical_linear = nn.Linear(dims.clinical_dim, 1, bias=False)
             nn.init.zeros_(self.clinical_linear.weight)
 
-        if use_risk_alignment:
-            self.risk_z = nn.Linear(dim, dim)
-            self.risk_text = nn.Linear(dims.text_dim, dim)
-        if use_report_alignment:
+        if p.use_risk_alignment:
+            self.risk_z = nn.Linear(p.dim, p.dim)
+            self.risk_text = nn.Linear(dims.text_dim, p.dim)
+        if p.use_report_alignment:
             if self.has_wsi_branch:
-                self.report_from_wsi = nn.Linear(dim, dims.text_dim)
+                self.report_from_wsi = nn.Linear(p.dim, dims.text_dim)
             if self.has_gen_branch:
-                self.report_from_gen = nn.Linear(dim, dims.text_dim)
+                self.report_from_gen = nn.Linear(p.dim, dims.text_dim)
 
     # ---------------------------------------------------------------- knowledge and encoding
 
@@ -340,7 +332,7 @@ class KEMM(SurvivalModel):
         masks = [torch.ones(batch, self.n_learned, dtype=torch.bool, device=device)]
         labels = [f"learned:{i}" for i in range(self.n_learned)]
         is_report = [False] * self.n_learned
-        if self.use_pbk and x.pbk is not None:
+        if self.params.use_pbk and x.pbk is not None:
             tok, mask = self._text_tokens(x.pbk, x.pbk_mask, 0)
             tokens.append(tok)
             masks.append(mask)
@@ -365,7 +357,7 @@ class KEMM(SurvivalModel):
         if bool(missing.any()):
             index = int(missing.nonzero()[0, 0])
             raise ValueError(f"KEMM: patient at batch index {index} has neither WSI nor genomics")
-        with_report = self.use_report and "teacher" in views
+        with_report = self.params.use_report and "teacher" in views
         know, kmask, report_pos, labels = self._knowledge(x, x.batch_size, with_report)
         k = _KnowledgeTokens(
             know, self.query_norm(know), labels,
@@ -394,7 +386,7 @@ class KEMM(SurvivalModel):
         else:
             n_groups = len(self.dims.genomic_groups) or 1
             raw = torch.zeros(batch, n_groups, self.dim, device=device, dtype=dtype)
-        query = self.gen_norm(raw) if self.has_gen_branch and not self.use_kecm else raw
+        query = self.gen_norm(raw) if self.has_gen_branch and not self.params.use_kecm else raw
         return _GenomicTokens(raw, query, has_gen[:, None].expand(batch, raw.shape[1]), has_gen)
 
     def _patch_queries(
@@ -403,7 +395,7 @@ class KEMM(SurvivalModel):
     ) -> tuple[Tensor, Tensor, Tensor, list[Tensor] | None]:  # fmt: skip
         """Patient ``b``'s query positions, raw and normalised queries, and one pool set per
         view: the knowledge tokens with KECM, else the learned queries and genomic tokens."""
-        if self.use_kecm:
+        if self.params.use_kecm:
             pos = union[b].nonzero().squeeze(1)
             sets = [k.view_masks[v][b, pos].nonzero().squeeze(1) for v in views]
             return pos, k.tokens[b, pos], k.queries[b, pos], sets
@@ -424,16 +416,16 @@ class KEMM(SurvivalModel):
         """WSI tokens (the queries' attention read of each bag), the per-view pooled bag vector
         and the valid WSI positions; each bag is read once for all views."""
         device, dtype = self.cls.device, self.cls.dtype
-        n_tokens = k.tokens.shape[1] if self.use_kecm else self.n_learned + g.raw.shape[1]
+        n_tokens = k.tokens.shape[1] if self.params.use_kecm else self.n_learned + g.raw.shape[1]
         zero_tok = torch.zeros(n_tokens, self.dim, device=device, dtype=dtype)
         zero_vec = torch.zeros(self.dim, device=device, dtype=dtype)
         query_labels = k.labels
-        if not self.use_kecm:
+        if not self.params.use_kecm:
             query_labels = k.labels[: self.n_learned] + [
                 f"genomic:{self._group_name(i)}" for i in range(g.raw.shape[1])
             ]
         union = None
-        if self.use_kecm:
+        if self.params.use_kecm:
             union = k.view_masks[views[0]]
             for v in views[1:]:
                 union = union | k.view_masks[v]
@@ -457,7 +449,7 @@ class KEMM(SurvivalModel):
                     patch_pool=read.pool_weights[0].detach(),
                     patch_index=read.kept,
                 )
-        if self.use_kecm:
+        if self.params.use_kecm:
             positions = {v: k.view_masks[v] & has_wsi[:, None] for v in views}
         else:
             learned = torch.ones_like(k.view_masks["teacher"][:, : self.n_learned])
@@ -472,7 +464,7 @@ class KEMM(SurvivalModel):
         """Genomic tokens, the per-view pooled genomic vector and the valid positions. With KECM
         the knowledge attends to the groups and biases the pool towards the groups its view's
         queries find relevant; without, the tokens and an unbiased pool."""
-        if self.use_kecm and self.has_gen_branch:
+        if self.params.use_kecm and self.has_gen_branch:
             att = self.gen_attn(k.queries, g.raw, g.mask, need_weights=explain_rows is not None,
                                 need_logits=True)  # fmt: skip
             tokens = self.gen_norm(k.tokens + att.out)
@@ -542,7 +534,7 @@ class KEMM(SurvivalModel):
                 )
             )
             names.append("clinical")
-        if not self.use_kecm and enc.knowledge is not None:
+        if not self.params.use_kecm and enc.knowledge is not None:
             knowledge = enc.knowledge.repeat(n_views, 1, 1)
             parts.append((knowledge + seg[6], torch.cat([enc.view_masks[v] for v in views])))
             names.append("knowledge")
@@ -585,7 +577,7 @@ class KEMM(SurvivalModel):
             row["statements"] = [enc.labels[int(i)] for i in pos]
             if out.cls_attention is not None:
                 att = out.cls_attention[b]
-                if self.use_kecm:
+                if self.params.use_kecm:
                     per_statement = (
                         att[out.segments["wsi_tokens"]][pos]
                         + att[out.segments["genomic_tokens"]][pos]
@@ -598,7 +590,7 @@ class KEMM(SurvivalModel):
                     )
                 total = per_statement.sum()
                 row["statement_weight"] = per_statement / total if total > 0 else per_statement
-            if self.use_kecm and "genomic_attention" in row:
+            if self.params.use_kecm and "genomic_attention" in row:
                 row["genomic_attention"] = row["genomic_attention"][pos]
             patients.append(row)
         return {"patients": patients, "genomic_groups": list(self.dims.genomic_group_names)}
@@ -607,7 +599,7 @@ class KEMM(SurvivalModel):
 
     def alternative_paths(self, modalities: set[str]) -> list[AlternativePath]:
         """With reports: the student path (no report), evaluated beside the teacher."""
-        if not (self.use_report and "report" in modalities):
+        if not (self.params.use_report and "report" in modalities):
             return []
         return [AlternativePath("student", {"use_report": False}, "report", "student_teacher")]
 
@@ -619,7 +611,10 @@ class KEMM(SurvivalModel):
             return super().parameter_groups(lr)
         linear = list(self.clinical_linear.parameters())
         rest = [p for p in self.parameters() if p.requires_grad and all(p is not q for q in linear)]
-        return [{"params": rest, "lr": lr}, {"params": linear, "lr": max(lr, self.clinical_lr)}]
+        return [
+            {"params": rest, "lr": lr},
+            {"params": linear, "lr": max(lr, self.params.clinical_lr)},
+        ]
 
     def forward(
         self, x: ModelInput, use_report: bool | None = None, explain: bool = False
@@ -630,7 +625,7 @@ class KEMM(SurvivalModel):
         ``patch_attention`` (K x N), ``patch_pool`` (N), ``genomic_attention`` (K x G),
         ``genomic_pool`` (G) and ``statement_weight`` (K, the CLS attention on each statement's
         tokens)."""
-        view = "student" if use_report is False or not self.use_report else "teacher"
+        view = "student" if use_report is False or not self.params.use_report else "teacher"
         enc = self._encode(x, (view,), explain)
         out = self._fuse(enc, (view,), explain)[view]
         explanation = self._explanation(enc, out, view) if explain else {}
@@ -645,9 +640,11 @@ class KEMM(SurvivalModel):
         has_report = presence(x, device)["report"]
         any_report = bool(has_report.any())
         distil = self.use_distillation and any_report
-        report_align = self.use_report_alignment and any_report
+        report_align = self.params.use_report_alignment and any_report
         views = (
-            ("teacher", "student") if self.use_report and (distil or report_align) else ("teacher",)
+            ("teacher", "student")
+            if self.params.use_report and (distil or report_align)
+            else ("teacher",)
         )
         enc = self._encode(x, views, explain=False)
         fused = self._fuse(enc, ("teacher", "student") if distil else ("teacher",), False)
@@ -658,32 +655,32 @@ class KEMM(SurvivalModel):
         if distil:
             student = fused["student"]
             sel = has_report
-            if self.student_survival_weight > 0:
+            if self.params.student_survival_weight > 0:
                 s_loss = survival_loss(_with_offset(student.logits, x)[sel], bins[sel], event[sel])
-                loss = loss + self.student_survival_weight * s_loss
+                loss = loss + self.params.student_survival_weight * s_loss
                 logs["survival_student"] = float(s_loss.detach())
             kd_hazard = hazard_distillation(
-                student.logits[sel], teacher.logits[sel], self.kd_loss
+                student.logits[sel], teacher.logits[sel], self.params.kd_loss
             ).mean()
             kd_embedding = F.mse_loss(student.z[sel], teacher.z[sel].detach())
-            kd = kd_hazard + self.kd_embedding_weight * kd_embedding
-            loss = loss + self.lambda_kd * kd
+            kd = kd_hazard + self.params.kd_embedding_weight * kd_embedding
+            loss = loss + self.params.lambda_kd * kd
             logs.update(
                 kd=float(kd.detach()),
                 kd_hazard=float(kd_hazard.detach()),
                 kd_embedding=float(kd_embedding.detach()),
             )
 
-        if self.use_risk_alignment and x.pbk_risk is not None:
+        if self.params.use_risk_alignment and x.pbk_risk is not None:
             allowed = risk_level_targets(bins, event, self.n_bins)
             informative = ~allowed.all(1)
             if bool(informative.any()):
                 protos = self.risk_text(x.pbk_risk.detach().to(device, self.cls.dtype))
                 sim = F.cosine_similarity(self.risk_z(teacher.z)[:, None], protos, dim=-1)
-                log_p = F.log_softmax(sim / self.risk_temperature, dim=1)
+                log_p = F.log_softmax(sim / self.params.risk_temperature, dim=1)
                 nll = -torch.logsumexp(log_p.masked_fill(~allowed, float("-inf")), dim=1)
                 risk = nll[informative].mean()
-                loss = loss + self.lambda_risk * risk
+                loss = loss + self.params.lambda_risk * risk
                 logs["risk_align"] = float(risk.detach())
 
         if report_align and x.report is not None:
@@ -700,12 +697,15 @@ class KEMM(SurvivalModel):
                     pred = getattr(self, name)(emb[sel])
                     terms.append(
                         alignment_loss(
-                            pred, target[sel], self.report_alignment, self.report_temperature
+                            pred,
+                            target[sel],
+                            self.params.report_alignment,
+                            self.params.report_temperature,
                         )
                     )
             if terms:
                 align = torch.stack(terms).mean()
-                loss = loss + self.lambda_report * align
+                loss = loss + self.params.lambda_report * align
                 logs["report_align"] = float(align.detach())
 
         logs["loss"] = float(loss.detach())

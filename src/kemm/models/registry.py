@@ -1,8 +1,9 @@
 """Models by name (timm-style): ``@register("name")`` on a class or factory, ``create(name, ...)``.
 
 Each entry says what it is (``kind``: a ``"torch"`` :class:`~kemm.models.base.SurvivalModel`
-trained by the engine, or a ``"tabular"`` estimator with ``fit``/``predict_risk``), which inputs it
-can use and which of them a patient must have. Ablations are registered as the same class with
+trained by the engine, whose hyper-parameters are the fields of its ``Params``, or a
+``"tabular"`` estimator with ``fit``/``predict_risk``), which inputs it can use and which of them
+a patient must have. Ablations are registered as the same class with
 different default hyper-parameters, so an ablation is a name, not a code edit.
 """
 
@@ -11,11 +12,11 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from kemm.errors import ConfigError
-from kemm.models.base import MODALITIES, InputDims
+from kemm.models.base import MODALITIES, InputDims, PatchBudget
 
 KINDS = ("torch", "tabular", "stack")
 
@@ -35,7 +36,10 @@ class ModelEntry:
     description: str = ""
 
     def hparam_names(self) -> list[str] | None:
-        """Keyword hyper-parameters the factory accepts (``None`` if it takes ``**kwargs``)."""
+        """Hyper-parameters the model accepts: a torch model's ``Params`` fields, a tabular
+        estimator's keyword arguments (``None`` if it takes ``**kwargs``)."""
+        if self.kind == "torch":
+            return self.factory.hparam_names()
         params = inspect.signature(self.factory).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return None
@@ -114,9 +118,16 @@ def check_hparams(name: str, hparams: dict[str, Any]) -> ModelEntry:
     if accepted is not None:
         extra = sorted((set(entry.defaults) | set(hparams)) - set(accepted))
         if extra:
+            budget = sorted(set(extra) & {f.name for f in fields(PatchBudget)})
+            hint = (
+                f"; {', '.join(budget)} is the run's patch budget, not a model's: set "
+                "train.bag_cap or train.eval_chunk_size"
+                if budget
+                else ""
+            )
             raise ConfigError(
                 f"model {name!r} got unknown hyper-parameter(s) {extra}; "
-                f"accepted: {', '.join(accepted)}"
+                f"accepted: {', '.join(accepted)}{hint}"
             )
     return entry
 
@@ -134,4 +145,4 @@ def create(
         raise ConfigError(f"model {name!r} is a torch model: create() needs dims= and n_bins=")
     if n_bins < 1:
         raise ConfigError(f"n_bins must be >= 1, got {n_bins}")
-    return entry.factory(dims=dims, n_bins=n_bins, **kwargs)
+    return entry.factory.build(dims, n_bins, **kwargs)
