@@ -6,18 +6,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from kemm.cli.common import KemmTyper, console, fail, option_group
+from kemm.cli.common import F, KemmTyper, console, fail, option_group
 from kemm.errors import KemmError
 
 # what a rerun after failures costs: only the failed reports, unless the cache is off
 _RETRY_HINT = {False: " (finished reports are cached)", True: " (--no-cache: every report again)"}
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 BACKEND_HELP = (
     "extractive (rules, no LLM) | llama_cpp (embedded GGUF) | openai (any OpenAI-compatible "
@@ -30,15 +28,16 @@ class LLMOptions:
     """The LLM backend options a knowledge command takes (``--backend``, ``--gguf`` ...)."""
 
     backend: str
-    gguf: Path | None = None
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout: float = 120.0
-    max_retries: int = 4
-    concurrency: int = 1
-    n_ctx: int = 4096
-    n_threads: int | None = None
+    gguf: Path | None
+    base_url: str | None
+    model: str | None
+    api_key_env: str
+    timeout: float
+    max_retries: int
+    n_ctx: int
+    # the defaults are the options' (below); these two a command may leave out (``exclude``):
+    concurrency: int = 1  # pbk: one request at a time
+    n_threads: int | None = None  # llama.cpp's default: all cores
 
     def backend_config(self) -> dict[str, Any]:
         """The ``create_backend`` config of these options."""
@@ -91,6 +90,13 @@ def with_llm_options(
     return option_group(kept, LLMOptions, "llm")
 
 
+def _llm_cache(cache_dir: Path | None, no_cache: bool = False) -> Path | None:
+    """``--cache-dir``, else the default LLM cache; None under ``--no-cache``."""
+    from kemm.knowledge.model_files import cache_dir as default_cache
+
+    return None if no_cache else (cache_dir or default_cache() / "llm")
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """How a command over many reports runs: its LLM cache, a report limit, failures."""
@@ -106,9 +112,7 @@ class BatchOptions:
 
     def llm_cache(self) -> Path | None:
         """The LLM cache folder, None under ``--no-cache``."""
-        from kemm.knowledge.model_files import cache_dir as default_cache
-
-        return None if self.no_cache else (self.cache_dir or default_cache() / "llm")
+        return _llm_cache(self.cache_dir, self.no_cache)
 
     def report_failures(self, failures: dict[str, str], title: str, kept: str) -> None:
         """List failed reports and how to retry them; exit 1 unless ``--allow-failures``."""
@@ -228,7 +232,7 @@ def register(app: typer.Typer) -> None:
                 backend = create_backend(llm.backend_config())
                 record = pbk_mod.generate_pbk(
                     cancer, backend, cancer_name=name, n_general=n_general, n_level=n_level,
-                    max_tokens=max_tokens, cache_dir=BatchOptions(cache_dir).llm_cache(),
+                    max_tokens=max_tokens, cache_dir=_llm_cache(cache_dir),
                 )  # fmt: skip
         except KemmError as error:
             fail(error)

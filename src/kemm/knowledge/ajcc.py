@@ -67,6 +67,9 @@ def _table(
     return _Table(name, t_cats, n_cats, cells, dict(m1))
 
 
+_TABLES_FILE = "ajcc7.yaml"
+
+
 def _load_tables() -> dict[str, _Table]:
     """The tables of ``ajcc7.yaml`` (shipped beside this module), by TCGA code."""
     raw = yaml.safe_load(resources.files("kemm.knowledge").joinpath(_TABLES_FILE).read_text())
@@ -78,7 +81,6 @@ def _load_tables() -> dict[str, _Table]:
     return tables
 
 
-_TABLES_FILE = "ajcc7.yaml"
 _TABLES = _load_tables()
 SUPPORTED_CANCERS: tuple[str, ...] = tuple(sorted(_TABLES))
 

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4}
+_ROMAN_OF = {v: k for k, v in _ROMAN.items()}
 
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -58,7 +59,7 @@ def roman_to_int(token: str) -> int | None:
 
 def to_roman(rank: int) -> str:
     """``3`` -> ``"III"`` (stage groups and grades 1..4)."""
-    return {v: k for k, v in _ROMAN.items()}[rank]
+    return _ROMAN_OF[rank]
 
 
 def normalise_number_words(text: str) -> str:
@@ -241,6 +242,8 @@ _GLEASON_RE = re.compile(
     r"|(?P<s2>\d{1,2})(?:\s*/\s*10)?)",
     re.IGNORECASE,
 )
+# Stricter than patterns.DIFFERENTIATION_RE (the OCR-tolerant "differen\w{0,3}ated" of the
+# fact rules): the token layer reads "differentiated"/"differentiation" spelt out only.
 _DIFF_RE = re.compile(
     r"\b(" + DIFFERENTIATION_WORDS + r")[ -]?(?:to[ -](?:moderately|poorly)[ -]?)?"
     r"differentiat(?:ed|ion)\b",

@@ -395,6 +395,7 @@ def _margin_polarity(text: str) -> set[str]:
     for pos in patterns.MARGIN_POSITIVE_RE.finditer(after):
         if not patterns.UNINVOLVED_RE.search(after[max(0, pos.start() - 4) : pos.end()]):
             out.add("positive")
+            break
     return out
 
 

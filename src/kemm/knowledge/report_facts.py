@@ -139,6 +139,9 @@ _INJECTION_RE = re.compile(
     r"\bas\s+an\s+ai\b|\bllm\b|\blanguage\s+model\b|new\s+instructions?",
     re.I,
 )
+# The labels of lymphovascular and perineural invasion items.
+_LVI_LABEL_RE = re.compile(LVI_LABEL, re.I)
+_PNI_LABEL_RE = re.compile(PNI_LABEL, re.I)
 # History, comorbidity and suspicion inside otherwise readable sections.
 _HISTORY_RE = re.compile(
     r"\bhistory\s+of\b|\bh/o\b|\bhx\b|\bprior\s+(?:history|diagnosis)\b|\bprevious(?:ly)?\s+(?:diagnosed|treated|resected|"
@@ -686,8 +689,8 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     repeated without a part label, e.g. restated in a comment, once).
 
     Several "examined: N" lines: a "total" one wins; lines naming distinct groups ("sentinel",
-    "non-sentinel") are added; otherwise the first counts. A part sum that contradicts the
-    stated pN is dropped by the caller.
+    "non-sentinel") are added; otherwise the first counts. The caller drops the counts, stated
+    or summed, when they contradict the stated pN (one of the two is misread).
     """
     examined: list[tuple[int, str, Unit]] = []
     positive: list[tuple[int, str, Unit]] = []
@@ -856,8 +859,7 @@ def _margin(units: list[Unit]) -> Fact | None:
     return found
 
 
-def _invasion(units: list[Unit], label: str) -> Fact | None:
-    rx = re.compile(label, re.I)
+def _invasion(units: list[Unit], rx: re.Pattern[str]) -> Fact | None:
     absent: Fact | None = None
     for unit in units:
         text = unit.text
@@ -1065,8 +1067,8 @@ def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportF
         facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
     facts.size_cm = _size(units)
     facts.margin = _margin(units)
-    facts.lvi = _invasion(units, LVI_LABEL)
-    facts.pni = _invasion(units, PNI_LABEL)
+    facts.lvi = _invasion(units, _LVI_LABEL_RE)
+    facts.pni = _invasion(units, _PNI_LABEL_RE)
     facts.histology = _histology(units)
     if (cancer or "brca").lower() == "brca":  # receptors are breast facts
         for key, fact in _receptors(units).items():

@@ -103,7 +103,10 @@ class _SlideGenomicBaseline(_Baseline):
     modalities = frozenset({"wsi", "genomics"})
     requires_any_of = frozenset({"wsi", "genomics"})
 
-    def _need_genomics(self, dims: InputDims, params: BaselineParams, genomic_tokens: bool) -> None:
+    def _build_fusion_readers(
+        self, dims: InputDims, params: BaselineParams, genomic_tokens: bool
+    ) -> None:
+        """Check that the run has genomics, then build the readers (``_build_readers``)."""
         _need(dims, self.label, genomics=True)
         self._build_readers(dims, params.dim, params.dropout, genomic_tokens=genomic_tokens)
 
@@ -212,7 +215,7 @@ class MCAT(_SlideGenomicBaseline):
         super().__init__(params)
         p = self.params
         dim, heads, layers, dropout = p.dim, p.heads, p.layers, p.dropout
-        self._need_genomics(dims, p, genomic_tokens=True)
+        self._build_fusion_readers(dims, p, genomic_tokens=True)
         self.coattn = CrossAttention(dim, 1, project_kv=True)  # MCAT: one head
 
         def branch() -> tuple[nn.ModuleList, GatedAttentionPool, nn.Sequential]:
@@ -276,7 +279,7 @@ class SurvPath(_SlideGenomicBaseline):
         super().__init__(params)
         p = self.params
         dim, dropout = p.dim, p.dropout
-        self._need_genomics(dims, p, genomic_tokens=True)
+        self._build_fusion_readers(dims, p, genomic_tokens=True)
         self.norm = nn.LayerNorm(dim)
         self.attn = CrossAttention(dim, 1, project_kv=True)
         self.post_norm = nn.LayerNorm(dim)
@@ -359,7 +362,7 @@ class PORPOISE(_SlideGenomicBaseline):
         super().__init__(params)
         p = self.params
         dim, fusion, dropout = p.dim, p.fusion, p.dropout
-        self._need_genomics(dims, p, genomic_tokens=False)
+        self._build_fusion_readers(dims, p, genomic_tokens=False)
         self.pool = GatedAttentionPool(dim, dim, dropout)
         self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
         self.snn = snn_stack(sum(dims.genomic_groups), [dim, dim], dropout)

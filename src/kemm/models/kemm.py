@@ -246,11 +246,10 @@ class KEMM(SurvivalModel):
             raise ConfigError(
                 f"report_alignment must be one of {REPORT_ALIGNMENTS}, got {p.report_alignment!r}"
             )
-        self.dims, self.n_bins, self.dim = dims, n_bins, p.dim
-        # the switches that also depend on the inputs; the others are read from self.params
+        self.dims, self.n_bins = dims, n_bins
+        # the switches that also depend on the inputs; the settings are read from self.params
         self.use_distillation = p.use_distillation and p.use_report
         self.use_clinical = p.use_clinical and bool(dims.clinical_dim)
-        self.n_learned = p.n_learned_queries
 
         # knowledge tokens: learned slots (always), PBK and report statements from frozen text
         self.learned = nn.Parameter(torch.randn(p.n_learned_queries, p.dim) * 0.02)
@@ -329,9 +328,9 @@ class KEMM(SurvivalModel):
         and a label per position."""
         device = self.cls.device
         tokens = [self.learned.unsqueeze(0).expand(batch, -1, -1)]
-        masks = [torch.ones(batch, self.n_learned, dtype=torch.bool, device=device)]
-        labels = [f"learned:{i}" for i in range(self.n_learned)]
-        is_report = [False] * self.n_learned
+        masks = [torch.ones(batch, self.params.n_learned_queries, dtype=torch.bool, device=device)]
+        labels = [f"learned:{i}" for i in range(self.params.n_learned_queries)]
+        is_report = [False] * self.params.n_learned_queries
         if self.params.use_pbk and x.pbk is not None:
             tok, mask = self._text_tokens(x.pbk, x.pbk_mask, 0)
             tokens.append(tok)
@@ -385,7 +384,7 @@ class KEMM(SurvivalModel):
             raw = self.genomic([g.to(device, dtype) for g in x.genomics], has_gen)  # (B, G, d)
         else:
             n_groups = len(self.dims.genomic_groups) or 1
-            raw = torch.zeros(batch, n_groups, self.dim, device=device, dtype=dtype)
+            raw = torch.zeros(batch, n_groups, self.params.dim, device=device, dtype=dtype)
         query = self.gen_norm(raw) if self.has_gen_branch and not self.params.use_kecm else raw
         return _GenomicTokens(raw, query, has_gen[:, None].expand(batch, raw.shape[1]), has_gen)
 
@@ -401,12 +400,12 @@ class KEMM(SurvivalModel):
             return pos, k.tokens[b, pos], k.queries[b, pos], sets
         device = self.cls.device
         pos = torch.cat([
-            torch.arange(self.n_learned, device=device),
-            self.n_learned + torch.arange(g.raw.shape[1], device=device)
+            torch.arange(self.params.n_learned_queries, device=device),
+            self.params.n_learned_queries + torch.arange(g.raw.shape[1], device=device)
             if bool(g.present[b]) else torch.zeros(0, dtype=torch.long, device=device),
         ])  # fmt: skip
         q_in = torch.cat([self.learned, g.raw[b]])[pos]
-        q = torch.cat([k.queries[b, : self.n_learned], g.query[b]])[pos]
+        q = torch.cat([k.queries[b, : self.params.n_learned_queries], g.query[b]])[pos]
         return pos, q_in, q, None
 
     def _patch_side(
@@ -416,12 +415,16 @@ class KEMM(SurvivalModel):
         """WSI tokens (the queries' attention read of each bag), the per-view pooled bag vector
         and the valid WSI positions; each bag is read once for all views."""
         device, dtype = self.cls.device, self.cls.dtype
-        n_tokens = k.tokens.shape[1] if self.params.use_kecm else self.n_learned + g.raw.shape[1]
-        zero_tok = torch.zeros(n_tokens, self.dim, device=device, dtype=dtype)
-        zero_vec = torch.zeros(self.dim, device=device, dtype=dtype)
+        n_tokens = (
+            k.tokens.shape[1]
+            if self.params.use_kecm
+            else self.params.n_learned_queries + g.raw.shape[1]
+        )
+        zero_tok = torch.zeros(n_tokens, self.params.dim, device=device, dtype=dtype)
+        zero_vec = torch.zeros(self.params.dim, device=device, dtype=dtype)
         query_labels = k.labels
         if not self.params.use_kecm:
-            query_labels = k.labels[: self.n_learned] + [
+            query_labels = k.labels[: self.params.n_learned_queries] + [
                 f"genomic:{self._group_name(i)}" for i in range(g.raw.shape[1])
             ]
         union = None
@@ -452,7 +455,7 @@ class KEMM(SurvivalModel):
         if self.params.use_kecm:
             positions = {v: k.view_masks[v] & has_wsi[:, None] for v in views}
         else:
-            learned = torch.ones_like(k.view_masks["teacher"][:, : self.n_learned])
+            learned = torch.ones_like(k.view_masks["teacher"][:, : self.params.n_learned_queries])
             base = torch.cat([learned, g.mask], 1)
             positions = {v: base & has_wsi[:, None] for v in views}
         return torch.stack(rows), {v: torch.stack(r) for v, r in pooled.items()}, positions
@@ -485,7 +488,7 @@ class KEMM(SurvivalModel):
         pooled_all, pool_w = (
             self.gen_pool(g.raw, g.mask)
             if self.has_gen_branch
-            else (torch.zeros(batch, self.dim, device=g.raw.device, dtype=g.raw.dtype), None)
+            else (torch.zeros(batch, self.params.dim, device=g.raw.device, dtype=g.raw.dtype), None)
         )
         if explain_rows is not None and pool_w is not None:
             for b in range(batch):
