@@ -68,6 +68,10 @@ REAL_CASES = {
     "TCGA-56-7582": ("lusc", {"n": "N0", "nodes_positive": 0, "nodes_examined": 25}),
     # "Pelvic lymphnodes examined: 11" and "Para -aortic lymphnodes examined: 2": two groups
     "TCGA-EO-A3L0": ("ucec", {"nodes_examined": 13}),
+    # "Pelvic lymph nodes examined: 3", "Para-aortic lymph nodes examined: 8": 11, not 3
+    "TCGA-EO-A1Y7": ("ucec", {"nodes_positive": 0, "nodes_examined": 11}),
+    # wrapped labels: "Number of para-aortic" / "lymph nodes examined: 6"; 7 + 6 + 8 = 21
+    "TCGA-A5-A3LO": ("ucec", {"nodes_positive": 0, "nodes_examined": 21}),
     # "(3/15)" cut from its words by OCR: the part sum says 0 positive against pN1; not stated
     "TCGA-60-2726": ("lusc", {"n": "N1", "nodes_positive": None, "nodes_examined": None}),
     # microscopic "in six lymph nodes" restates the diagnosis' "(0/6)"; "level 10 lymph nodes"

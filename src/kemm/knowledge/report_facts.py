@@ -666,7 +666,12 @@ _ALL_NEGATIVE_RE = re.compile(
 )
 _STATION_BEFORE_RE = re.compile(r"(?:level|station|stations|\b[RL]\s*-?|#|\bno\.?|\bN)\s*$", re.I)
 # The word before "lymph nodes examined" that names a group of them ("sentinel", "pelvic").
-_NODE_GROUP_RE = re.compile(r"([a-z-]{3,})\s+(?:lymph\s*)?nodes?\s*$", re.I)
+_NODE_GROUP_RE = re.compile(
+    r"(?<![a-z-])(?![a-z-]*lymph\b|the\b|all\b|regional\b)([a-z-]{3,})\s+(?:lymph\s*)?nodes?\s*$",
+    re.I,
+)
+# The first line of a synoptic item's label wrapped onto two ("Number of pelvic lymph").
+_WRAPPED_LABEL_RE = re.compile(r"^\s*number\s+of\s+[a-z -]+$", re.I)
 
 # The label of a specimen part ("PART 4:", "B.", "SPECIMEN C -") opening a unit.
 _PART_LABEL_RE = re.compile(
@@ -698,8 +703,10 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     totals_exam: Fact | None = None
     parts: list[tuple[int, int, str, Unit]] = []
     part_label = ""
+    previous = ""
     for unit in units:
-        text = unit.text
+        text, before = unit.text, previous
+        previous = text
         label = _PART_LABEL_RE.match(text)
         if label:
             part_label = (label.group("a") or label.group("b")).upper()
@@ -709,7 +716,13 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             m = rx.search(text)
             if m:
                 value = m.group("p") if "p" in rx.groupindex else m.group("n") or m.group("n2")
-                group = _NODE_GROUP_RE.search(text[: m.start() + len(m.group(0).split()[0])])
+                # the group is named before the match's "nodes" ("Number of para-aortic lymph
+                # nodes examined" matches from "lymph"), or on the line before when the item's
+                # label is wrapped ("Number of para-aortic" / "lymph nodes examined: 6")
+                head = text[: m.start() + re.search(r"nodes?\b", m.group(0), re.I).end()]
+                if not text[: m.start()].strip() and _WRAPPED_LABEL_RE.match(before):
+                    head = f"{before} {head}"
+                group = _NODE_GROUP_RE.search(head)
                 found.append((_count(value), group.group(1).lower() if group else "", unit))
         total = _stated_total(text)
         if total is not None:
