@@ -63,6 +63,11 @@ def test_quick_benchmark_runs_and_writes_its_table(data_root, tmp_path):
     again = run_benchmark(data_root, tmp_path / "prepared", cohorts=["kirc"], quick=True,
                           show_progress=False, prepared=True)  # fmt: skip
     assert (tmp_path / "prepared" / "kirc" / "prepared_families" / "prepared.json").exists()
+    # (genomic scalers agree to float32 summation order, ~1e-6: the tabular models' folds are
+    # the same; a network trained by the Cox loss on mini-batches may rank a pair differently)
     for label, entry in again["table"]["kirc"].items():
+        tolerance = 0.01 if label == "KEMM" else 1e-6
         np.testing.assert_allclose(entry["c_index"]["folds"], table[label]["c_index"]["folds"],
-                                   atol=1e-6)  # fmt: skip
+                                   atol=tolerance)  # fmt: skip
+    assert "Paired comparisons" in text and "| KEMM vs Stack (facts Cox + genomic CoxNet) |" in text
+    assert {p["scope"] for p in summary["paired"]} == {"KIRC"}

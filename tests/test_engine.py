@@ -324,3 +324,59 @@ def test_kemm_prepare_writes_a_folder_a_run_trains_on(sim_root, tmp_path):
         ConfigError, match=r"prepared with another data config \(fields \['clinical'\]"
     ):
         run_cv(parse_config(raw), tmp_path / "other", show_progress=False)
+
+
+def test_cox_loss_trains_one_output_with_breslow_curves(sim_root, tmp_path):
+    """train.loss: cox — one output per patient (the log hazard ratio), bag models read the
+    whole batch per forward (risk sets), survival curves from a Breslow baseline that
+    `kemm predict` reloads; report.md carries the paired comparisons."""
+    from typer.testing import CliRunner
+
+    from kemm.cli import app
+
+    out = tmp_path / "run"
+    config = _config(sim_root, models=("coxnet", "snn", "abmil"), loss="cox", genomic_clip=3.0)
+    metrics = run_cv(parse_config(config), out, show_progress=False)
+    fold = FoldDirectory(out / "folds" / "snn" / "seed0" / "fold0")
+    assert json.loads((fold.path / "model.json").read_text())["n_bins"] == 1
+    assert fold.breslow() is not None
+    assert fold.network()(fold_input(sim_root, fold)).logits.shape[1] == 1
+    predictions = pd.read_csv(out / "predictions.csv")
+    surv = predictions[[f"surv_{k}" for k in range(4)]].to_numpy()
+    assert np.all(np.diff(surv, axis=1) <= 1e-9) and np.all((surv >= 0) & (surv <= 1))
+    for name in ("snn", "abmil"):
+        assert np.isfinite(metrics["models"][name]["ibs"]["mean"])
+        assert metrics["models"][name]["c_index"]["mean"] > 0.5
+    paired = metrics["paired"]
+    assert len(paired) == 2 and {p["a"] for p in paired} == {paired[0]["a"]}
+    assert all(len(p["fold_deltas"]) == 3 and p["ci95"][0] <= p["delta_c"] for p in paired)
+    assert "## Paired comparisons" in (out / "report.md").read_text()
+    # kemm predict reads the Breslow baseline back
+    table = sim_root / "tcga" / "sim" / "tcga_sim_all_clean.csv"
+    result = CliRunner().invoke(app, ["predict", str(out), "--cohort", str(table),
+                                      "--model", "snn", "--out", str(tmp_path / "p.csv")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "p.csv")
+    curves = scored[[c for c in scored.columns if c.startswith("surv_t")]].to_numpy()
+    assert np.all(np.diff(curves, axis=1) <= 1e-9) and curves.min() < curves.max()
+    # kemm compare: the same pair as report.md, and a second run on the same splits
+    result = CliRunner().invoke(app, ["compare", str(out), "snn", "coxnet", "--bootstrap", "200"])
+    assert result.exit_code == 0, result.output
+    assert "| snn vs coxnet |" in result.output and "per-fold ΔC" in result.output
+    result = CliRunner().invoke(app, ["compare", str(out), "snn", "absent"])
+    assert result.exit_code == 2 and "no predictions of model 'absent'" in result.output
+    result = CliRunner().invoke(
+        app, ["compare", str(out), "snn", "coxnet", "--run-b", str(out), "--bootstrap", "0"]
+    )
+    assert result.exit_code == 0 and "| snn vs coxnet (" in result.output, result.output
+
+
+def fold_input(root: Path, fold: FoldDirectory):
+    """One patient of the simulated cohort as the fold's network reads it."""
+    from kemm.cohort import prepare_cohort
+    from kemm.engine.data import FoldInputs
+
+    config = parse_config(_config(root))
+    data = prepare_cohort(config.data)
+    pre = fold.preprocessing()[0]
+    return FoldInputs(data, pre, data.cohort.case_ids[:2], {"genomics"}).batch([0, 1])

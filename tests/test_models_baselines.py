@@ -8,7 +8,16 @@ import torch
 
 from kemm.errors import ConfigError
 from kemm.models import InputDims, ModelInput, PatchBudget, create, get_entry, list_models
-from kemm.survival.losses import nll_discrete as nll
+from kemm.survival.losses import SurvivalBatch, survival_loss
+
+nll = survival_loss("nll")
+
+
+def outcome(bins, event):
+    return SurvivalBatch(
+        torch.tensor(bins), torch.tensor(event), torch.tensor([float(b) + 1 for b in bins]), 4
+    )
+
 
 DIMS = InputDims(
     genomic_groups=[5, 7, 3],
@@ -77,7 +86,7 @@ def test_shapes_train_step_and_eval(name):
     model = build(name)
     x = make_input()
     model.train()
-    loss, logs = model.training_step(x, torch.tensor([0, 3]), torch.tensor([1.0, 0.0]), nll)
+    loss, logs = model.training_step(x, outcome([0, 3], [1.0, 0.0]), nll)
     assert loss.ndim == 0 and torch.isfinite(loss) and "survival" in logs
     loss.backward()
     model.eval()
@@ -97,9 +106,9 @@ def test_deterministic_with_seed(name):
     a.train()
     b.train()
     torch.manual_seed(7)
-    la, _ = a.training_step(x, torch.tensor([1, 2]), torch.tensor([1.0, 1.0]), nll)
+    la, _ = a.training_step(x, outcome([1, 2], [1.0, 1.0]), nll)
     torch.manual_seed(7)
-    lb, _ = b.training_step(x, torch.tensor([1, 2]), torch.tensor([1.0, 1.0]), nll)
+    lb, _ = b.training_step(x, outcome([1, 2], [1.0, 1.0]), nll)
     assert torch.equal(la, lb)
 
 
@@ -187,7 +196,7 @@ def test_no_gradient_reaches_text_inputs():
     model = build("report_only").train()
     x = make_input()
     x.report.requires_grad_(True)
-    loss, _ = model.training_step(x, torch.tensor([0, 1]), torch.tensor([1.0, 1.0]), nll)
+    loss, _ = model.training_step(x, outcome([0, 1], [1.0, 1.0]), nll)
     loss.backward()
     assert x.report.grad is None
 

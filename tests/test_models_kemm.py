@@ -8,12 +8,15 @@ import torch
 from kemm.errors import ConfigError
 from kemm.models import KEMM, InputDims, ModelInput, PatchBudget, create
 from kemm.models.kemm import hazard_distillation, risk_level_targets
-from kemm.survival.losses import nll_discrete as nll
+from kemm.survival.losses import SurvivalBatch, survival_loss
+
+nll = survival_loss("nll")
 
 DIMS = InputDims(
     genomic_groups=[5, 7, 3], genomic_group_names=["a", "b", "c"], wsi_dim=12, text_dim=10
 )
 BINS, EVENT = torch.tensor([0, 3, 1]), torch.tensor([1.0, 0.0, 1.0])
+Y = SurvivalBatch(BINS, EVENT, torch.tensor([2.0, 40.0, 9.0]), 4)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -71,7 +74,7 @@ def test_any_modality_may_be_missing(wsi, gen, report):
     out = logits(model, x)
     assert out.shape == (3, 4) and torch.isfinite(out).all()
     model.train()
-    loss, logs = model.training_step(x, BINS, EVENT, nll)
+    loss, logs = model.training_step(x, Y, nll)
     loss.backward()
     assert torch.isfinite(loss)
     assert ("kd" in logs) == any(report)
@@ -114,7 +117,7 @@ def test_no_gradient_reaches_text_inputs():
     x = make_input()
     for t in (x.report, x.pbk, x.pbk_risk):
         t.requires_grad_(True)
-    loss, _ = model.training_step(x, BINS, EVENT, nll)
+    loss, _ = model.training_step(x, Y, nll)
     loss.backward()
     assert x.report.grad is None and x.pbk.grad is None and x.pbk_risk.grad is None
     assert model.text_proj[0].weight.grad is not None  # the projections do learn
@@ -144,7 +147,7 @@ def test_clinical_covariates_enter_only_when_switched_on():
     on = make()
     assert not torch.allclose(logits(on, x), logits(on, y))
     on.train()
-    loss, _ = on.training_step(y, BINS, EVENT, nll)
+    loss, _ = on.training_step(y, Y, nll)
     loss.backward()
     assert on.clinical_linear.weight.grad.abs().sum() > 0  # the linear hazard term learns
     off = make(use_clinical=False)
@@ -161,9 +164,9 @@ def test_use_report_false_ignores_report_everywhere():
     assert torch.equal(logits(off, x), logits(off, y))
     off.train()
     torch.manual_seed(1)
-    la, logs = off.training_step(x, BINS, EVENT, nll)
+    la, logs = off.training_step(x, Y, nll)
     torch.manual_seed(1)
-    lb, _ = off.training_step(y, BINS, EVENT, nll)
+    lb, _ = off.training_step(y, Y, nll)
     assert torch.equal(la, lb)
     assert not {"kd", "report_align"} & set(logs)
 
@@ -195,8 +198,8 @@ def test_use_kecm_false_is_plain_co_attention():
 def test_loss_switches(switch, keys):
     x = make_input()
     on, off = build().train(), build(**{switch: False}).train()
-    _, logs_on = on.training_step(x, BINS, EVENT, nll)
-    _, logs_off = off.training_step(x, BINS, EVENT, nll)
+    _, logs_on = on.training_step(x, Y, nll)
+    _, logs_off = off.training_step(x, Y, nll)
     assert keys <= set(logs_on)
     assert not keys & set(logs_off)
     assert set(logs_on) - keys == set(logs_off)
@@ -205,13 +208,35 @@ def test_loss_switches(switch, keys):
 def test_switches_do_not_change_the_network_output():
     x = make_input()
     ref = logits(build(), x)
-    for switch in ("use_distillation", "use_risk_alignment", "use_report_alignment"):
+    for switch in ("use_risk_alignment", "use_report_alignment"):
         assert torch.equal(logits(build(**{switch: False}), x), ref)
+    # distillation adds the student's own adapter and head: patients with a report keep the
+    # teacher's output, the one without (index 1) is scored by the student
+    off = logits(build(use_distillation=False), x)
+    assert torch.equal(off[[0, 2]], ref[[0, 2]])
+    assert not torch.allclose(off[1], ref[1])
+
+
+def test_student_losses_leave_the_shared_encoder_alone():
+    """Distillation trains the student's adapter and head only: the shared encoder and the
+    teacher's head get no gradient from the student's survival loss or from KD."""
+    model = build().train()
+    x = make_input()
+    enc = model._encode(x, ("teacher", "student"), False)
+    out = model._fuse(enc, ("teacher", "student"), False)
+    student_loss = nll(out["student"].logits, Y) + out["student"].z.pow(2).mean()
+    student_loss.backward()
+    shared = [p for n, p in model.named_parameters() if not n.startswith("student_")]
+    assert all(p.grad is None or not p.grad.abs().any() for p in shared)
+    assert any(p.grad is not None and p.grad.abs().any() for p in model.student_head.parameters())
+    assert any(
+        p.grad is not None and p.grad.abs().any() for p in model.student_adapter.parameters()
+    )
 
 
 def test_kd_needs_a_report_in_the_batch():
     model = build().train()
-    _, logs = model.training_step(make_input(report=(False, False, False)), BINS, EVENT, nll)
+    _, logs = model.training_step(make_input(report=(False, False, False)), Y, nll)
     assert "kd" not in logs and "report_align" not in logs and "risk_align" in logs
 
 
@@ -265,7 +290,7 @@ def test_fused_patch_path_matches_reference_in_training():
             pbk_mask=x.pbk_mask,
             pbk_risk=x.pbk_risk.double(),
         )
-        loss, _ = model.training_step(xd, BINS, EVENT, nll)
+        loss, _ = model.training_step(xd, Y, nll)
         loss.backward()
         grads.append([loss.detach()] + [p.grad.clone() for p in model.parameters()])
     for a, b in zip(*grads, strict=True):
@@ -314,3 +339,73 @@ def test_hazard_distillation(kind):
     assert t.grad is None and s.grad is not None
     with pytest.raises(ConfigError):
         hazard_distillation(s, t, "nope")
+
+
+# ------------------------------------------------------------------ report facts
+
+
+FACT_COLUMNS = ["grade>=2", "grade>=3", "grade>=4", "grade=unknown", "stage>=2", "stage=unknown"]
+FACT_DIMS = InputDims(
+    genomic_groups=[5, 7, 3], genomic_group_names=["a", "b", "c"], text_dim=10,
+    fact_columns=FACT_COLUMNS, fact_directions=[1, 1, 1, 0, 1, 0],
+)  # fmt: skip
+GRADE_1 = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+GRADE_4 = [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def facts_input(rows) -> ModelInput:
+    """Three patients with genomics, reports and the given fact rows, no slides."""
+    x = make_input(wsi=(False,) * 3, gen=(True,) * 3, report=(True,) * 3)
+    x.wsi = None
+    x.facts = torch.tensor(rows)
+    return x
+
+
+def test_fact_tokens_tell_grade_1_from_grade_4():
+    """One token per fact, carrying its value: the grade tokens of grade 1 and grade 4 differ
+    far more than the wording of two statements does, the stage tokens (same stage) not."""
+    torch.manual_seed(0)
+    model = KEMM(FACT_DIMS, 4, KEMM.Params(dim=16, heads=2, fusion_layers=1)).eval()
+    assert model.fact_names == ["grade", "stage"]
+    tokens = model.fact_tokens(torch.tensor([GRADE_1, GRADE_4]))
+    grade = torch.nn.functional.cosine_similarity(tokens[0, 0], tokens[1, 0], dim=0)
+    stage = torch.nn.functional.cosine_similarity(tokens[0, 1], tokens[1, 1], dim=0)
+    assert stage > 0.999 and grade < 0.5
+    _, _, report_pos, labels = model._knowledge(facts_input([GRADE_1, GRADE_4, GRADE_1]), 3, True)
+    assert labels[-2:] == ["fact:grade", "fact:stage"] and report_pos[-2:].all()
+
+
+def test_facts_are_report_knowledge():
+    """Facts reach the teacher only; the student and the −report ablation never read them, and
+    the linear fact term keeps PBK's direction of effect."""
+    x = facts_input([GRADE_1, GRADE_4, GRADE_1])
+    torch.manual_seed(0)
+    model = KEMM(FACT_DIMS, 4, KEMM.Params(dim=16, heads=2, fusion_layers=1))
+    with torch.no_grad():
+        model.fact_linear.weight.copy_(torch.tensor([0.5, 0.5, 0.5, 0.2, 0.3, -0.1]))
+    model.eval()
+    y = facts_input([GRADE_4, GRADE_1, GRADE_4])
+    assert not torch.allclose(model(x).logits, model(y).logits)
+    assert torch.equal(model(x, use_report=False).logits, model(y, use_report=False).logits)
+    off = create("kemm_no_report", dims=FACT_DIMS, n_bins=4, dim=16, heads=2).eval()
+    assert not hasattr(off, "fact_tokens")
+    assert torch.equal(off(x).logits, off(y).logits)
+    # PBK's directions constrain the fact term; without PBK it is free
+    with torch.no_grad():
+        model.fact_linear.weight.fill_(-1.0)
+    model.fact_linear(x.facts)
+    assert model.fact_linear.weight.tolist() == [0.0, 0.0, 0.0, -1.0, 0.0, -1.0]
+    free = KEMM(FACT_DIMS, 4, KEMM.Params(dim=16, heads=2, use_pbk=False, use_risk_alignment=False))
+    assert free.fact_linear.signs.abs().sum() == 0
+
+
+def test_cox_output_trains_through_every_kemm_loss():
+    """With one output (the Cox loss) the teacher, the student, distillation and both
+    alignments all take part, and the risk levels come from the fold's time bins."""
+    torch.manual_seed(0)
+    model = KEMM(FACT_DIMS, 1, KEMM.Params(dim=16, heads=2, fusion_layers=1)).train()
+    x = facts_input([GRADE_1, GRADE_4, GRADE_1])
+    loss, logs = model.training_step(x, Y, survival_loss("cox"))
+    loss.backward()
+    assert {"survival", "survival_student", "kd", "risk_align", "report_align"} <= set(logs)
+    assert model.fact_tokens.weight.grad is not None and model.fact_linear.weight.grad is not None

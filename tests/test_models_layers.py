@@ -220,3 +220,28 @@ def test_fused_workspace_is_not_shared_between_pending_forwards():
         loss.backward()
     module.eval()
     assert len(module._workspaces) == 0
+
+
+def test_directed_linear_keeps_the_prior_sign_and_can_leave_zero():
+    import torch.nn.functional as F  # noqa: F401
+
+    from kemm.models.blocks import DirectedLinear
+
+    layer = DirectedLinear([1, -1, 0])
+    optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
+    x = torch.eye(3)
+    # a loss that wants every coefficient at -1: the +1 column stays at 0, the others move
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = ((layer(x)[:, 0] + 1.0) ** 2).sum()
+        loss.backward()
+        optimizer.step()
+    coef = layer(x)[:, 0].detach()
+    assert coef[0] == 0 and coef[1] < -0.5 and coef[2] < -0.5
+    # and back: a loss that wants +1 moves the clipped coefficient off zero at once
+    optimizer.zero_grad()
+    ((layer(x)[:, 0] - 1.0) ** 2).sum().backward()
+    optimizer.step()
+    assert layer(x)[0, 0] > 0
+    free = DirectedLinear([1, -1], constrained=False)
+    assert free.signs.abs().sum() == 0

@@ -105,22 +105,30 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, help="No progress bars."),
     ) -> None:
-        """Simulate a cohort, cross-validate the baselines on it and print the metrics table."""
+        """Simulate a cohort, cross-validate KEMM and single-modality models on it, print the
+        metrics table and the paired comparison of KEMM with the best single-modality model."""
+        import pandas as pd
+
         from kemm.cohort.simulate import simulate_cohort
         from kemm.engine.config import parse_config
+        from kemm.survival.compare import compare_predictions, format_comparisons
 
         started = time.time()
         data_root = out / "data"
         if not (data_root / "tcga" / "sim").is_dir():
-            simulate_cohort(
-                data_root, n_patients=patients, feature_dim=128, show_progress=not quiet
-            )
+            simulate_cohort(data_root, n_patients=patients, feature_dim=64, patches=(100, 400),
+                            show_progress=not quiet)  # fmt: skip
         raw = yaml.safe_load(resources.files("kemm.configs").joinpath("demo.yaml").read_text())
         raw["data"]["root"] = str(data_root)
         raw["data"]["wsi"]["features_dir"] = str(data_root / "features")
-        _cross_validate(
+        metrics = _cross_validate(
             parse_config(raw, source="demo.yaml"), out / "run", quiet, _workers(workers)
         )
+        single = [m for m in metrics["models"] if m != "KEMM"]
+        best = max(single, key=lambda m: metrics["models"][m]["c_index"]["mean"])
+        predictions = pd.read_csv(out / "run" / "predictions.csv")
+        console.print("\nKEMM against the best single-modality model (paired, same folds):")
+        console.print(format_comparisons([compare_predictions(predictions, "KEMM", best)]))
         console.print(f"run directory: {out / 'run'}  ({time.time() - started:.0f} s)")
 
     @app.command()
@@ -178,6 +186,53 @@ def register(app: typer.Typer) -> None:
         metrics = read_metrics(run_dir)
         console.print(format_table(metrics))
         console.print(f"selection: {metrics['protocol']['selection_note']}")
+
+    @app.command()
+    def compare(
+        run_dir: Path = typer.Argument(..., help="A finished run directory."),
+        model_a: str = typer.Argument(..., help="Model label (first of the pair)."),
+        model_b: str = typer.Argument(..., help="Model label (second of the pair)."),
+        run_b: Path | None = typer.Option(
+            None, "--run-b", help="Read the second model from this run (same splits)."
+        ),
+        bootstrap: int = typer.Option(2000, min=0, help="Patient bootstrap resamples."),
+        seed: int = typer.Option(0, help="Bootstrap seed."),
+    ) -> None:
+        """Paired comparison of two models on the same folds: per-fold ΔC, its mean with a 95 %
+        interval and p (corrected resampled t-test), and a patient bootstrap within folds."""
+        import pandas as pd
+
+        from kemm.engine.rundir import RunDirectory
+        from kemm.errors import InputDataError
+        from kemm.survival.compare import compare_predictions, format_comparisons
+
+        def read(folder: Path) -> pd.DataFrame:
+            path = RunDirectory(folder).predictions_path
+            if not path.is_file():
+                raise InputDataError(
+                    "no predictions.csv (is this a finished kemm run directory?)", file=str(folder)
+                )
+            from kemm.io import read_csv
+
+            return read_csv(path, what="predictions file")
+
+        first = read(run_dir)
+        frame = first
+        label_b = model_b
+        if run_b is not None:
+            second = read(run_b)
+            label_b = f"{model_b} ({run_b})"
+            second = second[second["model"] == model_b].assign(model=label_b)
+            if second.empty:
+                raise InputDataError(f"no predictions of model {model_b!r}", file=str(run_b))
+            frame = pd.concat([first[first["model"] == model_a], second], ignore_index=True)
+        result = compare_predictions(frame, model_a, label_b, scope=str(run_dir),
+                                     n_boot=bootstrap, seed=seed)  # fmt: skip
+        console.print(format_comparisons([result]))
+        line = "per-fold ΔC: " + ", ".join(f"{d:+.3f}" for d in result.deltas)
+        if bootstrap:
+            line += f"; bootstrap p = {result.bootstrap_p:.3f}"
+        console.print(f"{line}; corrected t-test p = {result.p:.3g} (df {result.df:.0f})")
 
     @app.command()
     def predict(

@@ -38,12 +38,17 @@ CLINICAL = ["age", "sex", "t", "n", "m", "stage", "grade", "nodes", "margin", "l
 # (every KEMM row the same).
 KEMM_PARAMS = (("dim", 128), ("fusion_layers", 1))
 EPOCHS = {"quick": 5, "full": 10}  # every deep model; the training loss memorises beyond ~10
+# Every network is trained with the Cox partial likelihood (Breslow curves from the training
+# fold) and reads genomic z-scores clipped to +-3 SD: both fixed a priori (docs/benchmarks.md).
+LOSS = "cox"
+GENOMIC_CLIP = 3.0
 
 FACTS_COX = "Clinical Cox (facts)"
 FACTS_COX_NO_PRIOR = "Clinical Cox (facts) −PBK prior"
 AGE_SEX_COX = "Clinical Cox (age, sex)"
 GENOMIC_COXNET = "CoxNet (genomics)"
 LINEAR_PART = (FACTS_COX, GENOMIC_COXNET)  # KEMM's linear part: the stack of these two
+PAPER = "KEMM −linear part (paper's inputs)"  # the paper's network on the paper's inputs
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,34 @@ ENTRIES = (
     Entry("KEMM −PBK", "kemm_no_pbk", "families", KEMM_PARAMS, residual_over=LINEAR_PART),
     Entry("KEMM −KECM (plain co-attention)", "kemm_no_kecm", "families", KEMM_PARAMS,
           residual_over=LINEAR_PART),
-    Entry("KEMM −linear part (paper's inputs)", "kemm_no_clinical", "families", KEMM_PARAMS),
+    Entry(PAPER, "kemm_no_clinical", "families", KEMM_PARAMS),
+    Entry(f"{PAPER} −report", "kemm_no_clinical", "families",
+          KEMM_PARAMS + (("use_report", False), ("use_distillation", False),
+                         ("use_report_alignment", False)),
+          modalities=("wsi", "genomics", "pbk")),
+    Entry(f"{PAPER} −PBK", "kemm_no_clinical", "families",
+          KEMM_PARAMS + (("use_pbk", False), ("use_risk_alignment", False)),
+          modalities=("wsi", "genomics", "report")),
+    Entry(f"{PAPER} −KECM", "kemm_no_clinical", "families", KEMM_PARAMS + (("use_kecm", False),)),
+    Entry(f"{PAPER} −distillation", "kemm_no_clinical", "families",
+          KEMM_PARAMS + (("use_distillation", False),)),
 )  # fmt: skip
+# The paired comparisons of the table (first − second, on the same folds).
+PAIRS = (
+    ("KEMM", "Stack (facts Cox + genomic CoxNet)"),
+    ("KEMM", "Clinical Cox (facts)"),
+    ("KEMM", "KEMM −report"),
+    ("KEMM", "KEMM −PBK"),
+    ("KEMM", "KEMM −KECM (plain co-attention)"),
+    ("KEMM", "KEMM −PBK prior"),
+    ("KEMM", "KEMM −fact covariates"),
+    (PAPER, f"{PAPER} −report"),
+    (PAPER, f"{PAPER} −PBK"),
+    (PAPER, f"{PAPER} −KECM"),
+    (PAPER, f"{PAPER} −distillation"),
+    (PAPER, GENOMIC_COXNET),
+    (PAPER, "Report-only"),
+)
 # The site-held-out evaluation: KEMM and the models it needs, and the facts Cox model.
 SITE_HELD_OUT = (FACTS_COX, GENOMIC_COXNET, "KEMM")
 SITE_SUFFIX = " [site-held-out]"
@@ -179,6 +210,8 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
             for e in models
         ],  # fmt: skip
         "train": {
+            "loss": LOSS,
+            "genomic_clip": GENOMIC_CLIP,
             "epochs": epochs,
             "batch_size": 32,
             "lr": 5e-4,
@@ -233,9 +266,50 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
             for entry in chosen:
                 table[cohort][entry.label] = metrics["models"][entry.label]
     summary = {"cohorts": cohorts, "quick": quick, "seed": seed, "wall_seconds": round(time.time() - started, 1),
-               "table": table}  # fmt: skip
+               "table": table, "paired": paired_table(out, cohorts, entries)}  # fmt: skip
     (out / "benchmark.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
+
+
+def paired_table(out: Path, cohorts: list[str], entries: list[Entry]) -> list[dict]:
+    """The benchmark's paired comparisons (:data:`PAIRS` whose models ran): per cohort and
+    pooled over the cohorts (see :mod:`kemm.survival.compare`)."""
+    from kemm.survival.compare import compare_predictions, pool
+
+    variant_of = {e.label: e.variant for e in entries}
+    rows = []
+    for a, b in PAIRS:
+        if a not in variant_of or b not in variant_of or variant_of[a] != variant_of[b]:
+            continue
+        per_cohort = []
+        for cohort in cohorts:
+            predictions = pd.read_csv(out / cohort / variant_of[a] / "predictions.csv")
+            per_cohort.append(compare_predictions(predictions, a, b, scope=cohort.upper(),
+                                                  n_boot=1000))  # fmt: skip
+        pooled = [pool(per_cohort)] if len(per_cohort) > 1 else []
+        rows += [c.to_dict() for c in per_cohort + pooled]
+    return rows
+
+
+def format_paired(summary: dict) -> str:
+    """The paired-comparisons table: pooled rows first, then one row per cohort."""
+    from kemm.survival.compare import PairedComparison, format_comparisons
+
+    def comparison(c: dict) -> PairedComparison:
+        return PairedComparison(c["a"], c["b"], c["scope"], np.array(c["fold_deltas"]),
+                                c["delta_c"], tuple(c["ci95"]), c["p"], float("nan"), c["df"],
+                                tuple(c["bootstrap_ci95"]), c["bootstrap_p"])  # fmt: skip
+
+    rows = summary.get("paired") or []
+    pooled = [comparison(c) for c in rows if c["scope"].startswith("pooled")]
+    cohort = [comparison(c) for c in rows if not c["scope"].startswith("pooled")]
+    if not rows:
+        return ""
+    lines = ["### Paired comparisons (ΔC = C(first) − C(second), same folds)", ""]
+    if pooled:
+        lines += ["Pooled over the cohorts (each cohort weighs the same):", "",
+                  format_comparisons(pooled), "", "Per cohort:", ""]  # fmt: skip
+    return "\n".join([*lines, format_comparisons(cohort), ""])
 
 
 def _from_prepared(config: RunConfig, folder: Path) -> RunConfig:
@@ -278,6 +352,9 @@ def format_benchmark(summary: dict, command: str | None = None) -> str:
             mean = f"{np.mean(means):.3f}" if len(means) == len(cohorts) else "—"
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {mean} |")
         lines.append("")
+    paired = format_paired(summary)
+    if paired:
+        lines.append(paired)
     return "\n".join(lines)
 
 

@@ -42,7 +42,11 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=1)  # patients per optimizer step
     lr: float = Field(2e-4, gt=0)
     weight_decay: float = Field(1e-5, ge=0)
+    # Cox partial likelihood (one output, Breslow curves) or the discrete-time likelihood
+    loss: Literal["cox", "nll"] = "nll"
     nll_alpha: float = Field(0.0, ge=0, le=1)
+    # networks read genomic z-scores (training-fold scalers) clipped to +-genomic_clip
+    genomic_clip: float | None = Field(None, gt=0)
     n_bins: int = Field(4, ge=2)
     legacy_binning: bool = False  # whole-cohort bins (MCAT habit; leaky, for reproduction only)
     selection: Literal["last", "inner_val"] = "last"

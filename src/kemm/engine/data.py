@@ -119,13 +119,27 @@ class FoldPreprocessor:
             clinical_std=self.clinical_std[keep],
         )
 
+    def fact_positions(self) -> list[int]:
+        """Positions of the clinical columns that are report facts (not age, sex, table
+        columns): what the report modality gives a network as facts."""
+        from kemm.knowledge.covariates import FACT_COVARIATES, covariate_of
+
+        return [
+            i for i, c in enumerate(self.clinical_columns) if covariate_of(c) in FACT_COVARIATES
+        ]
+
     def dims(self, data: PreparedCohort) -> InputDims:
+        facts = self.fact_positions()
         return InputDims(
             genomic_groups=[len(f) for f in self.group_features],
             genomic_group_names=list(self.group_names),
             wsi_dim=data.wsi_dim,
             text_dim=data.text.dim if data.text is not None else None,
             clinical_dim=len(self.clinical_columns) or None,
+            fact_columns=[self.clinical_columns[i] for i in facts],
+            fact_directions=[
+                int(data.clinical_directions.get(self.clinical_columns[i], 0)) for i in facts
+            ],
         )
 
     def genomic_arrays(
@@ -217,12 +231,16 @@ class FoldInputs:
     """Turns lists of patients into :class:`ModelInput` batches for one fold and one model."""
 
     def __init__(self, data: PreparedCohort, pre: FoldPreprocessor, case_ids: list[str],
-                 modalities: set[str], bag_cache: BagCache | None = None):  # fmt: skip
+                 modalities: set[str], bag_cache: BagCache | None = None,
+                 genomic_clip: float | None = None):  # fmt: skip
         self.data = data
         self.case_ids = list(case_ids)
         self.modalities = modalities & data.available_modalities
         self.genomics, self.genomics_mask = pre.genomic_arrays(data, self.case_ids)
+        if genomic_clip is not None:  # z-scores winsorised for networks (train.genomic_clip)
+            self.genomics = [np.clip(g, -genomic_clip, genomic_clip) for g in self.genomics]
         self.clinical = pre.clinical_array(data, self.case_ids)
+        self.facts = self.clinical[:, pre.fact_positions()]
         self.bags = bag_cache or BagCache(data.bag_requirements)
         self.offset: np.ndarray | None = None  # (n,) fixed log-hazard offsets, when set
 
@@ -234,6 +252,8 @@ class FoldInputs:
             x.genomics_mask = torch.from_numpy(self.genomics_mask[positions])
         if "clinical" in self.modalities:
             x.clinical = torch.from_numpy(self.clinical[positions])
+        if "report" in self.modalities and self.facts.shape[1]:
+            x.facts = torch.from_numpy(np.ascontiguousarray(self.facts[positions]))
         if self.offset is not None:
             x.offset = torch.from_numpy(self.offset[positions].astype(np.float32))
         if "wsi" in self.modalities:

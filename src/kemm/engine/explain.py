@@ -59,7 +59,8 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
 
     data = prepare_cohort(config.data, text_loader=load_text_modality)
     network = folder.network()
-    inputs = FoldInputs(data, folder.preprocessing()[0], [case_id], used_modalities(spec, data))
+    inputs = FoldInputs(data, folder.preprocessing()[0], [case_id], used_modalities(spec, data),
+                        genomic_clip=config.train.genomic_clip)  # fmt: skip
     x = inputs.batch([0])
     with torch.no_grad():
         try:

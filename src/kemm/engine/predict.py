@@ -292,10 +292,14 @@ def _score(spec: ModelConfig, folder: FoldDirectory, run: RunDirectory, config: 
         return fitted.predict_risk(risks), fitted.predict_survival(risks, times)
     if spec.residual_over:
         return _score_residual(spec, folder, run, config, data, preprocessors, case_ids, times)
-    logits = _network_logits(folder, "weights", spec, data, pre, case_ids)
+    logits = _network_logits(folder, "weights", spec, data, pre, case_ids, config)
+    risk = risk_from_logits(logits).numpy()
+    breslow = folder.breslow()
+    if breslow is not None:  # a Cox-trained network
+        return risk, BreslowCurves.from_state(breslow)(risk, times)
     surv = survival_from_logits(logits).numpy()
     bins = folder.preprocessing()[1]
-    return risk_from_logits(logits).numpy(), survival_at_times(surv, bins, times)
+    return risk, survival_at_times(surv, bins, times)
 
 
 def _base_risks(labels, folder, run, config, data, preprocessors, case_ids) -> np.ndarray:
@@ -319,7 +323,7 @@ def _score_residual(spec, folder, run, config, data, preprocessors, case_ids, ti
     pre = preprocessors[(spec.display, folder.path)]
     network = np.zeros(len(case_ids))
     for part, scale in enumerate(state["networks"]):
-        logits = _network_logits(folder, f"weights_part{part}", spec, data, pre, case_ids)
+        logits = _network_logits(folder, f"weights_part{part}", spec, data, pre, case_ids, config)
         risk = risk_from_logits(logits).numpy()
         network += (risk - scale["center"]) / scale["scale"] / len(state["networks"])
     risk = restore_tabular(state["combiner"]).predict_risk(np.column_stack([eta, network]))
@@ -328,8 +332,9 @@ def _score_residual(spec, folder, run, config, data, preprocessors, case_ids, ti
 
 def _network_logits(folder: FoldDirectory, weights: str, spec: ModelConfig,
                     data: PreparedCohort, pre: FoldPreprocessor,
-                    case_ids: list[str]) -> torch.Tensor:  # fmt: skip
+                    case_ids: list[str], config: RunConfig) -> torch.Tensor:  # fmt: skip
     network = folder.network(weights)
-    inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data))
+    inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data),
+                        genomic_clip=config.train.genomic_clip)  # fmt: skip
     with torch.no_grad():
         return torch.cat([network(inputs.batch([i])).logits for i in range(len(case_ids))])

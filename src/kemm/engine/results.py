@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from kemm.errors import InputDataError  # noqa: E402
 from kemm.survival import harrell_c, logrank_p  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("c_index", "uno_c", "ibs", "mean_auc")
 
@@ -162,6 +166,27 @@ def write_report(path: Path, metrics: dict) -> None:
         format_table(metrics),
         "",
     ]
+    if metrics.get("paired"):
+        from kemm.survival.compare import PairedComparison, format_comparisons
+
+        rows = [
+            PairedComparison(
+                c["a"], c["b"], c["scope"], np.array(c["fold_deltas"]), c["delta_c"],
+                tuple(c["ci95"]), c["p"], float("nan"), c["df"], tuple(c["bootstrap_ci95"]),
+                c["bootstrap_p"],
+            )
+            for c in metrics["paired"]
+        ]  # fmt: skip
+        text += [
+            "## Paired comparisons",
+            "",
+            "ΔC = C(first) − C(second) per evaluation fold; 95 % CI and p from the corrected "
+            "resampled t-test over folds (Nadeau & Bengio), bootstrap CI over patients within "
+            "folds (`kemm compare` for any other pair).",
+            "",
+            format_comparisons(rows),
+            "",
+        ]
     for name, entry in metrics["models"].items():
         if entry.get("constant_risk_folds"):
             text.append(
@@ -183,3 +208,31 @@ def read_metrics(run_dir: str | Path) -> dict:
     from kemm.engine.rundir import RunDirectory
 
     return RunDirectory(run_dir).read_metrics()
+
+
+def paired_comparisons(predictions: pd.DataFrame, n_boot: int = 1000) -> list[dict]:
+    """Every model of a run against the run's best model (highest mean out-of-fold C): the
+    paired comparisons ``report.md`` shows."""
+    from kemm.survival.compare import compare_predictions
+
+    models = list(dict.fromkeys(predictions["model"])) if len(predictions) else []
+    if len(models) < 2 or predictions.groupby(["seed", "fold"]).ngroups < 2:
+        return []
+    by_c = {}
+    for model in models:
+        rows = predictions[predictions["model"] == model]
+        by_c[model] = np.mean([
+            harrell_c(g["event"].to_numpy(bool), g["time"].to_numpy(float), g["risk"].to_numpy(float))
+            for _, g in rows.groupby(["seed", "fold"])
+        ])  # fmt: skip
+    best = max(models, key=lambda m: by_c[m])
+    out = []
+    for model in models:
+        if model == best:
+            continue
+        try:
+            out.append(compare_predictions(predictions, best, model, scope="this run",
+                                           n_boot=n_boot).to_dict())  # fmt: skip
+        except InputDataError as error:  # scored on other patients (modality exclusions)
+            log.warning("no paired comparison of %s and %s: %s", best, model, error.problem)
+    return out

@@ -116,6 +116,14 @@ class FoldDirectory:
         network.load_state_dict(load_file(self.path / f"{weights}.safetensors"))
         return network.eval()
 
+    def write_breslow(self, state: dict) -> None:
+        """The Breslow baseline of a Cox-trained network (its survival curves)."""
+        _write_json(self.path / "breslow.json", state)
+
+    def breslow(self) -> dict | None:
+        path = self.path / "breslow.json"
+        return _read_json(path, "Breslow baseline") if path.is_file() else None
+
     def write_residual(self, state: dict) -> None:
         _write_json(self.path / "residual.json", state)
 

@@ -25,7 +25,7 @@ from kemm.cohort.prepared import PreparedCohort, prepare_cohort
 from kemm.device import resolve_device
 from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor
-from kemm.engine.results import aggregate_metrics, plot_km, write_report
+from kemm.engine.results import aggregate_metrics, paired_comparisons, plot_km, write_report
 from kemm.engine.rundir import FoldDirectory, RunDirectory
 from kemm.engine.stacking import (
     INNER_FOLDS,
@@ -48,6 +48,7 @@ from kemm.survival import (
     integrated_brier,
     km_median,
     median_follow_up,
+    n_outputs,
     risk_from_logits,
     survival_from_logits,
 )
@@ -82,6 +83,8 @@ def _dims_for(dims: InputDims, modalities: set[str]) -> InputDims:
         wsi_dim=dims.wsi_dim if "wsi" in modalities else None,
         text_dim=dims.text_dim if {"report", "pbk"} & modalities else None,
         clinical_dim=dims.clinical_dim if "clinical" in modalities else None,
+        fact_columns=dims.fact_columns if "report" in modalities else [],
+        fact_directions=dims.fact_directions if "report" in modalities else [],
     )
 
 
@@ -402,8 +405,10 @@ class CrossValidationRunner:
             return float("nan")
 
     def _network(self, task, dims: InputDims, n_bins: int):
-        """A new network for ``task``, reading patches within the run's budget."""
-        model = create(task.model.name, dims=dims, n_bins=n_bins, **task.model.params)
+        """A new network for ``task``, reading patches within the run's budget, with the
+        outputs the run's loss trains (one per time bin, or one log hazard ratio for Cox)."""
+        n_out = n_outputs(self.config.train.loss, n_bins)
+        model = create(task.model.name, dims=dims, n_bins=n_out, **task.model.params)
         model.set_patch_budget(self.config.train.patch_budget())
         return model
 
@@ -413,7 +418,8 @@ class CrossValidationRunner:
         dims = _dims_for(pre.dims(data), used_modalities(task.model, data))
         model = self._network(task, dims, bins.n_bins)
         all_ids = train_ids + test_ids
-        inputs = FoldInputs(data, pre, all_ids, used_modalities(task.model, data), bag_cache)
+        inputs = FoldInputs(data, pre, all_ids, used_modalities(task.model, data), bag_cache,
+                            genomic_clip=config.train.genomic_clip)  # fmt: skip
         positions = list(range(len(train_ids)))
         test_positions = list(range(len(train_ids), len(all_ids)))
         event = np.concatenate([train_target.event, np.zeros(len(test_ids), bool)]).astype(
@@ -422,12 +428,13 @@ class CrossValidationRunner:
         bin_index = np.concatenate(
             [bins.transform(train_target.time), np.zeros(len(test_ids), int)]
         )
+        times = np.concatenate([train_target.time, np.zeros(len(test_ids))])
         val_positions = None
         residual = task.model.residual_over
         if residual:
             return self._fit_residual(
                 task, data, train_ids, test_ids, train_target, test_target, bins, seed, inputs,
-                bin_index, event, dims, folder,
+                (bin_index, event, times), dims, folder,
             )  # fmt: skip
         if config.train.selection == "inner_val":
             positions, val_positions = inner_split(
@@ -436,23 +443,33 @@ class CrossValidationRunner:
         result = train_model(
             model, inputs, positions, bin_index, event,
             config.train.model_copy(update={"seed": seed}), self.device,
-            val_positions=val_positions,
+            time=times, n_bins=bins.n_bins, val_positions=val_positions,
             val_time=train_target.time[val_positions] if val_positions else None,
         )  # fmt: skip
         train_logits = predict_logits(model, inputs, list(range(len(train_ids))), self.device)
         test_logits = predict_logits(model, inputs, test_positions, self.device)
         train_risk = risk_from_logits(torch.from_numpy(train_logits)).numpy()
         test_risk = risk_from_logits(torch.from_numpy(test_logits)).numpy()
-        curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
+        extra: dict = {}
+        if test_logits.shape[1] == 1:  # a Cox network: Breslow curves over its risk
+            breslow = BreslowCurves(train_risk, train_target)
+            folder.write_breslow(breslow.to_state())
+            curves = breslow(test_risk, bins.bin_times)
+            extra["ibs"] = self._ibs(task, train_target, test_target,
+                                     lambda t: breslow(test_risk, t))  # fmt: skip
+        else:
+            curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
         agreement = self._alternative_paths(model, data, inputs, test_ids, test_risk, test_target)
-        folder.write_network(model, task.model.name, bins.n_bins, dims)
+        folder.write_network(
+            model, task.model.name, n_outputs(config.train.loss, bins.n_bins), dims
+        )
         return train_risk, test_risk, curves, {
-            "selection": result.selection, "selected_epoch": result.selected_epoch, "history": result.history,
-            **agreement,
+            **extra, "selection": result.selection, "selected_epoch": result.selected_epoch,
+            "history": result.history, **agreement,
         }  # fmt: skip
 
     def _fit_residual(self, task, data, train_ids, test_ids, train_target, test_target, bins,
-                      seed, inputs, bin_index, event, dims, folder):  # fmt: skip
+                      seed, inputs, outcome, dims, folder):  # fmt: skip
         """A network learning a residual over its linear part, cross-fitted.
 
         The linear part is a Cox stack of the named models' out-of-fold risks. The training
@@ -465,6 +482,7 @@ class CrossValidationRunner:
         from sklearn.model_selection import StratifiedKFold
 
         config = self.config
+        bin_index, event, times = outcome
         residual = task.model.residual_over
         risks = self._base_risks(residual, task, data, train_ids, test_ids)
         linear = combine([r.train for r in risks], train_target, [r.label for r in risks])
@@ -484,6 +502,7 @@ class CrossValidationRunner:
             result = train_model(
                 model, inputs, sorted(fit.tolist()), bin_index, event,
                 config.train.model_copy(update={"seed": part_seed}), self.device,
+                time=times, n_bins=bins.n_bins,
             )  # fmt: skip
             histories.append(result.history)
             inputs.offset = None  # the network's own (residual) risk
@@ -500,8 +519,10 @@ class CrossValidationRunner:
                 agreement = self._alternative_paths(
                     model, data, inputs, test_ids, test_risk, test_target
                 )
-                folder.write_network(model, task.model.name, bins.n_bins, dims)
-            folder.write_network(model, task.model.name, bins.n_bins, dims,
+                folder.write_network(
+                    model, task.model.name, n_outputs(config.train.loss, bins.n_bins), dims
+                )
+            folder.write_network(model, task.model.name, n_outputs(config.train.loss, bins.n_bins), dims,
                                  weights=f"weights_part{part}")  # fmt: skip
         final = combine([eta_train, network_train], train_target, ["linear part", "network"])
         train_risk = final.predict_risk(np.column_stack([eta_train, network_train]))
@@ -587,6 +608,7 @@ class CrossValidationRunner:
                     config.eval.risk_groups,
                 )
                 metrics["models"][model.display]["logrank_p"] = p_value
+        metrics["paired"] = paired_comparisons(predictions)
         run.write_metrics(metrics)
         write_report(run.report_path, metrics)
         return metrics

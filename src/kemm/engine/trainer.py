@@ -13,7 +13,7 @@ import torch
 from kemm.engine.config import TrainConfig
 from kemm.engine.data import FoldInputs
 from kemm.models.base import SurvivalModel
-from kemm.survival import TimeBins, harrell_c, nll_discrete, risk_from_logits
+from kemm.survival import SurvivalBatch, TimeBins, harrell_c, risk_from_logits, survival_loss
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,15 @@ def train_model(
     config: TrainConfig,
     device: torch.device,
     *,
+    time: np.ndarray | None = None,
+    n_bins: int | None = None,
     val_positions: list[int] | None = None,
     val_time: np.ndarray | None = None,
     progress=None,
 ) -> TrainResult:
     """Train in place. One bag per forward when the model reads WSI bags (gradient accumulation
-    up to ``batch_size`` patients), otherwise ``batch_size`` patients per forward.
+    up to ``batch_size`` patients), otherwise, and always under the Cox loss (its risk sets span
+    the batch), ``batch_size`` patients per forward.
 
     With ``val_positions`` (an inner split carved from the training fold) the epoch with the best
     inner-validation C-index is restored; otherwise the last epoch is kept."""
@@ -63,12 +66,21 @@ def train_model(
     )  # fmt: skip
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    micro = 1 if _uses_bags(inputs) else config.batch_size
+    # Bags go one per forward (memory) and accumulate gradients, except under the Cox loss,
+    # whose risk sets need the whole batch in one loss: then batch_size bags per forward.
+    micro = 1 if _uses_bags(inputs) and config.loss != "cox" else config.batch_size
     accumulate = config.batch_size if micro == 1 else 1
     generator = np.random.default_rng(config.seed)
-    bins_t = torch.as_tensor(bins, dtype=torch.long)
-    event_t = torch.as_tensor(event, dtype=torch.float32)
-    loss_fn = lambda logits, b, e: nll_discrete(logits, b, e, alpha=config.nll_alpha)  # noqa: E731
+    if time is None:
+        if config.loss == "cox":
+            raise ValueError("the Cox loss needs the patients' follow-up times (time=...)")
+        time = np.asarray(bins, dtype=np.float32)  # the discrete likelihood reads bins only
+    target = SurvivalBatch(
+        torch.as_tensor(bins, dtype=torch.long), torch.as_tensor(event, dtype=torch.float32),
+        torch.as_tensor(np.asarray(time, dtype=np.float32)),
+        int(n_bins if n_bins is not None else int(np.max(bins)) + 1),
+    )  # fmt: skip
+    loss_fn = survival_loss(config.loss, alpha=config.nll_alpha)
 
     result = TrainResult(selection="inner_val" if val_positions else "last")
     best_score, best_state = -np.inf, None
@@ -84,9 +96,7 @@ def train_model(
             x = inputs.batch(chunk, device)
             index = torch.as_tensor(chunk)
             with torch.autocast(device.type, enabled=use_amp):
-                loss, logs = model.training_step(
-                    x, bins_t[index].to(device), event_t[index].to(device), loss_fn
-                )
+                loss, logs = model.training_step(x, target[index].to(device), loss_fn)
             scaler.scale(loss / accumulate).backward()
             if step % accumulate == 0 or step == len(chunks):
                 scaler.step(optimizer)

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from kemm.survival.losses import SurvivalBatch
+
 MODALITIES = ("genomics", "wsi", "report", "pbk", "clinical")
 
 
@@ -27,6 +29,10 @@ class InputDims:
     wsi_dim: int | None = None  # patch feature dimension D
     text_dim: int | None = None  # frozen text-embedding dimension E (reports and PBK)
     clinical_dim: int | None = None
+    # report facts as the report modality gives them (kemm.knowledge.covariates columns, e.g.
+    # "t>=2", "grade=unknown") and each column's direction of effect from PBK (+1 worse, 0 none)
+    fact_columns: list[str] = field(default_factory=list)
+    fact_directions: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -44,6 +50,9 @@ class ModelInput:
     pbk_mask: Tensor | None = None  # (B, P) bool
     pbk_risk: Tensor | None = None  # (B, 3, E) low / intermediate / high risk prototypes
     clinical: Tensor | None = None  # (B, C) numeric covariates (scaled on the training fold)
+    # (B, F) the report's facts, encoded and scaled like the clinical block (InputDims.
+    # fact_columns); part of the report modality
+    facts: Tensor | None = None
     # (B,) a fixed log-hazard offset added to every bin's logit (a residual model learns what it
     # misses), e.g. the out-of-fold linear predictor of report facts and genomics
     offset: Tensor | None = None
@@ -84,6 +93,7 @@ class ModelInput:
         kwargs = {f.name: getattr(self, f.name) for f in fields(self)}
         kwargs["report"] = None
         kwargs["report_mask"] = None
+        kwargs["facts"] = None
         return ModelInput(**kwargs)
 
 
@@ -113,7 +123,7 @@ class Hyperparameters:
     under the model's ``params``."""
 
 
-SurvivalLoss = Callable[[Tensor, Tensor, Tensor], Tensor]  # (logits, bin, event) -> loss
+SurvivalLoss = Callable[[Tensor, SurvivalBatch], Tensor]  # (logits, outcome) -> loss
 
 
 @dataclass(frozen=True)
@@ -178,9 +188,9 @@ class SurvivalModel(nn.Module):
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
     def training_step(
-        self, x: ModelInput, bins: Tensor, event: Tensor, survival_loss: SurvivalLoss
+        self, x: ModelInput, y: SurvivalBatch, survival_loss: SurvivalLoss
     ) -> tuple[Tensor, dict[str, float]]:
-        """Loss for one batch. ``bins`` (B,) long time-bin index, ``event`` (B,) float 0/1."""
+        """Loss for one batch of patients with outcomes ``y``."""
         out = self(x)
-        loss = survival_loss(out.logits, bins, event)
+        loss = survival_loss(out.logits, y)
         return loss, {"survival": float(loss.detach())}

@@ -26,7 +26,7 @@ from kemm.device import resolve_device
 from kemm.errors import ConfigError
 from kemm.models.base import InputDims, ModelInput, PatchBudget
 from kemm.models.registry import create, get_entry
-from kemm.survival.losses import nll_discrete
+from kemm.survival.losses import SurvivalBatch, survival_loss
 
 GENOMIC_GROUPS = (100, 300, 500, 450, 1500, 480)  # sizes like the six MCAT gene families
 TEXT_DIM = 384  # all-MiniLM-L6-v2
@@ -111,8 +111,9 @@ def bench_step(
     net.set_patch_budget(PatchBudget(max_train_patches=bag_cap))
     net = net.to(dev).train()
     x = synthetic_input(entry.modalities, dims, patches, dev)
-    bins = torch.tensor([1], device=dev)
-    event = torch.tensor([1.0], device=dev)
+    y = SurvivalBatch(torch.tensor([1], device=dev), torch.tensor([1.0], device=dev),
+                      torch.tensor([12.0], device=dev), n_bins)  # fmt: skip
+    loss_fn = survival_loss("nll")
     try:  # one fused kernel per parameter instead of ~8 ops (the same for every model)
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True)
     except (RuntimeError, TypeError):
@@ -130,7 +131,7 @@ def bench_step(
         optimizer.zero_grad(set_to_none=True)
         ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp else nullcontext()
         with ctx:
-            loss, logs = net.training_step(x, bins, event, nll_discrete)
+            loss, logs = net.training_step(x, y, loss_fn)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

@@ -143,6 +143,56 @@ class GenomicTokenizer(nn.Module):
         return torch.stack(tokens, dim=1)
 
 
+class FactTokenizer(nn.Module):
+    """One token per report fact (T, N, stage, grade, ...) from its encoded columns.
+
+    A fact ``f`` with columns ``J_f`` (e.g. ``grade>=2, grade>=3, grade>=4, grade=unknown``)
+    becomes ``LayerNorm(b_f + sum_{j in J_f} x_j w_j)``: a learned embedding of the fact plus
+    one learned direction per level, so grade 1 and grade 4 differ by construction (three
+    cumulative columns) instead of by the wording of a sentence (a feature tokenizer in the
+    style of FT-Transformer, over the cumulative coding of :mod:`kemm.knowledge.covariates`).
+    """
+
+    def __init__(self, groups: Sequence[int], dim: int) -> None:
+        super().__init__()
+        self.n_facts = max(groups) + 1 if groups else 0
+        self.register_buffer("groups", torch.as_tensor(list(groups), dtype=torch.long))
+        self.weight = nn.Parameter(torch.randn(len(groups), dim) * 0.1)
+        self.bias = nn.Parameter(torch.randn(self.n_facts, dim) * 0.02)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, F) encoded fact columns -> (B, n_facts, d)."""
+        per_column = x[..., None] * self.weight  # (B, F, d)
+        tokens = self.bias.expand(x.shape[0], -1, -1).index_add(1, self.groups, per_column)
+        return self.norm(tokens)
+
+
+class DirectedLinear(nn.Module):
+    """A linear log-hazard term ``x @ w`` whose coefficients keep the sign a prior gives them
+    (``directions``: +1 worse, -1 better, 0 free), starting at zero like a Cox model before
+    its first step.
+
+    The constraint is a projection (projected gradient descent): each forward first clips the
+    coefficients to their allowed half-line, so an optimizer step that crosses zero leaves the
+    coefficient at zero, from where the next gradient can move it again. (A ``softplus``
+    reparametrisation would start near zero with a vanishing gradient, and under Adam such a
+    coefficient barely moves in a short schedule.)"""
+
+    def __init__(self, directions: Sequence[int], constrained: bool = True) -> None:
+        super().__init__()
+        signs = [int(d) if constrained else 0 for d in directions]
+        self.register_buffer("signs", torch.as_tensor(signs, dtype=torch.float32))
+        self.weight = nn.Parameter(torch.zeros(len(signs)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, F) -> (B, 1)."""
+        with torch.no_grad():
+            wrong = self.signs * self.weight < 0
+            self.weight.masked_fill_(wrong, 0.0)
+        return x @ self.weight[:, None]
+
+
 class Dropout(nn.Module):
     """Inverted dropout drawing its mask from random bytes (:func:`dropout_mask`).
 

@@ -45,6 +45,8 @@ from kemm.models.base import (
 from kemm.models.blocks import (
     BagAttention,
     CrossAttention,
+    DirectedLinear,
+    FactTokenizer,
     GatedAttentionPool,
     GenomicTokenizer,
     SurvivalHead,
@@ -53,6 +55,7 @@ from kemm.models.blocks import (
     presence,
 )
 from kemm.models.registry import register
+from kemm.survival.losses import SurvivalBatch
 
 RISK_LEVELS = ("low", "intermediate", "high")  # order of ModelInput.pbk_risk
 KD_LOSSES = ("kl", "bce", "event_time")
@@ -155,6 +158,7 @@ class _Encoded:
     wsi_global: dict[str, Tensor]  # view -> (B, d)
     gen_global: dict[str, Tensor]  # view -> (B, d)
     clinical: Tensor | None = None  # (B, C) scaled covariates, when the model uses them
+    facts: Tensor | None = None  # (B, F) report facts, when the teacher view reads them
     explain: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -207,6 +211,7 @@ class KEMM(SurvivalModel):
         use_risk_alignment: bool = True
         use_report_alignment: bool = True
         use_clinical: bool = True
+        use_facts: bool = True
         clinical_lr: float = 1e-2
         lambda_kd: float = 0.5
         lambda_risk: float = 0.2
@@ -256,6 +261,20 @@ class KEMM(SurvivalModel):
         if p.use_report or p.use_pbk:
             self.text_proj = nn.Sequential(nn.Linear(dims.text_dim, p.dim), nn.LayerNorm(p.dim))
             self.text_type = nn.Parameter(torch.zeros(2, p.dim))  # 0: PBK, 1: report
+        # The report's facts (T, N, stage, grade, ...) as knowledge tokens that carry their
+        # value, plus a linear hazard term over them whose signs follow PBK's directions of
+        # effect (with PBK): the part of the report a sentence embedding blurs (grade 1 vs 4).
+        self.use_facts = p.use_report and p.use_facts and bool(dims.fact_columns)
+        if self.use_facts:
+            from kemm.knowledge.covariates import covariate_of
+
+            names = list(dict.fromkeys(covariate_of(c) for c in dims.fact_columns))
+            self.fact_names = names
+            self.fact_tokens = FactTokenizer(
+                [names.index(covariate_of(c)) for c in dims.fact_columns], p.dim
+            )
+            self.fact_type = nn.Parameter(torch.zeros(p.dim))
+            self.fact_linear = DirectedLinear(dims.fact_directions, constrained=p.use_pbk)
         self.query_norm = nn.LayerNorm(p.dim)
 
         if self.has_wsi_branch:
@@ -291,6 +310,14 @@ class KEMM(SurvivalModel):
         )
         self.norm = nn.LayerNorm(p.dim)
         self.head = SurvivalHead(p.dim, n_bins, hidden=p.dim // 2, dropout=p.dropout)
+        if self.use_distillation:
+            # The report-free student reads the shared encoder's report-free embedding through
+            # its own adapter and head; its losses stop there, so distillation cannot teach the
+            # shared encoder to do without the report (what weight sharing did).
+            self.student_adapter = nn.Sequential(
+                nn.LayerNorm(p.dim), nn.Linear(p.dim, p.dim), nn.GELU(), nn.Linear(p.dim, p.dim)
+            )
+            self.student_head = SurvivalHead(p.dim, n_bins, hidden=p.dim // 2, dropout=p.dropout)
         if self.use_clinical:
             # Covariates (age, sex, report-parsed stage) as a fusion token, plus a linear term on
             # the hazard logits: the proportional-hazards path a statistician would fit, which
@@ -343,6 +370,12 @@ class KEMM(SurvivalModel):
             masks.append(mask)
             labels += [f"report:{i}" for i in range(tok.shape[1])]
             is_report += [True] * tok.shape[1]
+        if with_report and self.use_facts and x.facts is not None:
+            tok = self.fact_tokens(x.facts.to(device, self.cls.dtype)) + self.fact_type
+            tokens.append(tok)
+            masks.append(torch.ones(tok.shape[:2], dtype=torch.bool, device=device))
+            labels += [f"fact:{name}" for name in self.fact_names]
+            is_report += [True] * tok.shape[1]
         report_pos = torch.tensor(is_report, dtype=torch.bool, device=device)
         return torch.cat(tokens, 1), torch.cat(masks, 1), report_pos, labels
 
@@ -373,8 +406,14 @@ class KEMM(SurvivalModel):
         clinical = (
             x.clinical.to(device, dtype) if self.use_clinical and x.clinical is not None else None
         )
+        facts = (
+            x.facts.to(device, dtype)
+            if with_report and self.use_facts and x.facts is not None
+            else None
+        )
         return _Encoded(has_wsi, has_gen, know, k.view_masks, labels, wsi_tokens, wsi_pos,
-                        gen_tokens, gen_pos, wsi_global, gen_global, clinical, explain_rows)  # fmt: skip
+                        gen_tokens, gen_pos, wsi_global, gen_global, clinical, facts,
+                        explain_rows)  # fmt: skip
 
     def _genomic_tokens(self, x: ModelInput, has_gen: Tensor) -> _GenomicTokens:
         """One token per genomic group (zeros without the branch); queries normalised when KECM
@@ -558,18 +597,25 @@ class KEMM(SurvivalModel):
                 cls_att = torch.zeros(seq.shape[0], start, dtype=weights.dtype, device=seq.device)
                 cls_att[:, kept] = weights[:, :, 0].mean(1).detach()  # (V·B, T)
         z = self.norm(seq[:, 0])
-        logits = self.head(z)
-        if clinical is not None:
-            logits = logits + self.clinical_linear(clinical)
-        return {
-            v: _ViewOut(
-                logits[i * batch : (i + 1) * batch],
-                z[i * batch : (i + 1) * batch],
-                cls_att[i * batch : (i + 1) * batch] if cls_att is not None else None,
-                segments,
-            )
-            for i, v in enumerate(views)
-        }
+        out = {}
+        for i, v in enumerate(views):
+            rows = slice(i * batch, (i + 1) * batch)
+            z_v = z[rows]
+            if v == "student" and self.use_distillation:
+                z_v = z_v.detach()
+                z_v = z_v + self.student_adapter(z_v)
+                logits = self.student_head(z_v)
+                if enc.clinical is not None:
+                    logits = logits + enc.clinical @ self.clinical_linear.weight.detach().t()
+            else:
+                logits = self.head(z_v)
+                if enc.clinical is not None:
+                    logits = logits + self.clinical_linear(enc.clinical)
+                if v == "teacher" and enc.facts is not None:
+                    logits = logits + self.fact_linear(enc.facts)
+            att = cls_att[rows] if cls_att is not None else None
+            out[v] = _ViewOut(logits, z_v, att, segments)
+        return out
 
     def _explanation(self, enc: _Encoded, out: _ViewOut, view: str) -> dict[str, Any]:
         patients = []
@@ -610,9 +656,12 @@ class KEMM(SurvivalModel):
         """The linear clinical hazard term is a handful of Cox coefficients: at the network's step
         size (~1e-4) it would move by a few hundredths in a short schedule, so it gets its own,
         Cox-sized step (``clinical_lr``, never below ``lr``)."""
-        if not self.use_clinical:
+        linear = [
+            p for name in ("clinical_linear", "fact_linear") if hasattr(self, name)
+            for p in getattr(self, name).parameters()
+        ]  # fmt: skip
+        if not linear:
             return super().parameter_groups(lr)
-        linear = list(self.clinical_linear.parameters())
         rest = [p for p in self.parameters() if p.requires_grad and all(p is not q for q in linear)]
         return [
             {"params": rest, "lr": lr},
@@ -629,17 +678,26 @@ class KEMM(SurvivalModel):
         ``genomic_pool`` (G) and ``statement_weight`` (K, the CLS attention on each statement's
         tokens)."""
         view = "student" if use_report is False or not self.params.use_report else "teacher"
+        without = ~presence(x, self.cls.device)["report"]
+        if view == "teacher" and self.use_distillation and bool(without.any()) and not explain:
+            # a patient without a report is scored by the report-free student
+            enc = self._encode(x, ("teacher", "student"), False)
+            views = self._fuse(enc, ("teacher", "student"), False)
+            pick = without[:, None]
+            logits = torch.where(pick, views["student"].logits, views["teacher"].logits)
+            z = torch.where(pick, views["student"].z, views["teacher"].z)
+            return ModelOutput(_with_offset(logits, x), z, {})
         enc = self._encode(x, (view,), explain)
         out = self._fuse(enc, (view,), explain)[view]
         explanation = self._explanation(enc, out, view) if explain else {}
         return ModelOutput(_with_offset(out.logits, x), out.z, explanation)
 
     def training_step(
-        self, x: ModelInput, bins: Tensor, event: Tensor, survival_loss: SurvivalLoss
+        self, x: ModelInput, y: SurvivalBatch, survival_loss: SurvivalLoss
     ) -> tuple[Tensor, dict[str, float]]:
         """Survival loss + distillation + risk alignment + report alignment (each switchable)."""
         device = self.cls.device
-        bins, event = bins.to(device), event.to(device)
+        y = y.to(device)
         has_report = presence(x, device)["report"]
         any_report = bool(has_report.any())
         distil = self.use_distillation and any_report
@@ -652,14 +710,14 @@ class KEMM(SurvivalModel):
         enc = self._encode(x, views, explain=False)
         fused = self._fuse(enc, ("teacher", "student") if distil else ("teacher",), False)
         teacher = fused["teacher"]
-        loss = survival_loss(_with_offset(teacher.logits, x), bins, event)
+        loss = survival_loss(_with_offset(teacher.logits, x), y)
         logs = {"survival": float(loss.detach())}
 
         if distil:
             student = fused["student"]
             sel = has_report
             if self.params.student_survival_weight > 0:
-                s_loss = survival_loss(_with_offset(student.logits, x)[sel], bins[sel], event[sel])
+                s_loss = survival_loss(_with_offset(student.logits, x)[sel], y[sel])
                 loss = loss + self.params.student_survival_weight * s_loss
                 logs["survival_student"] = float(s_loss.detach())
             kd_hazard = hazard_distillation(
@@ -675,7 +733,7 @@ class KEMM(SurvivalModel):
             )
 
         if self.params.use_risk_alignment and x.pbk_risk is not None:
-            allowed = risk_level_targets(bins, event, self.n_bins)
+            allowed = risk_level_targets(y.bins, y.event, y.n_bins)
             informative = ~allowed.all(1)
             if bool(informative.any()):
                 protos = self.risk_text(x.pbk_risk.detach().to(device, self.cls.dtype))

@@ -16,7 +16,14 @@ from kemm.survival.km import (
     risk_groups,
     risk_thresholds,
 )
-from kemm.survival.losses import cox_ph, nll_discrete
+from kemm.survival.losses import (
+    LOSSES,
+    SurvivalBatch,
+    cox_ph,
+    n_outputs,
+    nll_discrete,
+    survival_loss,
+)
 from kemm.survival.metrics import (
     bootstrap_ci,
     default_eval_times,
@@ -30,6 +37,10 @@ from kemm.survival.metrics import (
 )
 
 __all__ = [
+    "LOSSES",
+    "SurvivalBatch",
+    "n_outputs",
+    "survival_loss",
     "TimeBins",
     "bootstrap_ci",
     "cox_ph",

@@ -30,7 +30,10 @@ def survival_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def risk_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Risk score ``-sum_k S_k``, shape ``(B,)``; higher means worse prognosis."""
+    """Risk score, shape ``(B,)``; higher means worse prognosis. Over ``n_bins >= 2`` hazard
+    logits it is ``-sum_k S_k``; a single output is a Cox log hazard ratio, the risk itself."""
+    if logits.shape[-1] == 1:
+        return logits[..., 0]
     return -survival_from_logits(logits).sum(dim=-1)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from kemm.survival.discrete import log_survival_from_logits
+
+LOSSES = ("cox", "nll")
 
 
 def nll_discrete(
@@ -91,3 +94,51 @@ def cox_ph(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor) -> torch
     log_risk_set = log_cum[last]
     ev = event[order]
     return -(r_sorted[ev] - log_risk_set[ev]).sum() / n_events
+
+
+@dataclass(frozen=True)
+class SurvivalBatch:
+    """The outcome of a batch of B patients, as a training loss reads it: ``bins`` (B,) the
+    time-bin index (discrete likelihood, risk levels), ``event`` (B,) 1 for an observed event,
+    ``time`` (B,) follow-up time (the Cox risk sets), ``n_bins`` the fold's number of bins."""
+
+    bins: torch.Tensor
+    event: torch.Tensor
+    time: torch.Tensor
+    n_bins: int
+
+    def __getitem__(self, index) -> SurvivalBatch:
+        return SurvivalBatch(self.bins[index], self.event[index], self.time[index], self.n_bins)
+
+    def to(self, device: torch.device | str) -> SurvivalBatch:
+        return SurvivalBatch(
+            self.bins.to(device), self.event.to(device), self.time.to(device), self.n_bins
+        )
+
+
+def survival_loss(kind: str, alpha: float = 0.0):
+    """The training loss ``(logits, SurvivalBatch) -> loss`` of a run (``train.loss``).
+
+    ``nll``: the discrete-time likelihood over ``n_bins`` hazard logits (:func:`nll_discrete`);
+    ``cox``: the Cox partial likelihood (:func:`cox_ph`) of a single output, the log hazard
+    ratio (a network trained with it has one output; its survival curves come from a Breslow
+    baseline on the training fold)."""
+    if kind == "nll":
+        return lambda logits, y: nll_discrete(logits, y.bins, y.event, alpha=alpha)
+    if kind == "cox":
+
+        def cox(logits: torch.Tensor, y: SurvivalBatch) -> torch.Tensor:
+            if logits.ndim != 2 or logits.shape[1] != 1:
+                raise ValueError(
+                    f"the Cox loss takes one output per patient, got {tuple(logits.shape)}"
+                )
+            return cox_ph(logits[:, 0], y.time, y.event)
+
+        return cox
+    raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+
+
+def n_outputs(kind: str, n_bins: int) -> int:
+    """How many outputs a network trained with loss ``kind`` has: one log hazard ratio (Cox) or
+    one hazard logit per time bin."""
+    return 1 if kind == "cox" else n_bins
