@@ -121,7 +121,7 @@ def main() -> None:
     print(f"best mean inner-validation C at epoch {best}: {mean['inner_val_c'].max():.3f}; "
           f"at {EPOCHS['full']} epochs: {mean.loc[EPOCHS['full'], 'inner_val_c']:.3f}")  # fmt: skip
     path = args.out / f"training_curves_{args.cohort}.png"
-    plot(frame, path, f"{args.model}, TCGA-{args.cohort.upper()}: 5 training folds x 3 inner "
+    plot(frame, path, f"{args.model}, TCGA-{args.cohort.upper()}\n5 training folds x 3 inner "
          "splits (evaluation folds unread)", EPOCHS["full"])  # fmt: skip
     frame.to_csv(args.out / f"training_curves_{args.cohort}.csv", index=False)
     print(f"wrote {path}")

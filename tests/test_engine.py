@@ -224,8 +224,10 @@ def test_kemm_run_and_explain_a_patient(sim_root, tmp_path):
             "pbk": True,
             "cancer": "KIRC",
             "cache_dir": str(tmp_path / "cache"),
+            "clinical": ["age", "stage", "grade"],
         }
     )
+    raw["train"]["loss"] = "cox"
     out = tmp_path / "run"
     metrics = run_cv(parse_config(raw), out, show_progress=False)
     data = json.loads((out / "data.json").read_text())
@@ -240,6 +242,15 @@ def test_kemm_run_and_explain_a_patient(sim_root, tmp_path):
     explanation = json.loads((tmp_path / "x" / f"{case}_explanation.json").read_text())
     texts = [s["text"] for s in explanation["statements"]]
     assert any(t.startswith("Pathologic stage") for t in texts), texts
+    # the report's facts are knowledge tokens too, named with the patient's values
+    facts = {
+        s["label"]: s["text"] for s in explanation["statements"] if s["label"].startswith("fact:")
+    }
+    assert set(facts) == {"fact:stage", "fact:grade"}, facts
+    assert (
+        facts["fact:grade"].startswith("report fact grade: grade>=2: ")
+        or "unknown" in facts["fact:grade"]
+    )
     assert abs(sum(explanation["statement_weight"]) - 1.0) < 1e-4
     assert len(explanation["coords"]) == len(explanation["scores"]) > 0
     assert len(explanation["genomic_groups"]) == 6

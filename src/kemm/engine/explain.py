@@ -16,14 +16,32 @@ from kemm.engine.runner import used_modalities
 from kemm.errors import ConfigError, InputDataError
 
 
-def _statement_text(label: str, reports: list[str], pbk: list[str]) -> str:
+def _statement_text(label: str, reports: list[str], pbk: list[str],
+                    facts: dict[str, str] | None = None) -> str:  # fmt: skip
     kind, _, index = label.partition(":")
     i = int(index) if index.isdigit() else -1
     if kind == "report" and 0 <= i < len(reports):
         return reports[i]
     if kind == "pbk" and 0 <= i < len(pbk):
         return pbk[i]
+    if kind == "fact":
+        return f"report fact {index}: {(facts or {}).get(index, 'not stated')}"
     return f"({label}: learned query)"
+
+
+def _fact_values(data, case_id: str) -> dict[str, str]:
+    """The patient's encoded report facts, per fact: its non-empty columns (``t>=2: 1``)."""
+    from kemm.knowledge.covariates import FACT_COVARIATES, covariate_of
+
+    if case_id not in data.clinical.index:
+        return {}
+    row = data.clinical.loc[case_id]
+    out: dict[str, list[str]] = {}
+    for column, value in row.items():
+        name = covariate_of(str(column))
+        if name in FACT_COVARIATES and pd.notna(value):
+            out.setdefault(name, []).append(f"{column}: {value:g}")
+    return {name: ", ".join(values) for name, values in out.items()}
 
 
 def _to_list(value):
@@ -70,7 +88,8 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
     patient = out.explanation["patients"][0]
     reports = data.text.report_statements.get(case_id, []) if data.text else []
     pbk = data.text.pbk_statements if data.text else []
-    statements = [_statement_text(s, reports, pbk) for s in patient.get("statements", [])]
+    facts = _fact_values(data, case_id)
+    statements = [_statement_text(s, reports, pbk, facts) for s in patient.get("statements", [])]
     result = {
         "case_id": case_id, "model": label, "fold": row["fold"], "risk": float(row["risk"]),
         "time": float(row["time"]), "event": int(row["event"]),
