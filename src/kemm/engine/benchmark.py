@@ -295,14 +295,9 @@ def format_paired(summary: dict) -> str:
     """The paired-comparisons table: pooled rows first, then one row per cohort."""
     from kemm.survival.compare import PairedComparison, format_comparisons
 
-    def comparison(c: dict) -> PairedComparison:
-        return PairedComparison(c["a"], c["b"], c["scope"], np.array(c["fold_deltas"]),
-                                c["delta_c"], tuple(c["ci95"]), c["p"], float("nan"), c["df"],
-                                tuple(c["bootstrap_ci95"]), c["bootstrap_p"])  # fmt: skip
-
     rows = summary.get("paired") or []
-    pooled = [comparison(c) for c in rows if c["scope"].startswith("pooled")]
-    cohort = [comparison(c) for c in rows if not c["scope"].startswith("pooled")]
+    pooled = [PairedComparison.from_dict(c) for c in rows if c["scope"].startswith("pooled")]
+    cohort = [PairedComparison.from_dict(c) for c in rows if not c["scope"].startswith("pooled")]
     if not rows:
         return ""
     lines = ["### Paired comparisons (ΔC = C(first) − C(second), same folds)", ""]

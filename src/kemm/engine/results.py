@@ -169,14 +169,7 @@ def write_report(path: Path, metrics: dict) -> None:
     if metrics.get("paired"):
         from kemm.survival.compare import PairedComparison, format_comparisons
 
-        rows = [
-            PairedComparison(
-                c["a"], c["b"], c["scope"], np.array(c["fold_deltas"]), c["delta_c"],
-                tuple(c["ci95"]), c["p"], float("nan"), c["df"], tuple(c["bootstrap_ci95"]),
-                c["bootstrap_p"],
-            )
-            for c in metrics["paired"]
-        ]  # fmt: skip
+        rows = [PairedComparison.from_dict(c) for c in metrics["paired"]]
         text += [
             "## Paired comparisons",
             "",

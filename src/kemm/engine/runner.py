@@ -460,9 +460,7 @@ class CrossValidationRunner:
         else:
             curves = survival_from_logits(torch.from_numpy(test_logits)).numpy()
         agreement = self._alternative_paths(model, data, inputs, test_ids, test_risk, test_target)
-        folder.write_network(
-            model, task.model.name, n_outputs(config.train.loss, bins.n_bins), dims
-        )
+        folder.write_network(model, task.model.name, test_logits.shape[1], dims)
         return train_risk, test_risk, curves, {
             **extra, "selection": result.selection, "selected_epoch": result.selected_epoch,
             "history": result.history, **agreement,
@@ -483,6 +481,7 @@ class CrossValidationRunner:
 
         config = self.config
         bin_index, event, times = outcome
+        n_out = n_outputs(config.train.loss, bins.n_bins)  # what each network is built with
         residual = task.model.residual_over
         risks = self._base_risks(residual, task, data, train_ids, test_ids)
         linear = combine([r.train for r in risks], train_target, [r.label for r in risks])
@@ -519,10 +518,8 @@ class CrossValidationRunner:
                 agreement = self._alternative_paths(
                     model, data, inputs, test_ids, test_risk, test_target
                 )
-                folder.write_network(
-                    model, task.model.name, n_outputs(config.train.loss, bins.n_bins), dims
-                )
-            folder.write_network(model, task.model.name, n_outputs(config.train.loss, bins.n_bins), dims,
+                folder.write_network(model, task.model.name, n_out, dims)
+            folder.write_network(model, task.model.name, n_out, dims,
                                  weights=f"weights_part{part}")  # fmt: skip
         final = combine([eta_train, network_train], train_target, ["linear part", "network"])
         train_risk = final.predict_risk(np.column_stack([eta_train, network_train]))

@@ -60,8 +60,17 @@ class PairedComparison:
             "fold_deltas": [float(d) for d in self.deltas], "delta_c": self.mean,
             "ci95": list(self.ci), "p": self.p, "df": self.df,
             "bootstrap_ci95": list(self.bootstrap_ci), "bootstrap_p": self.bootstrap_p,
-            "unpaired": self.unpaired,
+            "unpaired": self.unpaired, "variance": self.variance,
         }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, c: dict) -> PairedComparison:
+        """A comparison read back from :meth:`to_dict` (``metrics.json``, ``benchmark.json``);
+        the bootstrap replicates are not kept."""
+        return cls(c["a"], c["b"], c["scope"], np.array(c["fold_deltas"]), c["delta_c"],
+                   tuple(c["ci95"]), c["p"], c.get("variance", float("nan")), c["df"],
+                   tuple(c["bootstrap_ci95"]), c["bootstrap_p"],
+                   unpaired=c.get("unpaired", 0))  # fmt: skip
 
 
 def corrected_t_test(
