@@ -30,7 +30,8 @@ def curves(
     from kemm.device import resolve_device
     from kemm.engine import benchmark as bench
     from kemm.engine.data import FoldInputs, FoldPreprocessor
-    from kemm.engine.runner import _dims_for, fold_seed, used_modalities
+    from kemm.engine.fold_models import network_dims, used_modalities
+    from kemm.engine.runner import fold_seed
     from kemm.engine.trainer import fit_bins, seed_everything, train_model
     from kemm.models.registry import create
     from kemm.survival import n_outputs
@@ -51,7 +52,7 @@ def curves(
             pre = FoldPreprocessor.fit(data, [ids[i] for i in fit])
             bins = fit_bins(data.cohort.subset([ids[i] for i in fit]).target, data.cohort.target,
                             config.train)  # fmt: skip
-            dims = _dims_for(pre.dims(data), modalities)
+            dims = network_dims(pre.dims(data), modalities)
             seed_everything(fold_seed(0, k) * 10 + j)
             model = create(spec.name, dims=dims, n_bins=n_outputs(config.train.loss, bins.n_bins),
                            **spec.params)  # fmt: skip

@@ -72,3 +72,92 @@ def test_no_module_outside_models_names_a_concrete_model_class():
             if module.startswith("kemm.models"):
                 named = set(names) & concrete
                 assert not named, f"{path.relative_to(SRC)} imports {sorted(named)}"
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the kemm modules it imports (lazy imports included; ``from pkg import name``
+    counts as importing ``pkg.name`` when that is a module, else ``pkg``)."""
+    modules = {_module_of(p): p for p in SOURCES}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets = set()
+        for imported, names in _imports(path):
+            subs = {f"{imported}.{n}" for n in names} & set(modules)
+            targets |= subs or {imported}
+        graph[module] = {t for t in targets if t in modules and t != module}
+    return graph
+
+
+def test_no_import_circle_between_modules():
+    """The one circle there was (cohort.folder <-> cohort.prepared) is gone, and no other
+    module pair (or longer loop) imports itself back, lazily or not."""
+    graph = _import_graph()
+    assert "kemm.cohort.prepared" in graph["kemm.cohort.text"]  # the graph sees imports
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                loop = path[path.index(target) :] + [target] if target in path else [module, target]
+                raise AssertionError("import circle: " + " -> ".join(loop))
+            if target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def _mentions(node: ast.AST, attribute: str) -> bool:
+    return any(
+        (isinstance(n, ast.Attribute) and n.attr == attribute)
+        or (isinstance(n, ast.Name) and n.id == attribute)
+        for n in ast.walk(node)
+    )
+
+
+# Where the engine may look at a model's kind: validating a config (which combinations a run
+# may name, before anything is read) and the one lookup of a kind's fold-model class.
+KIND_LOOKUPS = {("config.py", "_model_references"), ("fold_models.py", "fold_model_type")}
+
+
+def _functions(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def test_engine_never_branches_on_a_model_kind():
+    """Fitting, saving, loading and scoring go through kemm.engine.fold_models; the runner,
+    predict and explain call its interface and never ask which kind of model they hold."""
+    found = []
+    for path in sorted((SRC / "engine").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for function in _functions(tree):
+            if (path.name, function.name) in KIND_LOOKUPS:
+                continue
+            for node in ast.walk(function):
+                tests = []
+                if isinstance(node, ast.If | ast.IfExp | ast.While):
+                    tests.append(node.test)
+                if isinstance(node, ast.Compare | ast.BoolOp):
+                    tests.append(node)
+                if isinstance(node, ast.comprehension):
+                    tests += node.ifs
+                if isinstance(node, ast.Match):
+                    tests.append(node.subject)
+                if any(_mentions(t, "kind") for t in tests):
+                    line = getattr(node, "lineno", function.lineno)
+                    found.append(f"{path.name}:{line} ({function.name})")
+    assert not found, f"branches on a model's kind: {sorted(set(found))}"
+    for name in ("runner.py", "predict.py", "explain.py"):
+        tree = ast.parse((SRC / "engine" / name).read_text())
+        assert not _mentions(tree, "residual_over"), f"engine/{name} reads residual_over"
+        assert not _mentions(tree, "has_network"), f"engine/{name} asks for a network"

@@ -20,7 +20,8 @@ __getattr__, _LAZY = lazy_exports(
     "kemm.cohort",
     {
         "config": ("DataConfig",),
-        "prepared": ("NewPatients", "PreparedCohort", "TextModality", "prepare_cohort"),
+        "dataset": ("PreparedCohort", "TextModality"),
+        "prepared": ("NewPatients", "prepare_cohort"),
         "text": ("load_text_modality",),
         "simulate": ("simulate_cohort",),
     },

@@ -8,7 +8,7 @@
     arrays.h5       genomics (patients x features, float32), the clinical block (patients x
                     covariate columns), report-statement embeddings per patient, PBK embeddings
 
-Reading it back gives the same :class:`~kemm.cohort.prepared.PreparedCohort` as preparing the
+Reading it back gives the same :class:`~kemm.cohort.dataset.PreparedCohort` as preparing the
 cohort from its files (the same values and dtypes), without reading a report or a feature bag
 again. JSON and HDF5 only: nothing is unpickled.
 """
@@ -27,8 +27,8 @@ import pandas as pd
 
 from kemm import __version__
 from kemm.cohort.config import DataConfig
+from kemm.cohort.dataset import PreparedCohort, TextModality
 from kemm.cohort.genomics import GenomicGroup, GroupingReport
-from kemm.cohort.prepared import PreparedCohort, TextModality
 from kemm.cohort.splits import Split
 from kemm.cohort.table import Cohort
 from kemm.errors import ConfigError, InputDataError

@@ -9,7 +9,7 @@ on a training fold lives in :mod:`kemm.engine.data`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,10 @@ import pandas as pd
 
 from kemm.cohort import genomics as gene_groups
 from kemm.cohort.config import DataConfig
-from kemm.cohort.genomics import GenomicGroup, GroupingReport
-from kemm.cohort.splits import Split, read_splits
+from kemm.cohort.dataset import PreparedCohort
+from kemm.cohort.folder import read_prepared
+from kemm.cohort.genomics import GenomicGroup
+from kemm.cohort.splits import read_splits
 from kemm.cohort.table import Cohort, read_all_clean
 from kemm.errors import InputDataError
 from kemm.io import read_csv
@@ -26,63 +28,6 @@ from kemm.io import read_csv
 log = logging.getLogger(__name__)
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms")
-
-
-@dataclass
-class TextModality:
-    """Frozen text embeddings: per-patient report statements and the cohort's PBK."""
-
-    encoder: str
-    dim: int
-    report_statements: dict[str, list[str]] = field(default_factory=dict)
-    report_embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # case -> (M, E)
-    pbk_statements: list[str] = field(default_factory=list)
-    pbk_general: np.ndarray | None = None  # (P, E)
-    pbk_risk: np.ndarray | None = None  # (3, E): low, intermediate, high prototypes
-    reports_without_statements: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PreparedCohort:
-    cohort: Cohort
-    splits: list[Split]
-    groups: list[GenomicGroup]
-    grouping_report: GroupingReport | None
-    clinical: pd.DataFrame  # case_id x numeric covariates (raw; NaN = missing)
-    clinical_directions: dict[str, int] = field(default_factory=dict)  # column -> +1 worse / 0
-    text: TextModality | None = None
-    bag_paths: dict[str, list[Path]] = field(default_factory=dict)
-    wsi_dim: int | None = None
-    bag_report: dict[str, object] = field(default_factory=dict)
-    bag_requirements: tuple[str | None, int | None] = (None, None)  # (encoder, dim)
-
-    @property
-    def available_modalities(self) -> set[str]:
-        found = set()
-        if self.groups:
-            found.add("genomics")
-        if self.bag_paths:
-            found.add("wsi")
-        if self.text is not None and self.text.report_embeddings:
-            found.add("report")
-        if self.text is not None and self.text.pbk_general is not None:
-            found.add("pbk")
-        if not self.clinical.empty:
-            found.add("clinical")
-        return found
-
-    def has_modality(self, case_id: str, modality: str) -> bool:
-        if modality == "genomics":
-            return bool(self.groups) and case_id in self.cohort.genomics.index
-        if modality == "wsi":
-            return case_id in self.bag_paths
-        if modality == "report":
-            return self.text is not None and case_id in self.text.report_embeddings
-        if modality == "pbk":
-            return self.text is not None and self.text.pbk_general is not None
-        if modality == "clinical":
-            return not self.clinical.empty
-        raise ValueError(modality)
 
 
 def cohort_dir(config: DataConfig) -> Path:
@@ -150,8 +95,6 @@ def prepare_cohort(
     """Read and validate everything fold-independent. ``text_loader`` builds the text modality
     (see :func:`kemm.engine.text.load_text_modality`); it is injected to keep this testable."""
     if config.prepared and new_patients is None:
-        from kemm.cohort.folder import read_prepared
-
         return read_prepared(config.prepared, config)
     table_path = resolve_table_path(config)
     modalities = config.genomics.modalities if config.genomics else []

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from kemm.cohort import Cohort
 from kemm.cohort.config import DataConfig
-from kemm.cohort.prepared import TextModality, cohort_dir
+from kemm.cohort.dataset import TextModality
+from kemm.cohort.prepared import cohort_dir
 from kemm.errors import InputDataError
 
 log = logging.getLogger(__name__)

@@ -11,20 +11,20 @@ import torch
 
 from kemm.cohort.prepared import prepare_cohort
 from kemm.engine.data import FoldInputs
+from kemm.engine.fold_models import load_fold_model, used_modalities
 from kemm.engine.rundir import RunDirectory
-from kemm.engine.runner import used_modalities
 from kemm.errors import ConfigError, InputDataError
 
 
 def _statement_text(label: str, reports: list[str], pbk: list[str],
                     facts: dict[str, str] | None = None) -> str:  # fmt: skip
-    kind, _, index = label.partition(":")
+    source, _, index = label.partition(":")
     i = int(index) if index.isdigit() else -1
-    if kind == "report" and 0 <= i < len(reports):
+    if source == "report" and 0 <= i < len(reports):
         return reports[i]
-    if kind == "pbk" and 0 <= i < len(pbk):
+    if source == "pbk" and 0 <= i < len(pbk):
         return pbk[i]
-    if kind == "fact":
+    if source == "fact":
         return f"report fact {index}: {(facts or {}).get(index, 'not stated')}"
     return f"({label}: learned query)"
 
@@ -70,14 +70,12 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
             patient=case_id,
         )
     row = rows.iloc[0]
-    folder = run.fold(label, int(row["seed"]), row["fold"])
-    if not folder.has_network:
-        raise ConfigError(f"{folder.path}: model {label!r} has no torch weights to explain")
+    fitted = load_fold_model(run, config, spec, run.fold(label, int(row["seed"]), row["fold"]))
+    network = fitted.network()  # models without one refuse, naming themselves
     from kemm.cohort.text import load_text_modality
 
     data = prepare_cohort(config.data, text_loader=load_text_modality)
-    network = folder.network()
-    inputs = FoldInputs(data, folder.preprocessing()[0], [case_id], used_modalities(spec, data),
+    inputs = FoldInputs(data, fitted.pre, [case_id], used_modalities(spec, data),
                         genomic_clip=config.train.genomic_clip)  # fmt: skip
     x = inputs.batch([0])
     with torch.no_grad():

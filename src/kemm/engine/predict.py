@@ -1,9 +1,8 @@
 """Predictions for new patients from a finished run: the mean of the fold models.
 
-Each fold model scores the patients as it scored its evaluation fold: the fold's fitted
-preprocessing, then the model (tabular state, network weights, a stack's combiner over its
-bases, or a residual network's linear part, networks and combiner). Outcome columns are
-optional; when given, the C-index on these patients is reported.
+Each fold model (:func:`kemm.engine.fold_models.load_fold_model`) scores the patients as it
+scored its evaluation fold: the fold's fitted preprocessing, then the model, whatever its
+kind. Outcome columns are optional; when given, the C-index on these patients is reported.
 
 What a model reads must be in the new patients' files. A missing genomic column or clinical
 covariate is an error naming the modality and how many columns of each group are missing;
@@ -18,24 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from kemm.cohort import GenomicGroup
 from kemm.cohort.prepared import NewPatients, PreparedCohort, prepare_cohort, reports_path
 from kemm.cohort.table import GENOMIC_MODALITIES, genomic_modality
 from kemm.engine.config import ModelConfig, RunConfig
-from kemm.engine.data import FoldInputs, FoldPreprocessor
+from kemm.engine.fold_models import load_fold_model
 from kemm.engine.rundir import FoldDirectory, RunDirectory
-from kemm.engine.runner import used_modalities
 from kemm.errors import InputDataError
-from kemm.models import BreslowCurves, restore_tabular
-from kemm.models.registry import get_entry
-from kemm.survival import (
-    harrell_c,
-    risk_from_logits,
-    survival_at_times,
-    survival_from_logits,
-)
+from kemm.survival import harrell_c
 
 
 @dataclass
@@ -70,7 +60,7 @@ def predict_new(
     config = run.read_config()
     spec = config.model_by_label(model or config.models[0].display)
     folds, expected = _fold_folders(run, config, spec, allow_partial)
-    involved = [spec, *config.bases_of(spec)]
+    fold_models = [load_fold_model(run, config, spec, folder) for folder in folds]
 
     data_config = config.data.model_copy(deep=True)
     data_config.table = str(Path(table).resolve())
@@ -90,31 +80,28 @@ def predict_new(
             + (" (or their facts with --facts CSV)" if _reads_facts(config) else ""),
             file=str(reports_path(config.data)),
         )
-    preprocessors = {
-        (s.display, fold.path): fold.preprocessing()[0]
-        for s in involved
-        for fold in [_sibling(run, folder, s) for folder in folds]
-    }
     from kemm.cohort.text import load_text_modality
 
-    new = NewPatients(_groups(preprocessors.values()), reports_csv, allow_missing)
+    # each model (the one asked for, then its bases) over the folds
+    every = [
+        m for parts in zip(*(f.fold_models() for f in fold_models), strict=True) for m in parts
+    ]
+    new = NewPatients(_groups(m.pre for m in every), reports_csv, allow_missing)
     data = prepare_cohort(data_config, text_loader=load_text_modality, new_patients=new)
     imputed = _check_and_fill_genomics(data, Path(table), allow_missing)
     imputed = _record_clinical(data, config, imputed, allow_missing, Path(table))
 
     case_ids = data.cohort.case_ids
-    reference_times = None
+    reference_times = folds[0].preprocessing()[1].bin_times
     risks, curves = [], []
-    for folder in folds:
-        if reference_times is None:
-            reference_times = folder.preprocessing()[1].bin_times
-        risk, curve = _score(spec, folder, run, config, data, preprocessors, case_ids,
-                             reference_times)  # fmt: skip
+    for fitted in fold_models:
+        risk, curve = fitted.score(data, case_ids, reference_times)
         risks.append(risk)
         curves.append(curve)
+    read = set().union(*(m.reads(data) for m in fold_models[0].fold_models()))
     silent = set(data.text.reports_without_statements) if data.text is not None else set()
     for case_id in case_ids:
-        for modality in sorted(_modalities_read(involved, data) & {"report", "wsi"}):
+        for modality in sorted(read & {"report", "wsi"}):
             if not data.has_modality(case_id, modality):
                 what = "no statement" if case_id in silent else "none"
                 imputed.setdefault(case_id, []).append(f"{modality} ({what})")
@@ -173,17 +160,6 @@ def _fold_folders(
             file=str(run.root),
         )
     return folders, expected
-
-
-def _sibling(run: RunDirectory, fold: FoldDirectory, spec: ModelConfig) -> FoldDirectory:
-    """The folder of ``spec``'s model for the same seed and fold as ``fold``."""
-    sibling = run.sibling(fold, spec.display)
-    if not sibling.finished:
-        raise InputDataError(
-            f"base model {spec.display!r} has no finished {fold.seed_name}/{fold.fold_name}",
-            file=str(run.root),
-        )
-    return sibling
 
 
 def _groups(preprocessors) -> list[GenomicGroup]:
@@ -267,74 +243,3 @@ def _record_clinical(
         if missing:
             imputed.setdefault(case_id, []).extend(missing)
     return imputed
-
-
-def _modalities_read(specs: list[ModelConfig], data: PreparedCohort) -> set[str]:
-    """What the models read themselves (a stack reads only its bases' risks)."""
-    readers = [s for s in specs if get_entry(s.name).kind != "stack"]
-    return set().union(*(used_modalities(s, data) for s in readers))
-
-
-def _score(spec: ModelConfig, folder: FoldDirectory, run: RunDirectory, config: RunConfig,
-           data: PreparedCohort, preprocessors: dict, case_ids: list[str],
-           times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Risks and survival at ``times`` of one fold model of ``spec``."""
-    kind = get_entry(spec.name).kind
-    pre = preprocessors[(spec.display, folder.path)]
-    if kind == "tabular":
-        fitted = folder.tabular()
-        x, _ = pre.tabular_matrix(data, case_ids, used_modalities(spec, data))
-        return fitted.predict_risk(x), fitted.predict_survival(x, times)
-    if kind == "stack":
-        risks = _base_risks(spec.params["base"], folder, run, config, data, preprocessors,
-                            case_ids)  # fmt: skip
-        fitted = folder.tabular()
-        return fitted.predict_risk(risks), fitted.predict_survival(risks, times)
-    if spec.residual_over:
-        return _score_residual(spec, folder, run, config, data, preprocessors, case_ids, times)
-    logits = _network_logits(folder, "weights", spec, data, pre, case_ids, config)
-    risk = risk_from_logits(logits).numpy()
-    breslow = folder.breslow()
-    if breslow is not None:  # a Cox-trained network
-        return risk, BreslowCurves.from_state(breslow)(risk, times)
-    surv = survival_from_logits(logits).numpy()
-    bins = folder.preprocessing()[1]
-    return risk, survival_at_times(surv, bins, times)
-
-
-def _base_risks(labels, folder, run, config, data, preprocessors, case_ids) -> np.ndarray:
-    """The bases' risks for the same seed and fold, one column per base (their order)."""
-    columns = []
-    for label in labels:
-        base = config.model_by_label(label)
-        risk, _ = _score(base, _sibling(run, folder, base), run, config, data, preprocessors,
-                         case_ids, np.zeros(0))  # fmt: skip
-        columns.append(risk)
-    return np.column_stack(columns)
-
-
-def _score_residual(spec, folder, run, config, data, preprocessors, case_ids, times):
-    """Linear part (a Cox combiner of the bases), the cross-fitted networks' standardised
-    risks (mean), the combiner of both, and Breslow curves: as in training."""
-    state = folder.residual()
-    base = _base_risks(state["residual_over"], folder, run, config, data, preprocessors,
-                       case_ids)  # fmt: skip
-    eta = restore_tabular(state["linear_part"]).predict_risk(base)
-    pre = preprocessors[(spec.display, folder.path)]
-    network = np.zeros(len(case_ids))
-    for part, scale in enumerate(state["networks"]):
-        logits = _network_logits(folder, f"weights_part{part}", spec, data, pre, case_ids, config)
-        risk = risk_from_logits(logits).numpy()
-        network += (risk - scale["center"]) / scale["scale"] / len(state["networks"])
-    risk = restore_tabular(state["combiner"]).predict_risk(np.column_stack([eta, network]))
-    return risk, BreslowCurves.from_state(state["breslow"])(risk, times)
-
-
-def _network_logits(folder: FoldDirectory, weights: str, spec: ModelConfig,
-                    data: PreparedCohort, pre: FoldPreprocessor,
-                    case_ids: list[str], config: RunConfig) -> torch.Tensor:  # fmt: skip
-    network = folder.network(weights)
-    inputs = FoldInputs(data, pre, case_ids, used_modalities(spec, data),
-                        genomic_clip=config.train.genomic_clip)  # fmt: skip
-    with torch.no_grad():
-        return torch.cat([network(inputs.batch([i])).logits for i in range(len(case_ids))])

@@ -11,6 +11,7 @@ p16, mismatch repair / MSI, EGFR, ALK, PD-L1) are read from the same readable un
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -163,7 +164,12 @@ def extract_fields(text: str, *, cancer: str | None = None) -> ReportFields:
     if not text or not str(text).strip():
         return ReportFields(ReportFacts())
     text = str(text)
-    return ReportFields(extract_report_facts(text, cancer), _marker_statements(text))
+    return ReportFields(extract_report_facts(text, cancer), list(_markers_cached(text)))
+
+
+@functools.lru_cache(maxsize=16384)
+def _markers_cached(text: str) -> tuple[str, ...]:
+    return tuple(_marker_statements(text))
 
 
 def refine_extractive(text: str, max_statements: int = 12, cancer: str | None = None) -> list[str]:

@@ -28,6 +28,8 @@ size, differentiation and histology words) lives in :mod:`kemm.knowledge.pattern
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass, field, fields
 
@@ -1047,9 +1049,17 @@ def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportF
     ``cancer`` (TCGA study code, e.g. ``"kirc"``) selects the grade scale and the AJCC 7th
     edition table used to derive a stage group from TNM when no group is stated.
     """
-    facts = ReportFacts()
     if not text or not str(text).strip():
-        return facts
+        return ReportFacts()
+    # a fresh copy each call: callers may fill or merge the record they get
+    return copy.deepcopy(_extract_cached(str(text), cancer))
+
+
+# One run reads each report several times (covariates, statements, grounding) and a benchmark
+# once per data variant: the record of a (text, cancer) pair is computed once per process.
+@functools.lru_cache(maxsize=16384)
+def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
+    facts = ReportFacts()
     units = [u for u in report_units(str(text)) if not _foreign(u.text, cancer)]
     readable = [u for u in units if not _HISTORY_RE.search(u.text) or _TNM_HINT_RE.search(u.text)]
     cands = _tnm_candidates(readable)
