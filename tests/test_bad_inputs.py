@@ -472,3 +472,218 @@ def test_predict_with_an_empty_reports_file(sim_root, trained, tmp_path):
 def test_predict_on_a_folder_that_is_not_a_run(tmp_path):
     result = kemm("predict", tmp_path, "--cohort", tmp_path / "x.csv")
     assert_error(result, 2, "not a kemm run directory")
+
+
+# --- inputs that once gave wrong numbers with exit 0 -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "phrases"),
+    [
+        (lambda f: f.assign(os_days=f["survival_months"] * 30), ["['os_days'] look like outcomes"]),
+        (lambda f: f.assign(vital_status=1 - f["censorship"]),
+         ["['vital_status'] look like outcomes", "data.ignore_columns"]),
+        (lambda f: f.assign(bmi=25.0), ["1 numeric column(s)", "['bmi']", "unsuffixed_as"]),
+    ],
+    ids=["os-days", "vital-status", "unknown-numeric"],
+)  # fmt: skip
+def test_columns_that_are_not_features_never_enter_a_model(sim_root, tmp_path, edit, phrases):
+    """Unknown numeric columns once became '<col>_rnaseq' features: with an outcome column and
+    grouping 'none', CoxNet scored C = 1.000."""
+    table = _edited_table(sim_root, tmp_path, edit)
+    config = _config(sim_root, tmp_path, table=table, genomics={"grouping": "none"})
+    assert_error(_train(config, tmp_path / "run"), 2, table, *phrases)
+
+
+def test_a_repeated_header_is_refused(sim_root, tmp_path):
+    lines = _table(sim_root).read_text().splitlines()
+    lines = [lines[0] + ",survival_months"] + [line + ",1.0" for line in lines[1:]]
+    table = tmp_path / "table.csv"
+    table.write_text("\n".join(lines) + "\n")
+    config = _config(sim_root, tmp_path, table=str(table), genomics={"grouping": "none"})
+    assert_error(_train(config, tmp_path / "run"), 2, str(table), "'survival_months' twice")
+
+
+def test_an_ignored_outcome_column_is_dropped_and_the_run_is_honest(sim_root, tmp_path):
+    table = _edited_table(sim_root, tmp_path, lambda f: f.assign(os_days=f["survival_months"]))
+    config = _config(sim_root, tmp_path, table=table, genomics={"grouping": "none"},
+                     ignore_columns=["os_days"])  # fmt: skip
+    result = _train(config, tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    (coxnet,) = metrics["models"].values()
+    assert coxnet["c_index"]["mean"] < 0.95  # not the leaked outcome's C = 1.000
+
+
+def test_resume_after_the_table_changed_is_refused(sim_root, tmp_path):
+    table = _edited_table(sim_root, tmp_path, lambda f: f)
+    config = _config(sim_root, tmp_path, table=table)
+    out = tmp_path / "run"
+    assert _train(config, out).exit_code == 0
+    frame = pd.read_csv(table)
+    frame.loc[0, "survival_months"] += 5.0
+    frame.to_csv(table, index=False)
+    assert_error(_train(config, out), 2, "inputs changed", "table.csv", "--overwrite")
+    assert _train(config, out, "--overwrite").exit_code == 0
+    assert json.loads((out / "inputs.json").read_text())
+
+
+def test_a_second_run_into_a_held_folder_is_refused(sim_root, tmp_path):
+    from kemm.engine.rundir import RunDirectory
+
+    out = tmp_path / "run"
+    holder = RunDirectory(out)
+    holder.lock()  # another run, writing here
+    try:
+        assert_error(_train(_config(sim_root, tmp_path), out), 2, "another kemm run")
+        assert not (out / "config.yaml").exists()
+    finally:
+        holder.unlock()
+    assert _train(_config(sim_root, tmp_path), out).exit_code == 0
+
+
+def test_nan_rows_in_one_feature_bag_name_the_file_and_patient(sim_root, tmp_path):
+    folder = _features_copy(sim_root, tmp_path)
+    victim = sorted(folder.glob("*.h5"))[4]
+    with h5py.File(victim, "r+") as handle:
+        values = handle["features"][()]
+        values[2] = np.nan
+        handle["features"][...] = values
+    patient = "-".join(victim.stem.split("-")[:3])
+    config = _config(sim_root, tmp_path, models=("abmil",),
+                     wsi={"features_dir": str(folder), "encoder": "simulated"})  # fmt: skip
+    assert_error(_train(config, tmp_path / "run"), 2, str(victim), f"patient {patient}",
+                 "NaN or infinite")  # fmt: skip
+
+
+def test_a_nul_byte_in_a_report_is_refused_not_truncated(sim_root, tmp_path):
+    reports = pd.read_csv(sim_root / "tcga" / "sim" / "reports.csv", keep_default_na=False)
+    row = int(np.flatnonzero(reports["raw_text"].str.len() > 20)[0])
+    patient = reports.loc[row, "case_id"]
+    text = reports.loc[row, "raw_text"]
+    reports.loc[row, "raw_text"] = text[:10] + "\x00" + text[10:]
+    path = tmp_path / "reports.csv"
+    reports.to_csv(path, index=False)
+    config = _config(sim_root, tmp_path, models=("clinical_cox",), clinical=["age", "grade"],
+                     reports={"csv": str(path)})  # fmt: skip
+    assert_error(_train(config, tmp_path / "run"), 2, str(path), f"patient {patient}", "0x00")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "phrase"),
+    [("age", "69 years", "'69 years'"), ("is_female", "female", "is_female is 1 for female")],
+)
+def test_text_clinical_values_are_errors_not_missing(sim_root, tmp_path, column, value, phrase):
+    table = _edited_table(sim_root, tmp_path, lambda f: _set(f, 3, column, value))
+    patient = pd.read_csv(_table(sim_root))["case_id"].iloc[3]
+    config = _config(sim_root, tmp_path, models=("clinical_cox",), table=table,
+                     clinical=["age", "sex"])  # fmt: skip
+    assert_error(_train(config, tmp_path / "run"), 2, table, f"patient {patient}", phrase)
+
+
+def test_a_near_miss_covariate_name_gets_a_suggestion(sim_root, tmp_path):
+    table = _edited_table(sim_root, tmp_path, lambda f: f.rename(columns={"age": "Age"}))
+    config = _config(sim_root, tmp_path, models=("clinical_cox",), table=table, clinical=["age"])
+    assert_error(_train(config, tmp_path / "run"), 2, table, "'Age'", "did you mean 'age'?")
+
+
+def test_a_facts_file_for_other_patients_is_refused(sim_root, tmp_path):
+    facts = tmp_path / "facts.csv"
+    pd.DataFrame({"case_id": ["TCGA-ZZ-0001", "TCGA-ZZ-0002"], "grade": ["G2", "G3"]}).to_csv(
+        facts, index=False
+    )
+    config = _config(sim_root, tmp_path, models=("clinical_cox",), clinical=["age", "grade"],
+                     facts_csv=str(facts))  # fmt: skip
+    assert_error(_train(config, tmp_path / "run"), 2, str(facts), "no case_id of the facts file")
+
+
+def test_fold_lists_that_would_mislead(sim_root, tmp_path):
+    folder = tmp_path / "splits"
+    shutil.copytree(sim_root / "tcga" / "sim" / "splits", folder)
+    (folder / "splits_1.csv").unlink()
+    config = _config(sim_root, tmp_path, splits=str(folder), folds=None)
+    assert_error(_train(config, tmp_path / "a"), 2, "['splits_1.csv'] missing")
+    assert_error(_train(_config(sim_root, tmp_path, folds=[]), tmp_path / "b"), 2,
+                 "data.folds", "empty list")  # fmt: skip
+    assert_error(_train(_config(sim_root, tmp_path, folds=[0, 0, 1]), tmp_path / "c"), 2,
+                 "data.folds", "[0] listed twice")  # fmt: skip
+
+
+def test_yaml_that_is_not_a_config(tmp_path, sim_root):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(_config(sim_root, tmp_path).read_text() + "name: again\n")
+    assert_error(_train(twice, tmp_path / "a"), 2, "key 'name' given twice")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- data\n- models\n")
+    assert_error(_train(listed, tmp_path / "b"), 2, "not a list")
+
+
+def test_too_few_patients_for_the_folds(sim_root, tmp_path):
+    frame = pd.read_csv(_table(sim_root))
+    keep = frame["case_id"].iloc[:5].tolist()
+    table = tmp_path / "table.csv"
+    frame.iloc[:5].to_csv(table, index=False)
+    folder = tmp_path / "splits"
+    folder.mkdir()
+    for k in range(5):
+        pd.DataFrame({"train": pd.Series([c for i, c in enumerate(keep) if i != k]),
+                      "val": pd.Series([keep[k]])}).to_csv(folder / f"splits_{k}.csv")  # fmt: skip
+    config = _config(sim_root, tmp_path, table=str(table), splits=str(folder), folds=None)
+    assert_error(_train(config, tmp_path / "run"), 2, "splits_", "fold")
+
+
+def test_out_that_is_a_file_read_only_or_full(sim_root, tmp_path, monkeypatch):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    assert_error(_train(_config(sim_root, tmp_path), blocker), 2, str(blocker), "is a file")
+    from kemm.engine import rundir
+
+    def full_disk(self, result, predictions):
+        raise OSError(28, "No space left on device", str(self.path / "predictions.csv"))
+
+    monkeypatch.setattr(rundir.FoldDirectory, "write_result", full_disk)
+    out = tmp_path / "full"
+    assert_error(_train(_config(sim_root, tmp_path), out), 2, str(out), "No space left on device")
+    if os.geteuid() != 0:  # root writes into read-only folders
+        monkeypatch.undo()
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            assert_error(_train(_config(sim_root, tmp_path), locked / "run"), 2, str(locked))
+        finally:
+            locked.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("victim", "damage", "phrase"),
+    [
+        ("preprocess.json", '{"bins": {}}', "preprocessing is corrupt"),
+        ("model_state.json", '{"kind": "nothing"}', "model state is corrupt"),
+        ("weights.safetensors", None, "network weights file is corrupt"),
+    ],
+)
+def test_a_corrupt_run_file_names_itself_in_predict(sim_root, trained, tmp_path, victim, damage,
+                                                    phrase):  # fmt: skip
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    label = "SNN" if victim.endswith("safetensors") else "Clinical Cox"
+    path = run / "folds" / label / "seed0" / "fold0" / victim
+    if damage is None:
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated
+    else:
+        path.write_text(damage)
+    result = kemm("predict", run, "--cohort", _table(sim_root), "--model", label)
+    assert_error(result, 2, str(path), phrase)
+
+
+def test_a_corrupt_prepared_cohort_names_its_file(sim_root, tmp_path):
+    folder = tmp_path / "prepared"
+    config = _config(sim_root, tmp_path)
+    assert kemm("prepare", "--config", config, "--out", folder).exit_code == 0
+    arrays = folder / "arrays.h5"
+    arrays.write_bytes(arrays.read_bytes()[:100])
+    prepared = _config(sim_root, tmp_path, prepared=str(folder))
+    assert_error(_train(prepared, tmp_path / "run"), 2, str(arrays), "kemm prepare")
+    (folder / "prepared.json").write_text("{not json")
+    assert_error(_train(prepared, tmp_path / "run2"), 2, "prepared.json", "not readable JSON")

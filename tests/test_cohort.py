@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from kemm.cohort import (
     read_split,
     read_splits,
 )
+from kemm.cohort.table import looks_like_outcome
 from kemm.errors import InputDataError
 
 
@@ -111,9 +114,16 @@ def test_split_overlap_and_absent_ids(tmp_path):
 
 
 def test_read_splits_orders_by_fold_number(tmp_path):
-    for k in (10, 2, 0):
+    for k in (10, 2, 0, 1, 3, 4, 5, 6, 7, 8, 9):
         _split(tmp_path, ["A"], [f"B{k}"], f"splits_{k}.csv")
-    assert [s.test for s in read_splits(tmp_path)] == [("B0",), ("B2",), ("B10",)]
+    assert [s.test[0] for s in read_splits(tmp_path)] == [f"B{k}" for k in range(11)]
+
+
+def test_a_gap_in_the_split_files_is_an_error_not_fewer_folds(tmp_path):
+    for k in (0, 2, 3):
+        _split(tmp_path, ["A"], [f"B{k}"], f"splits_{k}.csv")
+    with pytest.raises(InputDataError, match=r"\['splits_1.csv'\] missing"):
+        read_splits(tmp_path)
 
 
 def test_groups_by_gene_name_and_reports_missing(tmp_path):
@@ -139,10 +149,51 @@ def test_empty_group_is_an_error_or_dropped_and_reported(tmp_path):
     assert report.dropped_empty_groups == ["Nothing"]
 
 
-def test_unsuffixed_gene_columns_become_rnaseq(tmp_path):
+def test_unsuffixed_gene_columns_are_read_only_by_explicit_choice(tmp_path):
     frame = _table().rename(columns={"EGFR_rnaseq": "EGFR"})
-    cohort = read_all_clean(_write(tmp_path, frame))
+    path = _write(tmp_path, frame)
+    with pytest.raises(InputDataError, match=r"1 numeric column\(s\).*\['EGFR'\].*unsuffixed_as"):
+        read_all_clean(path)
+    cohort = read_all_clean(path, unsuffixed_genes_as="rnaseq")
     assert "EGFR_rnaseq" in cohort.genomics.columns
+    ignored = read_all_clean(path, ignore_columns=["EGFR"])
+    assert "EGFR_rnaseq" not in ignored.genomics.columns and "EGFR" not in ignored.genomics.columns
+
+
+@pytest.mark.parametrize("column", ["os_days", "vital_status", "DFS.event", "days_to_death"])
+def test_outcome_like_columns_never_become_features(tmp_path, column):
+    frame = _table()
+    frame[column] = np.arange(len(frame)) % 2
+    path = _write(tmp_path, frame)
+    for kwargs in ({}, {"unsuffixed_genes_as": "rnaseq"}):
+        with pytest.raises(InputDataError, match=f"\\['{re.escape(column)}'\\] look like outcomes"):
+            read_all_clean(path, **kwargs)
+    cohort = read_all_clean(path, ignore_columns=[column])
+    assert not [c for c in cohort.genomics.columns if column in c]
+
+
+def test_gene_names_are_not_outcomes():
+    for gene in ("TP53_rnaseq", "OS9_cnv", "TIMELESS_rnaseq", "EVENT1"):
+        assert not looks_like_outcome(gene)
+    assert looks_like_outcome("survival_months.1") and looks_like_outcome("OS_time")
+
+
+def test_a_repeated_header_is_an_error_naming_both_columns(tmp_path):
+    path = _write(tmp_path, _table())
+    text = path.read_text().splitlines()
+    text[0] = text[0] + ",survival_months"
+    text[1:] = [line + ",1.0" for line in text[1:]]
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(InputDataError, match=r"'survival_months' twice \(columns \d+ and \d+\)"):
+        read_all_clean(path)
+
+
+def test_text_columns_kemm_does_not_read_are_logged(tmp_path, caplog):
+    frame = _table()
+    frame["project"] = "TCGA-KIRC"
+    cohort = read_all_clean(_write(tmp_path, frame))
+    assert "project" not in cohort.patients.columns
+    assert "non-numeric column(s) kemm does not read were ignored: ['project']" in caplog.text
 
 
 @pytest.mark.data
@@ -160,3 +211,17 @@ def test_real_cohorts_match_their_canonical_splits(data_root):
     signatures = read_signatures(data_root / "signatures" / "gene_families.csv")
     groups, report = group_features(cohort.genomics.columns, signatures)
     assert len(groups) == 6 and min(report.sizes.values()) > 10
+
+
+def test_atomic_writes_leave_no_temporary_file_behind(tmp_path):
+    from kemm.io import atomic_path
+
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(OSError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device", str(tmp))  # the disk filled up
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]

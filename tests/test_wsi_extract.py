@@ -124,6 +124,20 @@ def test_changed_settings_are_not_mixed_into_a_finished_folder(batch, tmp_path):
     assert read_bag(out / "cmu-1-small-region.h5").attrs["magnification"] == 10.0
 
 
+def test_another_slide_of_the_same_name_is_not_skipped_as_done(batch, tmp_path):
+    out = tmp_path / "features"
+    extract_features([batch / CMU], out, fast_config())
+    elsewhere = tmp_path / "other_scanner"
+    elsewhere.mkdir()
+    shutil.copy(batch / TCGA, elsewhere / CMU)  # a different slide, the same file name
+    (failure,) = extract_features([elsewhere / CMU], out, fast_config()).failed
+    assert "another slide of the same name" in failure.reason and "--overwrite" in failure.reason
+    moved = tmp_path / "moved"
+    shutil.copytree(batch, moved)  # the same slide in a moved folder is still done
+    (skipped,) = extract_features([moved / CMU], out, fast_config()).skipped
+    assert skipped.reason == "already done"
+
+
 def test_locked_slide_is_left_to_its_worker_and_stale_locks_are_taken(batch, tmp_path):
     out = tmp_path / "features"
     out.mkdir()

@@ -169,6 +169,11 @@ def test_heatmap_refuses_bad_input(tmp_path):
                        level0_dimensions=(10, 10))  # fmt: skip
     with pytest.raises(InputDataError, match="level0_dimensions"):
         render_heatmap(thumbnail, np.zeros((1, 2)), np.zeros(1), 10, tmp_path / "x.png")
+    off_slide = np.array([[5000.0, 0.0], [0.0, 9000.0]])  # features of a bigger slide
+    with pytest.raises(InputDataError, match="none of the 2 patch coordinates lies on the slide"):
+        render_heatmap(thumbnail, off_slide, np.ones(2), 10, tmp_path / "blank.png",
+                       level0_dimensions=(100, 100))  # fmt: skip
+    assert not (tmp_path / "blank.png").exists()
 
 
 def test_explanation_json_layouts(tmp_path):

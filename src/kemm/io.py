@@ -7,8 +7,10 @@ message naming the file (and the line, where pandas says which) instead of a pan
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ def read_csv(
     if not path.is_file():
         raise InputDataError(f"{what} is not a file", file=file)
     try:
-        return pd.read_csv(path, encoding="utf-8", **options)
+        frame = pd.read_csv(path, encoding="utf-8", **options)
     except pd.errors.EmptyDataError:
         raise InputDataError(f"{what} is empty (no header row)", file=file) from None
     except UnicodeDecodeError:
@@ -51,6 +53,45 @@ def read_csv(
         ) from None
     except (ValueError, OSError) as error:  # bad usecols/dtype, permissions, a directory
         raise InputDataError(f"cannot read {what}: {_one_line(error)}", file=file) from None
+    _check_unique_header(path, what, options)
+    return frame
+
+
+def _check_unique_header(path: Path, what: str, options: dict[str, Any]) -> None:
+    """pandas renames a repeated header (``x``, ``x.1``): two columns of one name are an
+    error, since which one a reader takes (or whether both enter a model) is a guess."""
+    import csv
+
+    if options.get("header", "infer") is None or "names" in options:
+        return
+    with open(path, "rb") as handle:  # the header line only: the body is pandas' to decode
+        line = handle.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
+    header = next(csv.reader([line], delimiter=options.get("sep", ",")), [])
+    seen: dict[str, int] = {}
+    for index, name in enumerate(header, start=1):
+        name = name.strip()
+        if name and name in seen:
+            raise InputDataError(
+                f"{what} has the column {name!r} twice (columns {seen[name]} and {index}); "
+                "keep one",
+                file=str(path),
+            )
+        seen.setdefault(name, index)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write into; it replaces ``path`` when the block
+    ends, and is removed if the block fails (a full or read-only disk, an interrupt), so a
+    reader never sees half a file and no ``*.tmp`` is left behind."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def _one_line(error: Exception) -> str:

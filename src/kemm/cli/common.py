@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from kemm.errors import KemmError
+from kemm.errors import InputDataError, KemmError
 
 console = Console(stderr=True)
 """Messages, progress and errors (stderr); results go to stdout."""
@@ -56,6 +56,18 @@ _CLI_EXCEPTIONS = (
 )
 
 
+def _unexpected(error: Exception) -> NoReturn:
+    if verbose_requested():
+        console.print_exception()
+    hint = "" if verbose_requested() else " (rerun with kemm -v for the traceback)"
+    console.print(
+        f"[red]error:[/red] unexpected {type(error).__name__}: {escape(str(error))}{hint}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(code=1) from None
+
+
 def guarded(func: F) -> F:
     """Wrap a command so that it ends in a result or a one-line message (see module doc)."""
 
@@ -70,16 +82,14 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt:
             console.print(f"[yellow]{INTERRUPTED}[/yellow]", highlight=False, soft_wrap=True)
             raise typer.Exit(code=EXIT_INTERRUPTED) from None
+        except OSError as error:
+            # a file or folder the command reads or writes: read-only, full, a file where a
+            # folder belongs ... one line naming it
+            if error.filename is None:
+                _unexpected(error)
+            fail(InputDataError(error.strerror or type(error).__name__, file=str(error.filename)))
         except Exception as error:  # noqa: BLE001 - a bug: one line, the traceback under -v
-            if verbose_requested():
-                console.print_exception()
-            hint = "" if verbose_requested() else " (rerun with kemm -v for the traceback)"
-            console.print(
-                f"[red]error:[/red] unexpected {type(error).__name__}: {escape(str(error))}{hint}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(code=1) from None
+            _unexpected(error)
 
     return wrapper  # type: ignore[return-value]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -20,6 +20,9 @@ class GenomicsConfig(_Strict):
     signatures: str | None = None  # explicit signature CSV (overrides `grouping`'s file)
     on_empty: Literal["error", "drop"] = "error"
     top_variance: int | None = Field(None, ge=1)  # per-group filter fitted on the training fold
+    # the modality of numeric table columns without a _rnaseq/_cnv/_mut suffix (MCAT's UCEC RNA
+    # table); unset: such a column is an error (or list it under data.ignore_columns)
+    unsuffixed_as: Literal["rnaseq", "cnv", "mut"] | None = None
 
 
 class WSIConfig(_Strict):
@@ -42,6 +45,7 @@ class DataConfig(_Strict):
     prepared: str | None = None  # a `kemm prepare` folder made with this config: read, not rebuilt
     cohort: str  # folder name under <root>/tcga/
     table: str | None = None  # explicit table CSV, relative to the cohort folder or absolute
+    ignore_columns: list[str] = []  # table columns kemm should drop unread (never features)
     splits: str | None = None  # default: <cohort folder>/splits
     folds: list[int] | None = None  # subset of folds to run (default: all)
     cancer: str | None = None  # cancer code for PBK; default: the cohort folder name
@@ -56,3 +60,15 @@ class DataConfig(_Strict):
     pbk_embeddings: str | None = None  # `kemm knowledge embed --pbk-out` file (default: library)
     text_encoder: str = "all-MiniLM-L6-v2"
     cache_dir: str | None = None  # text-embedding cache; default ~/.cache/kemm
+
+    @field_validator("folds")
+    @classmethod
+    def _distinct_folds(cls, folds: list[int] | None) -> list[int] | None:
+        if folds is None:
+            return folds
+        if not folds:
+            raise ValueError("an empty list runs nothing; leave data.folds unset to run all")
+        repeated = sorted({k for k in folds if folds.count(k) > 1})
+        if repeated:
+            raise ValueError(f"fold(s) {repeated} listed twice (each would count twice)")
+        return folds

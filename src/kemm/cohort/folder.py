@@ -16,7 +16,6 @@ again. JSON and HDF5 only: nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from kemm.cohort.genomics import GenomicGroup, GroupingReport
 from kemm.cohort.splits import Split
 from kemm.cohort.table import Cohort
 from kemm.errors import ConfigError, InputDataError
+from kemm.io import atomic_path
 
 FORMAT = "kemm.prepared_cohort.v1"
 # Data-config fields that may differ between preparing and training: where things are.
@@ -81,8 +81,7 @@ def write_prepared(data: PreparedCohort, config: DataConfig, folder: str | Path)
         },  # fmt: skip
     }
     arrays = folder / "arrays.h5"
-    tmp = arrays.with_suffix(".h5.tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(arrays) as tmp, h5py.File(tmp, "w") as h5:
         _write_frame(h5, "genomics", cohort.genomics)
         _write_frame(h5, "clinical", data.clinical)
         if text is not None:
@@ -91,7 +90,6 @@ def write_prepared(data: PreparedCohort, config: DataConfig, folder: str | Path)
             for name in ("pbk_general", "pbk_risk"):
                 if getattr(text, name) is not None:
                     h5.create_dataset(name, data=getattr(text, name))
-    os.replace(tmp, arrays)
     path = folder / "prepared.json"
     path.write_text(json.dumps(manifest, default=_json_default))
     return path
@@ -99,12 +97,30 @@ def write_prepared(data: PreparedCohort, config: DataConfig, folder: str | Path)
 
 def read_prepared(folder: str | Path, config: DataConfig | None = None) -> PreparedCohort:
     """The prepared cohort in ``folder``; with ``config``, an error unless it was prepared with
-    the same data config (so a run never trains on a folder made for other inputs)."""
+    the same data config (so a run never trains on a folder made for other inputs). A corrupt
+    or truncated ``prepared.json`` or ``arrays.h5`` is one error naming it."""
     folder = Path(folder)
     path = folder / "prepared.json"
     if not path.is_file():
         raise InputDataError("not a prepared cohort (no prepared.json; see kemm prepare)",
                              file=str(folder))  # fmt: skip
+    try:
+        return _read_prepared(folder, path, config)
+    except InputDataError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputDataError(
+            f"not readable JSON ({error}); rerun kemm prepare", file=str(path)
+        ) from None
+    except OSError as error:  # h5py: truncated or not HDF5
+        raise InputDataError(f"cannot read the prepared arrays ({' '.join(str(error).split())}); "
+                             "rerun kemm prepare", file=str(folder / "arrays.h5")) from None  # fmt: skip
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise InputDataError(f"incomplete or inconsistent prepared cohort ({type(error).__name__}: "
+                             f"{error}); rerun kemm prepare", file=str(folder)) from None  # fmt: skip
+
+
+def _read_prepared(folder: Path, path: Path, config: DataConfig | None) -> PreparedCohort:
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise InputDataError(f"unknown prepared-cohort format {manifest.get('format')!r}",

@@ -20,7 +20,7 @@ from kemm.cohort.config import DataConfig
 from kemm.cohort.dataset import PreparedCohort
 from kemm.cohort.folder import read_prepared
 from kemm.cohort.genomics import GenomicGroup
-from kemm.cohort.splits import read_splits
+from kemm.cohort.splits import Split, read_splits
 from kemm.cohort.table import Cohort, read_all_clean
 from kemm.errors import InputDataError
 from kemm.io import read_csv
@@ -28,6 +28,46 @@ from kemm.io import read_csv
 log = logging.getLogger(__name__)
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms")
+
+
+def signatures_path(config: DataConfig) -> Path | None:
+    """The signature CSV that groups the genomic features (None: no grouping file)."""
+    genomics = config.genomics
+    if genomics is None or (genomics.grouping == "none" and not genomics.signatures):
+        return None
+    if genomics.signatures:
+        return Path(genomics.signatures)
+    return Path(config.root) / "signatures" / gene_groups.SIGNATURE_FILES[genomics.grouping]
+
+
+def splits_dir(config: DataConfig) -> Path:
+    return Path(config.splits) if config.splits else cohort_dir(config) / "splits"
+
+
+def input_files(config: DataConfig, data: PreparedCohort) -> dict[str, list[Path]]:
+    """Every file a run reads, by role (``bags`` apart: many and large, fingerprinted by size
+    and modification time only); a resumed run checks them unchanged."""
+    from kemm.knowledge.covariates import FACT_COVARIATES
+
+    if config.prepared:
+        folder = Path(config.prepared)
+        files = {"prepared cohort": [folder / "prepared.json", folder / "arrays.h5"]}
+    else:
+        files = {
+            "cohort table": [resolve_table_path(config)],
+            "splits": sorted(splits_dir(config).glob("splits_*.csv")),
+            "signatures": [p for p in [signatures_path(config)] if p is not None],
+        }
+        reads_reports = config.reports is not None or (
+            not config.facts_csv and any(c in FACT_COVARIATES for c in config.clinical)
+        )
+        files["reports"] = [reports_path(config)] if reads_reports else []
+        reports = config.reports
+        named = [config.facts_csv, config.pbk_embeddings,
+                 reports.refined_jsonl if reports else None, reports.embeddings if reports else None]  # fmt: skip
+        files["other inputs"] = [Path(p) for p in named if p]
+    files["bags"] = sorted({p for paths in data.bag_paths.values() for p in paths})
+    return files
 
 
 def cohort_dir(config: DataConfig) -> Path:
@@ -98,23 +138,27 @@ def prepare_cohort(
         return read_prepared(config.prepared, config)
     table_path = resolve_table_path(config)
     modalities = config.genomics.modalities if config.genomics else []
-    cohort = read_all_clean(table_path, name=config.cohort, modalities=modalities or ["rnaseq"],
-                            new_patients=new_patients is not None)  # fmt: skip
+    cohort = read_all_clean(
+        table_path, name=config.cohort, modalities=modalities or ["rnaseq"],
+        unsuffixed_genes_as=config.genomics.unsuffixed_as if config.genomics else None,
+        ignore_columns=config.ignore_columns, new_patients=new_patients is not None,
+    )  # fmt: skip
     if new_patients is not None:
         clinical, directions = _clinical_frame(config, cohort, table_path, new_patients)
         prepared = PreparedCohort(cohort, [], list(new_patients.groups), None, clinical, directions)
         return _attach_bags_and_text(prepared, config, text_loader)
-    splits_dir = Path(config.splits) if config.splits else cohort_dir(config) / "splits"
-    splits = read_splits(splits_dir) if with_splits else []
+    folder = splits_dir(config)
+    splits = read_splits(folder) if with_splits else []
     if with_splits and config.folds is not None:
         unknown = [k for k in config.folds if k >= len(splits) or k < 0]
         if unknown:
             raise InputDataError(
-                f"folds {unknown} requested; {len(splits)} split files exist", file=str(splits_dir)
+                f"folds {unknown} requested; {len(splits)} split files exist", file=str(folder)
             )
         splits = [splits[k] for k in config.folds]
     for split in splits:
         split.check_against(cohort.case_ids)
+        _check_split_outcomes(split, cohort, folder)
 
     groups: list[GenomicGroup] = []
     report = None
@@ -123,15 +167,7 @@ def prepare_cohort(
         if genomics.grouping == "none" and not genomics.signatures:
             groups = gene_groups.single_group(cohort.genomics.columns, genomics.modalities)
         else:
-            signature_path = (
-                Path(genomics.signatures)
-                if genomics.signatures
-                else (
-                    Path(config.root)
-                    / "signatures"
-                    / gene_groups.SIGNATURE_FILES[genomics.grouping]
-                )
-            )
+            signature_path = signatures_path(config)
             groups, report = gene_groups.group_features(
                 cohort.genomics.columns,
                 gene_groups.read_signatures(signature_path),
@@ -142,6 +178,30 @@ def prepare_cohort(
     clinical, directions = _clinical_frame(config, cohort, table_path)
     prepared = PreparedCohort(cohort, splits, groups, report, clinical, directions)
     return _attach_bags_and_text(prepared, config, text_loader)
+
+
+def _check_split_outcomes(split: Split, cohort: Cohort, folder: Path) -> None:
+    """Each fold must be able to fit and score a survival model: events to learn from in its
+    training part, and at least one comparable pair (an event before another time) to score."""
+    train, test = cohort.subset(split.train).target, cohort.subset(split.test).target
+    file = split.source or str(folder)
+    if train.event.sum() < 2:
+        raise InputDataError(
+            f"{split.name}: its training part ({len(train)} patients) has "
+            f"{int(train.event.sum())} event(s); a survival model needs at least 2 (use fewer "
+            "folds or more patients)",
+            file=file,
+        )
+    comparable = any(
+        e and (test.time > t).any() for e, t in zip(test.event, test.time, strict=True)
+    )
+    if not comparable:
+        raise InputDataError(
+            f"{split.name}: its evaluation part ({len(test)} patients, "
+            f"{int(test.event.sum())} event(s)) has no comparable pair, so no C-index can be "
+            "computed (use fewer folds or more patients)",
+            file=file,
+        )
 
 
 def _attach_bags_and_text(
@@ -174,19 +234,45 @@ def _clinical_frame(
             if new is not None and new.allow_missing:
                 frame[column] = np.nan  # imputed with the training-fold mean, and reported
                 continue
+            import difflib
+
+            close = difflib.get_close_matches(source, list(cohort.patients.columns), n=1)
+            close = close or [c for c in cohort.patients.columns if c.lower() == source.lower()]
             raise InputDataError(
                 f"clinical covariate {column!r} is neither a column of the table nor a report "
                 f"fact ({', '.join(FACT_COVARIATES)})"
+                + (f"; did you mean {close[0]!r}?" if close else "")
                 + ("; pass --allow-missing to impute it" if new is not None else ""),
                 file=str(table_path),
             )
-        frame[column] = pd.to_numeric(cohort.patients[source], errors="coerce")
+        frame[column] = _numeric_covariate(cohort.patients[source], source, table_path)
     if fact_names:
         values = report_fact_values(config, cohort, new.reports_csv if new else None)
         encoded, fact_directions = encode_facts(values, fact_names, cancer_code(config))
         frame = frame.join(encoded)
         directions.update(fact_directions)
     return frame, directions
+
+
+def _numeric_covariate(values: pd.Series, column: str, table: Path) -> pd.Series:
+    """A table covariate as numbers: an empty cell is missing (imputed on the training fold),
+    but text such as ``69 years`` or ``female`` is an error, never a silent missing value."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = values[numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")]
+    if len(text):
+        hint = " (is_female is 1 for female, 0 for male)" if column == "is_female" else ""
+        raise InputDataError(
+            f"column {column!r} holds {len(text)} non-numeric value(s), e.g. {text.iloc[0]!r}; "
+            f"write numbers only{hint}",
+            file=str(table), patient=str(text.index[0]),
+        )  # fmt: skip
+    if column == "is_female" and not numbers.dropna().isin([0, 1]).all():
+        bad = numbers[numbers.notna() & ~numbers.isin([0, 1])]
+        raise InputDataError(
+            f"is_female must be 0 (male) or 1 (female), got {bad.iloc[0]!r}",
+            file=str(table), patient=str(bad.index[0]),
+        )  # fmt: skip
+    return numbers
 
 
 def cancer_code(config: DataConfig) -> str:
@@ -214,6 +300,18 @@ def report_fact_values(
 
     if config.facts_csv:
         values = facts_from_csv(config.facts_csv)
+        covered = values.index.intersection(cohort.patients.index)
+        if covered.empty:
+            raise InputDataError(
+                f"no case_id of the facts file is a patient of the cohort table (facts for "
+                f"{len(values)} patient(s), e.g. {list(values.index[:3])}; the table has e.g. "
+                f"{cohort.case_ids[:3]})",
+                file=str(config.facts_csv),
+            )
+        if len(covered) < len(cohort):
+            log.warning("%s: report facts for %d of %d patients; the other %d are 'unknown'",
+                        config.facts_csv, len(covered), len(cohort),
+                        len(cohort) - len(covered))  # fmt: skip
         return values.reindex(cohort.patients.index)
     csv = Path(reports_csv) if reports_csv else reports_path(config)
     if not csv.is_file():

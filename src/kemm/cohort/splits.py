@@ -76,4 +76,12 @@ def read_splits(directory: str | Path) -> list[Split]:
     )
     if not files:
         raise InputDataError("no splits_<k>.csv files", file=str(directory))
+    numbers = [int(p.stem.split("_")[1]) for p in files]
+    gaps = sorted(set(range(max(numbers) + 1)) - set(numbers))
+    if gaps:
+        raise InputDataError(
+            f"split file(s) {[f'splits_{k}.csv' for k in gaps]} missing: the folder has "
+            f"{[p.name for p in files]}; folds are numbered from 0 without gaps",
+            file=str(directory),
+        )
     return [read_split(p, name=f"fold{p.stem.split('_')[1]}") for p in files]

@@ -6,6 +6,9 @@ The file has one row per slide; a :class:`Cohort` has one row per patient. ``cen
 
 from __future__ import annotations
 
+import difflib
+import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,8 @@ import pandas as pd
 from kemm.cohort.target import SurvivalTarget
 from kemm.errors import InputDataError
 from kemm.io import read_csv
+
+log = logging.getLogger(__name__)
 
 GENOMIC_MODALITIES = ("rnaseq", "cnv", "mut")
 CLINICAL_COLUMNS = ("case_id", "slide_id", "age", "site", "survival_months", "censorship",
@@ -94,14 +99,20 @@ def read_all_clean(
     *,
     name: str | None = None,
     modalities: Sequence[str] = GENOMIC_MODALITIES,
-    unsuffixed_genes_as: str | None = "rnaseq",
+    unsuffixed_genes_as: str | None = None,
+    ignore_columns: Sequence[str] = (),
     new_patients: bool = False,
 ) -> Cohort:
     """Read a ``tcga_<c>_all_clean.csv`` (one row per slide) into a patient-level :class:`Cohort`.
 
-    Genomic columns are recognised by name (``_rnaseq``, ``_cnv``, ``_mut``), never by position.
-    Files with unsuffixed gene columns (MCAT's UCEC RNA table) get them renamed to
-    ``<GENE>_<unsuffixed_genes_as>``. Raises :class:`InputDataError` naming the file, the patient
+    Only recognised columns are read: the clinical columns (:data:`CLINICAL_COLUMNS`) and genomic
+    features by suffix (``_rnaseq``, ``_cnv``, ``_mut``), never by position. Any other numeric
+    column is an error, unless it is listed in ``ignore_columns`` (dropped) or
+    ``unsuffixed_genes_as`` names the modality unsuffixed gene columns are (MCAT's UCEC RNA
+    table: ``rnaseq``; they are renamed ``<GENE>_<modality>`` and the choice is logged). A column
+    that looks like an outcome (``os_days``, ``vital_status``, ``dfs_event`` ...) never becomes a
+    feature: it is an error unless ignored. Non-numeric unknown columns are dropped and logged.
+    Raises :class:`InputDataError` naming the file, the patient
     and the problem for anything that would silently corrupt training.
 
     ``new_patients``: patients to score rather than train on. Their outcome columns are
@@ -124,13 +135,7 @@ def read_all_clean(
         raise InputDataError("no rows", file=file)
     frame["case_id"] = frame["case_id"].astype(str).str.strip()
 
-    renames = {}
-    for column in frame.columns:
-        if column in CLINICAL_COLUMNS or genomic_modality(column):
-            continue
-        if unsuffixed_genes_as is not None and pd.api.types.is_numeric_dtype(frame[column]):
-            renames[column] = f"{column}_{unsuffixed_genes_as}"
-    frame = frame.rename(columns=renames)
+    frame = _recognised_columns(frame, file, unsuffixed_genes_as, ignore_columns)
     genomic_columns = [c for c in frame.columns if genomic_modality(c) in set(modalities)]
 
     _check_times_and_censorship(frame, file, outcome_optional=new_patients)
@@ -165,6 +170,70 @@ def read_all_clean(
     genomics = first[genomic_columns].astype(np.float32)
     cohort_name = name or path.stem.replace("_all_clean", "").replace("tcga_", "")
     return Cohort(cohort_name, patients, genomics, path)
+
+
+# Words of outcome columns (survival, vital status, events): such a column never becomes a feature.
+_OUTCOME_WORDS = {"os", "dss", "dfs", "pfs", "efs", "rfs", "survival", "surv", "vital", "death",
+                  "dead", "deceased", "censor", "censored", "censorship", "event", "events",
+                  "status", "followup", "follow", "days", "months", "time", "outcome"}  # fmt: skip
+
+
+def looks_like_outcome(column: str) -> bool:
+    """``os_days``, ``vital_status``, ``survival_months.1``, ``DFS.event``: True;
+    ``TP53_rnaseq``, ``OS9``, ``TIMELESS``: False (words, not substrings)."""
+    words = re.split(r"[_.\s-]+", gene_of(str(column)).lower())
+    return any(word in _OUTCOME_WORDS for word in words)
+
+
+def _recognised_columns(
+    frame: pd.DataFrame, file: str, unsuffixed_as: str | None, ignore: Sequence[str]
+) -> pd.DataFrame:
+    """The frame with only the columns kemm recognises (see :func:`read_all_clean`)."""
+    if unsuffixed_as is not None and unsuffixed_as not in GENOMIC_MODALITIES:
+        raise InputDataError(
+            f"unsuffixed gene columns must be read as one of {list(GENOMIC_MODALITIES)}, "
+            f"not {unsuffixed_as!r}", file=file,
+        )  # fmt: skip
+    ignored = [c for c in frame.columns if c in set(ignore) and c not in REQUIRED_COLUMNS]
+    frame = frame.drop(columns=ignored)
+    outcome_like = [c for c in frame.columns if c not in CLINICAL_COLUMNS
+                    and looks_like_outcome(c) and pd.api.types.is_numeric_dtype(frame[c])]  # fmt: skip
+    if outcome_like:
+        raise InputDataError(
+            f"column(s) {outcome_like[:5]} look like outcomes; kemm reads the outcome only from "
+            "survival_months and censorship and never uses an outcome as a feature: remove "
+            "them, or list them under data.ignore_columns",
+            file=file,
+        )
+    unknown = [c for c in frame.columns if c not in CLINICAL_COLUMNS and not genomic_modality(c)]
+    for column in unknown:
+        near = [c for c in CLINICAL_COLUMNS if c.lower() == str(column).lower().strip()]
+        near = near or difflib.get_close_matches(str(column), CLINICAL_COLUMNS, n=1, cutoff=0.85)
+        if near:
+            raise InputDataError(
+                f"column {column!r} is not a column kemm reads; did you mean {near[0]!r}?",
+                file=file,
+            )
+    numeric = [c for c in unknown if pd.api.types.is_numeric_dtype(frame[c])]
+    text = [c for c in unknown if c not in set(numeric)]
+    if numeric and unsuffixed_as is None:
+        raise InputDataError(
+            f"{len(numeric)} numeric column(s) are neither clinical columns "
+            f"({', '.join(CLINICAL_COLUMNS)}) nor genomic features (suffix _rnaseq, _cnv, _mut), "
+            f"e.g. {numeric[:5]}: add the suffix, set data.genomics.unsuffixed_as (e.g. rnaseq) "
+            "if they are unsuffixed gene columns, or list them under data.ignore_columns",
+            file=file,
+        )
+    if numeric:
+        log.info("%s: %d unsuffixed numeric column(s) read as %s genes "
+                 "(data.genomics.unsuffixed_as), e.g. %s", file, len(numeric), unsuffixed_as,
+                 numeric[:3])  # fmt: skip
+    if text:
+        log.warning("%s: %d non-numeric column(s) kemm does not read were ignored: %s", file,
+                    len(text), text[:8])  # fmt: skip
+    if ignored:
+        log.info("%s: column(s) ignored as configured (data.ignore_columns): %s", file, ignored)
+    return frame.drop(columns=text).rename(columns={c: f"{c}_{unsuffixed_as}" for c in numeric})
 
 
 def _check_times_and_censorship(

@@ -189,6 +189,8 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
     if variant == "hallmarks":
         data["genomics"] = {"modalities": ["rnaseq"], "grouping": "hallmarks", "on_empty": "drop"}
         data["table"] = _rna_table(root, cohort)
+        if data["table"] is not None:  # MCAT's UCEC RNA table names its genes without suffix
+            data["genomics"]["unsuffixed_as"] = "rnaseq"
     elif variant == "raw_reports":
         data["reports"] = {"column": "raw_text", "refiner": "sentences", "max_statements": 12}
     elif variant == "llm_reports":

@@ -42,11 +42,19 @@ class BagCache:
         from kemm.wsi.features import check_compatible, read_bag
 
         bags = [read_bag(p) for p in paths]
-        for bag in bags:
+        for path, bag in zip(paths, bags, strict=True):
             try:
                 check_compatible(bag, *self.requirements)
             except InputDataError as error:
                 raise InputDataError(error.problem, file=error.file, patient=case_id) from None
+            finite = np.isfinite(bag.features).all(axis=1)
+            if not finite.all():
+                raise InputDataError(
+                    f"{int((~finite).sum())} of {len(finite)} patch feature rows hold NaN or "
+                    f"infinite values (first: row {int(np.argmin(finite))}); re-extract this "
+                    "slide's features",
+                    file=str(path), patient=case_id,
+                )  # fmt: skip
         features = torch.from_numpy(np.concatenate([b.features for b in bags]).astype(np.float32))
         coords = None
         if all(b.coords is not None for b in bags):

@@ -34,7 +34,7 @@ from kemm.cohort import SurvivalTarget
 from kemm.cohort.prepared import PreparedCohort
 from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import BagCache, FoldInputs, FoldPreprocessor
-from kemm.engine.rundir import FoldDirectory, RunDirectory
+from kemm.engine.rundir import FoldDirectory, RunDirectory, malformed
 from kemm.engine.stacking import INNER_FOLDS, BaseRisks, base_risks, tabular_kwargs
 from kemm.engine.trainer import predict_logits, seed_everything, train_model
 from kemm.errors import ConfigError, InputDataError
@@ -336,7 +336,9 @@ class NetworkFoldModel(FoldModel):
         model = cls(spec, config, pre)
         model.net, model.bins = folder.network(), bins
         state = folder.breslow()
-        model.breslow = BreslowCurves.from_state(state) if state is not None else None
+        if state is not None:
+            with malformed(folder.path / "breslow.json", "Breslow baseline"):
+                model.breslow = BreslowCurves.from_state(state)
         return model
 
     def _logits(self, net, data, case_ids) -> torch.Tensor:
@@ -445,22 +447,25 @@ class ResidualFoldModel(NetworkFoldModel):
     @classmethod
     def load(cls, spec, config, folder, bases):
         model = cls(spec, config, folder.preprocessing()[0])
-        model.state = folder.residual()
+        model.state = state = folder.residual()
         model.bases = bases
-        model.nets = [folder.network(f"weights_part{part}")
-                      for part in range(len(model.state["networks"]))]  # fmt: skip
+        with malformed(folder.path / "residual.json", "residual model"):
+            model.linear = restore_tabular(state["linear_part"])
+            model.combiner = restore_tabular(state["combiner"])
+            model.breslow = BreslowCurves.from_state(state["breslow"])
+            model.scales = [(float(s["center"]), float(s["scale"])) for s in state["networks"]]
+        model.nets = [folder.network(f"weights_part{part}") for part in range(len(model.scales))]
         return model
 
     def score(self, data, case_ids, times):
-        state = self.state
         base = np.column_stack([b.risk(data, case_ids) for b in self.bases])
-        eta = restore_tabular(state["linear_part"]).predict_risk(base)
+        eta = self.linear.predict_risk(base)
         network = np.zeros(len(case_ids))
-        for net, scale in zip(self.nets, state["networks"], strict=True):
+        for net, (center, scale) in zip(self.nets, self.scales, strict=True):
             risk = risk_from_logits(self._logits(net, data, case_ids)).numpy()
-            network += (risk - scale["center"]) / scale["scale"] / len(state["networks"])
-        risk = restore_tabular(state["combiner"]).predict_risk(np.column_stack([eta, network]))
-        return risk, BreslowCurves.from_state(state["breslow"])(risk, times)
+            network += (risk - center) / scale / len(self.scales)
+        risk = self.combiner.predict_risk(np.column_stack([eta, network]))
+        return risk, self.breslow(risk, times)
 
     def fold_models(self) -> list[FoldModel]:
         return [self, *(m for base in self.bases for m in base.fold_models())]

@@ -3,6 +3,9 @@
 ::
 
     config.yaml            resolved config (a rerun with a different config is refused)
+    inputs.json            fingerprints of every input file (a resume with changed inputs is
+                           refused)
+    .kemm-run.lock         held while a run writes here (a second run into it is refused)
     data.json              cohort summary, genomic grouping, text/bag coverage, exclusions
     folds/<model>/seed<s>/<fold>/
         preprocess.json    time bins and the preprocessing fitted on the training fold
@@ -21,6 +24,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Iterable
@@ -33,7 +37,7 @@ import pandas as pd
 from kemm import __version__
 from kemm.engine.config import RunConfig, dump_config, load_config
 from kemm.engine.data import FoldPreprocessor
-from kemm.errors import InputDataError
+from kemm.errors import ConfigError, InputDataError
 from kemm.survival import TimeBins
 
 
@@ -60,8 +64,10 @@ class FoldDirectory:
         _write_json(self.path / "preprocess.json", {"bins": bins.to_dict(), **pre.to_dict()})
 
     def preprocessing(self) -> tuple[FoldPreprocessor, TimeBins]:
-        state = _read_json(self.path / "preprocess.json")
-        return FoldPreprocessor.from_dict(state), TimeBins.from_dict(state["bins"])
+        path = self.path / "preprocess.json"
+        state = _read_json(path, "preprocessing")
+        with malformed(path, "preprocessing"):
+            return FoldPreprocessor.from_dict(state), TimeBins.from_dict(state["bins"])
 
     def write_result(self, result: dict, predictions: pd.DataFrame) -> None:
         predictions.to_csv(self.path / "predictions.csv", index=False)
@@ -77,7 +83,10 @@ class FoldDirectory:
         """The fitted tabular model or stack combiner (predicts risks and survival)."""
         from kemm.models import restore_tabular
 
-        return restore_tabular(_read_json(self.path / "model_state.json", "model state"))
+        path = self.path / "model_state.json"
+        state = _read_json(path, "model state")
+        with malformed(path, "model state"):
+            return restore_tabular(state)
 
     def write_network(self, model, name: str, n_bins: int, dims, weights: str = "weights") -> None:
         from dataclasses import asdict
@@ -104,16 +113,22 @@ class FoldDirectory:
         from kemm.models.base import InputDims, PatchBudget
         from kemm.models.registry import create
 
-        meta = _read_json(self.path / "model.json", "network description")
-        params = dict(meta["params"])
-        # runs saved before the patch budget was the run's kept it among the model's params
-        budget = {key: params.pop(key) for key in ("max_train_patches", "eval_chunk_size")
-                  if key in params} | meta.get("patch_budget", {})  # fmt: skip
-        network = create(
-            meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **params
-        )
-        network.set_patch_budget(PatchBudget(**budget))
-        network.load_state_dict(load_file(self.path / f"{weights}.safetensors"))
+        meta_path = self.path / "model.json"
+        meta = _read_json(meta_path, "network description")
+        with malformed(meta_path, "network description"):
+            params = dict(meta["params"])
+            # runs saved before the patch budget was the run's kept it among the model's params
+            budget = {key: params.pop(key) for key in ("max_train_patches", "eval_chunk_size")
+                      if key in params} | meta.get("patch_budget", {})  # fmt: skip
+            network = create(
+                meta["name"], dims=InputDims(**meta["dims"]), n_bins=meta["n_bins"], **params
+            )
+            network.set_patch_budget(PatchBudget(**budget))
+        weights_path = self.path / f"{weights}.safetensors"
+        if not weights_path.is_file():
+            raise InputDataError("the run's network weights are missing", file=str(weights_path))
+        with malformed(weights_path, "network weights file"):
+            network.load_state_dict(load_file(weights_path))
         return network.eval()
 
     def write_breslow(self, state: dict) -> None:
@@ -141,13 +156,14 @@ class FoldDirectory:
 class RunDirectory:
     """A run folder: where each output lives, and reading it back."""
 
-    ENTRIES = ("config.yaml", "data.json", "folds", "base_risks", "predictions.csv",
-               "metrics.json", "report.md")  # fmt: skip
+    ENTRIES = ("config.yaml", "inputs.json", "data.json", "folds", "base_risks",
+               "predictions.csv", "metrics.json", "report.md")  # fmt: skip
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     config_path = property(lambda self: self.root / "config.yaml")
+    inputs_path = property(lambda self: self.root / "inputs.json")
     metrics_path = property(lambda self: self.root / "metrics.json")
     predictions_path = property(lambda self: self.root / "predictions.csv")
     data_summary_path = property(lambda self: self.root / "data.json")
@@ -178,6 +194,46 @@ class RunDirectory:
     def sibling(self, fold: FoldDirectory, label: str) -> FoldDirectory:
         """Model ``label``'s folder for the same seed and fold as ``fold``."""
         return FoldDirectory(self.root / "folds" / label / fold.seed_name / fold.fold_name)
+
+    # -- exclusive use and input fingerprints -----------------------------------------------
+    def lock(self) -> None:
+        """Hold this folder for the current process until it exits (or :meth:`unlock`); a
+        folder another run holds is refused."""
+        import fcntl
+
+        if self.root.exists() and not self.root.is_dir():
+            raise InputDataError(
+                "--out is a file, not a folder; choose a folder", file=str(self.root)
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / ".kemm-run.lock", "a+")  # noqa: SIM115 - held until unlock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(
+                f"{self.root}: another kemm run is writing into this folder; wait for it to "
+                "finish, or choose another --out"
+            ) from None
+        self._lock = handle
+
+    def unlock(self) -> None:
+        handle = getattr(self, "_lock", None)
+        if handle is not None:
+            handle.close()
+            self._lock = None
+
+    def changed_inputs(self, fingerprints: dict[str, str]) -> list[str] | None:
+        """Inputs whose fingerprint differs from the one recorded (None: nothing recorded)."""
+        if not self.inputs_path.is_file():
+            return None
+        recorded = _read_json(self.inputs_path, "input fingerprints")
+        changed = [name for name in sorted(set(recorded) | set(fingerprints))
+                   if recorded.get(name) != fingerprints.get(name)]  # fmt: skip
+        return changed
+
+    def write_inputs(self, fingerprints: dict[str, str]) -> None:
+        self.inputs_path.write_text(json.dumps(fingerprints, indent=1, sort_keys=True))
 
     # -- config ----------------------------------------------------------------------------
     def read_config(self) -> RunConfig:
@@ -221,6 +277,46 @@ class RunDirectory:
         if config.data.folds is not None:
             return len(config.data.folds) * len(config.seed_list)
         return None
+
+
+def fingerprints(files: dict[str, list[Path]], hash_limit: int = 256 * 2**20) -> dict[str, str]:
+    """``path -> sha256`` of each input file (``size/mtime`` for bags and files past
+    ``hash_limit`` bytes); a missing file is ``missing``."""
+    import hashlib
+
+    out = {}
+    for role, paths in files.items():
+        for path in paths:
+            if not path.is_file():
+                out[str(path)] = "missing"
+                continue
+            stat = path.stat()
+            if role == "bags" or stat.st_size > hash_limit:
+                out[str(path)] = f"size={stat.st_size} mtime_ns={stat.st_mtime_ns}"
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(2**20), b""):
+                    digest.update(block)
+            out[str(path)] = "sha256=" + digest.hexdigest()
+    return out
+
+
+@contextlib.contextmanager
+def malformed(path: Path, what: str):
+    """Reading back a file the run wrote: a corrupt or truncated one is one error naming it
+    (never a KeyError from deep inside a model)."""
+    try:
+        yield
+    except InputDataError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure to rebuild from it
+        detail = " ".join(str(error).split())[:160]
+        raise InputDataError(
+            f"the run's {what} is corrupt or from an incompatible kemm version "
+            f"({type(error).__name__}: {detail}); retrain the run",
+            file=str(path),
+        ) from None
 
 
 def _read_json(path: Path, what: str = "file") -> Any:

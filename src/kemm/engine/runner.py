@@ -20,13 +20,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from kemm import __version__
 from kemm.cohort import Split
-from kemm.cohort.prepared import PreparedCohort, prepare_cohort
+from kemm.cohort.prepared import PreparedCohort, input_files, prepare_cohort
 from kemm.device import resolve_device
 from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import BagCache, FoldPreprocessor
 from kemm.engine.fold_models import FoldFit, fold_model, used_modalities
 from kemm.engine.results import aggregate_metrics, paired_comparisons, plot_km, write_report
-from kemm.engine.rundir import FoldDirectory, RunDirectory
+from kemm.engine.rundir import FoldDirectory, RunDirectory, fingerprints
 from kemm.engine.trainer import fit_bins, seed_everything
 from kemm.errors import ConfigError
 from kemm.models.registry import get_entry
@@ -79,11 +79,24 @@ class CrossValidationRunner:
         self.ray_address = ray_address
         self.overwrite = overwrite
 
-    def _claim_directory(self) -> None:
-        """Write the config into the run directory. A directory holding finished folds of
-        another config is refused (resuming would mix two runs) unless ``overwrite``, which
-        deletes that run first; one without finished folds is simply taken over."""
+    def _claim_directory(self, data: PreparedCohort) -> None:
+        """Lock the run directory and write the config and input fingerprints into it. A
+        directory holding finished folds of another config, or of this config on inputs that
+        have changed since, is refused (resuming would mix two runs) unless ``overwrite``,
+        which deletes that run first; one without finished folds is simply taken over."""
         run = self.run_dir
+        run.lock()
+        inputs = fingerprints(input_files(self.config.data, data))
+        changed = run.changed_inputs(inputs) if run.finished_results() else None
+        if changed and not self.overwrite and not run.holds_other_config(self.config):
+            raise ConfigError(
+                f"{self.out}: the inputs changed since its {len(run.finished_results())} finished "
+                f"fold(s) were trained ({_describe(changed)}); to keep them, rerun with a new "
+                "--out; to retrain, add --overwrite"
+            )
+        if changed and self.overwrite:
+            log.warning("--overwrite: inputs changed; deleting the previous run in %s", self.out)
+            run.clear()
         if run.holds_other_config(self.config):
             finished = run.finished_results()
             if finished and not self.overwrite:
@@ -97,11 +110,18 @@ class CrossValidationRunner:
                 log.warning("--overwrite: deleting the previous run in %s", self.out)
                 run.clear()
         run.write_config(self.config)
+        run.write_inputs(inputs)
 
     def run(self) -> dict:
         started = time.time()
         data = prepare_cohort(self.config.data, text_loader=self.text_loader)
-        self._claim_directory()  # once the config and its inputs are known to be good
+        try:
+            self._claim_directory(data)  # once the config and its inputs are known to be good
+            return self._run(data, started)
+        finally:
+            self.run_dir.unlock()
+
+    def _run(self, data: PreparedCohort, started: float) -> dict:
         self._set_threads()
         bag_cache = BagCache(data.bag_requirements)
         tasks = self.tasks(data)
@@ -351,6 +371,11 @@ def _run_task_remotely(raw_config: dict, out: str, data: PreparedCohort, index: 
     """A Ray task: one (seed, fold, model) on the cohort the driver prepared."""
     _init_worker(raw_config, out, data)
     return _run_task_in_worker(index)
+
+
+def _describe(changed: list[str]) -> str:
+    names = [Path(p).name for p in changed]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _outcome_summary(data: PreparedCohort) -> dict:

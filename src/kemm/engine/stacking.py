@@ -22,6 +22,7 @@ import numpy as np
 from kemm.cohort.prepared import PreparedCohort
 from kemm.engine.config import ModelConfig
 from kemm.engine.data import FoldPreprocessor
+from kemm.io import atomic_path
 from kemm.models.registry import create, get_entry
 
 INNER_FOLDS = 5
@@ -106,8 +107,7 @@ def _compute_base_risks(
             top_variance, True, alpha,
         )  # fmt: skip
     if cache is not None:
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"train_ids": train_ids, "test_ids": test_ids,
-                                   "train": train.tolist(), "test": test.tolist()}))  # fmt: skip
-        tmp.replace(cache)
+        with atomic_path(cache) as tmp:
+            tmp.write_text(json.dumps({"train_ids": train_ids, "test_ids": test_ids,
+                                       "train": train.tolist(), "test": test.tolist()}))  # fmt: skip
     return BaseRisks(spec.display, train, test)

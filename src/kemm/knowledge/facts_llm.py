@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kemm.io import atomic_path
 from kemm.knowledge import patterns
 from kemm.knowledge.backends import LLMBackend
 from kemm.knowledge.batch import run_per_report
@@ -784,12 +785,10 @@ class FactsResult:
         """The facts table: ``case_id`` and one column per field (empty = not stated)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["case_id", *self.columns])
             writer.writeheader()
             writer.writerows(self.rows())
-        os.replace(tmp, path)
         return path
 
     def write_spans(self, path: str | os.PathLike[str]) -> Path:
@@ -797,8 +796,7 @@ class FactsResult:
         derived, by[, quote]}}, "dropped": [...]}`` (spans index the report text)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
             for case in self.cases.values():
                 record = {
                     "case_id": case.case_id,
@@ -811,7 +809,6 @@ class FactsResult:
                     "dropped": [asdict(d) for d in case.dropped],
                 }
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
         return path
 
     def summary(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kemm.io import atomic_path
 from kemm.knowledge.backends import LLMBackend
 from kemm.knowledge.batch import run_per_report
 from kemm.knowledge.cache import DiskCache, cache_key, input_hash
@@ -106,11 +107,9 @@ class RefineResult:
         """Write :meth:`records` as JSON lines (atomically)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
+        with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
             for record in self.records():
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
         return path
 
     def summary(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from kemm.errors import InputDataError
@@ -23,6 +24,7 @@ def read_reports(
     """
     path = Path(csv_path)
     table = read_csv(path, what="reports file", dtype=str, keep_default_na=False)
+    _check_control_characters(path, id_column)
     for column in (id_column, text_column):
         if column not in table.columns:
             raise InputDataError(
@@ -46,6 +48,40 @@ def read_reports(
         )
     texts = table[text_column].fillna("")
     return {cid: text for cid, text in zip(ids, texts, strict=True) if text.strip()}
+
+
+# NUL and the other C0 controls that are not whitespace (tab, newlines, form feed are text)
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_MARK = "\ufffc"
+
+
+def _check_control_characters(path: Path, id_column: str) -> None:
+    """A NUL byte ends a field for the CSV parser, silently cutting the report short: any
+    control character is an error naming the patient (found by parsing a marked copy)."""
+    data = path.read_bytes()
+    found = _CONTROL.search(data)
+    if found is None:
+        return
+    import io
+
+    import pandas as pd
+
+    line = data[: found.start()].count(b"\n") + 1
+    text = _CONTROL.sub(_MARK.encode(), data).decode("utf-8", errors="replace")
+    patient = None
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        hits = table.apply(lambda column: column.str.contains(_MARK, regex=False))
+        row = hits.any(axis=1).to_numpy().nonzero()[0]
+        if len(row) and id_column in table.columns:
+            patient = str(table[id_column].iloc[row[0]]).strip()
+    except Exception:  # noqa: BLE001 - the line number still says where
+        patient = None
+    raise InputDataError(
+        f"control character 0x{found.group()[0]:02x} on line {line} (a NUL byte would cut the report "
+        "short when read): remove it",
+        file=str(path), patient=patient,
+    )  # fmt: skip
 
 
 def read_refined(path: str | os.PathLike[str]) -> dict[str, list[str]]:

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from kemm.errors import InputDataError
+from kemm.io import atomic_path
 from kemm.knowledge.pbk import PBK, RISK_LEVELS
 
 __all__ = [
@@ -59,8 +60,7 @@ def write_statement_embeddings(
     if len(dims) > 1:
         raise InputDataError(f"mixed embedding dimensions {sorted(dims)}", file=str(path))
     dim = dims.pop() if dims else 0
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["encoder"] = encoder_name
         h5.attrs["dim"] = dim
         h5.attrs["format"] = "kemm.statement_embeddings.v1"
@@ -73,7 +73,6 @@ def write_statement_embeddings(
             group = h5.create_group(case_id)
             group.create_dataset("embeddings", data=emb)
             group.attrs["statements"] = json.dumps(list(statements), ensure_ascii=False)
-    os.replace(tmp, path)
     return path
 
 
@@ -158,8 +157,7 @@ def write_pbk_embedding(path: str | os.PathLike[str], emb: PBKEmbedding) -> Path
     """Write a :class:`PBKEmbedding` to HDF5."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with h5py.File(tmp, "w") as h5:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["format"] = "kemm.pbk_embedding.v1"
         h5.attrs["encoder"] = emb.encoder
         h5.attrs["dim"] = emb.dim
@@ -173,7 +171,6 @@ def write_pbk_embedding(path: str | os.PathLike[str], emb: PBKEmbedding) -> Path
             data = emb.level_embeddings.get(level, np.zeros((0, emb.dim), np.float32))
             ds = h5.create_dataset(f"levels/{level}", data=np.asarray(data, np.float32))
             ds.attrs["statements"] = json.dumps(emb.statements.get(level, []), ensure_ascii=False)
-    os.replace(tmp, path)
     return path
 
 

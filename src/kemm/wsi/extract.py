@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from kemm.device import resolve_device
 from kemm.errors import ConfigError, InputDataError, KemmError
+from kemm.io import atomic_path
 from kemm.wsi.encoders import PatchEncoder, create, encode_batch
 from kemm.wsi.features import write_bag
 from kemm.wsi.slide import MppOverrides, Slide, find_slides, slide_id_of
@@ -169,9 +170,8 @@ def _now() -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
 
 
 # -- per-slide state and lock ---------------------------------------------------------------------
@@ -377,7 +377,7 @@ class SlideProcessor:
         state = SlideState(self.out_dir, slide_id)
         output = self.output_path(slide_id)
         settings = self.config.settings()
-        existing = self._existing_result(state, output, settings)
+        existing = self._existing_result(state, output, settings, slide_path)
         if existing is not None:
             status, reason = existing
             return SlideResult(slide_id, str(slide_path), status, reason, output=str(output))
@@ -399,6 +399,7 @@ class SlideProcessor:
         state.write(
             slide_id=slide_id,
             slide_path=str(slide_path),
+            slide_bytes=_size(slide_path),
             status="done" if result.status == "processed" else "failed",
             reason=result.reason,
             num_patches=result.num_patches,
@@ -413,7 +414,7 @@ class SlideProcessor:
         return result
 
     def _existing_result(
-        self, state: SlideState, output: Path, settings: dict[str, object]
+        self, state: SlideState, output: Path, settings: dict[str, object], slide_path: Path
     ) -> tuple[str, str] | None:
         """(status, reason) when finished features already exist, else None (process it)."""
         if self.config.overwrite or not output.is_file():
@@ -428,6 +429,12 @@ class SlideProcessor:
             )
         if record.get("status") != "done":
             return None
+        if not _same_slide(record, slide_path):
+            return (
+                "failed",
+                f"{output} holds the features of another slide of the same name "
+                f"({record.get('slide_path')}); use another --out folder or --overwrite",
+            )
         if record.get("settings") != settings:
             changes = _differences(record.get("settings") or {}, settings)
             return (
@@ -548,6 +555,22 @@ def _describe_bag(path: Path) -> str:
     encoder = encoder_of({k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()})
     size = f"{shape[0]} × {shape[-1]} features" if shape and len(shape) >= 2 else "no features"
     return f"encoder {encoder!r}, {size}" if encoder else f"encoder not recorded, {size}"
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _same_slide(record: dict, slide_path: Path) -> bool:
+    """Whether a finished record is of this slide file: the same size (a moved folder keeps
+    it), or, for records without a size, the same resolved path."""
+    if record.get("slide_bytes") is not None:
+        return record["slide_bytes"] == _size(slide_path)
+    recorded = record.get("slide_path")
+    return recorded is None or Path(recorded).resolve() == slide_path.resolve()
 
 
 def _differences(old: dict[str, object], new: dict[str, object]) -> str:

@@ -13,7 +13,6 @@ names TRIDENT reads (``patch_size``, ``patch_size_level0``, ``target_magnificati
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from kemm.errors import InputDataError
-from kemm.io import torch_load
+from kemm.io import atomic_path, torch_load
 
 ENCODER_ATTRIBUTE_ALIASES = ("encoder", "encoder_name", "patch_encoder", "model_name", "model")
 TRIDENT_COORD_ATTRIBUTES = {
@@ -115,25 +114,19 @@ def write_bag(
     attributes["num_patches"] = int(features.shape[0])
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with h5py.File(temporary, "w") as handle:
-            features_set = handle.create_dataset("features", data=features.astype(dtype))
-            for key, value in attributes.items():
-                handle.attrs[key] = _to_attribute(value)
-            if "encoder" in attributes:
-                features_set.attrs["encoder"] = _to_attribute(attributes["encoder"])
-            if coords is not None:
-                coords_set = handle.create_dataset("coords", data=coords)
-                for ours, theirs in TRIDENT_COORD_ATTRIBUTES.items():
-                    if ours in attributes:
-                        coords_set.attrs[theirs] = _to_attribute(attributes[ours])
-                if "read_level" in attributes:
-                    coords_set.attrs["patch_level"] = _to_attribute(attributes["read_level"])
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as handle:
+        features_set = handle.create_dataset("features", data=features.astype(dtype))
+        for key, value in attributes.items():
+            handle.attrs[key] = _to_attribute(value)
+        if "encoder" in attributes:
+            features_set.attrs["encoder"] = _to_attribute(attributes["encoder"])
+        if coords is not None:
+            coords_set = handle.create_dataset("coords", data=coords)
+            for ours, theirs in TRIDENT_COORD_ATTRIBUTES.items():
+                if ours in attributes:
+                    coords_set.attrs[theirs] = _to_attribute(attributes[ours])
+            if "read_level" in attributes:
+                coords_set.attrs["patch_level"] = _to_attribute(attributes["read_level"])
     return path
 
 

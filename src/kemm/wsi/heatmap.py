@@ -4,6 +4,7 @@ thumbnail as a PNG."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from kemm.errors import InputDataError
+
+log = logging.getLogger(__name__)
 
 
 def _thumbnail_from_slide(
@@ -76,6 +79,16 @@ def render_heatmap(
             image = np.asarray(image.convert("RGB"))
         thumbnail, level0 = np.asarray(image)[..., :3], tuple(level0_dimensions)
 
+    outside = (coords[:, 0] >= level0[0]) | (coords[:, 1] >= level0[1]) | (coords < -patch_size_level0).any(axis=1)  # fmt: skip
+    if len(coords) and outside.all():
+        raise InputDataError(
+            f"none of the {len(coords)} patch coordinates lies on the slide (level 0 is "
+            f"{level0[0]} × {level0[1]} px; first patch at {tuple(coords[0].astype(int))}): "
+            "are the features from another slide?"
+        )
+    if outside.any():
+        log.warning("%d of %d patch coordinates lie outside the slide and are not drawn",
+                    int(outside.sum()), len(coords))  # fmt: skip
     values = _normalise(scores, normalize)
     height, width = thumbnail.shape[:2]
     scale_x, scale_y = width / level0[0], height / level0[1]
