@@ -687,3 +687,54 @@ def test_a_corrupt_prepared_cohort_names_its_file(sim_root, tmp_path):
     assert_error(_train(prepared, tmp_path / "run"), 2, str(arrays), "kemm prepare")
     (folder / "prepared.json").write_text("{not json")
     assert_error(_train(prepared, tmp_path / "run2"), 2, "prepared.json", "not readable JSON")
+
+
+# --- kemm predict for a clinician: chosen times, intervals, risk groups, cancer type ----------
+
+
+def test_predict_at_chosen_months_with_fold_ranges_for_every_kind(sim_root, trained, tmp_path):
+    new = _new_patients(sim_root, tmp_path)
+    for label in ("Clinical Cox", "SNN", "Stack", "Residual SNN"):
+        out = tmp_path / f"{label}.csv"
+        result = kemm("predict", trained, "--cohort", new, "--model", label,
+                      "--times", "12,36,60", "--out", out)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        frame = pd.read_csv(out)
+        for t in (12, 36, 60):
+            lo, mean, hi = (frame[f"surv_{t}{s}"] for s in ("_lo", "", "_hi"))
+            assert ((lo <= mean + 1e-12) & (mean <= hi + 1e-12)).all(), label
+            assert ((lo >= 0) & (hi <= 1)).all() and (hi > lo).any(), label
+        assert (frame["surv_12"] >= frame["surv_60"] - 1e-12).all(), label
+        assert set(frame["risk_group"]) == {"high", "low"}
+        high = frame["risk_group"] == "high"
+        assert frame.loc[high, "risk"].mean() > frame.loc[~high, "risk"].mean()
+        assert (frame.loc[high, "high_votes"] * 2 > frame["n_fold_models"][0]).all()
+    bad = kemm("predict", trained, "--cohort", new, "--times", "12,three")
+    assert_error(bad, 2, "--times", "12,three")
+
+
+def test_predict_warns_when_the_cancer_type_is_not_the_runs(sim_root, trained, tmp_path):
+    frame = pd.read_csv(_table(sim_root)).assign(oncotree_code="LUAD")
+    path = tmp_path / "lung.csv"
+    frame.to_csv(path, index=False)
+    result = kemm("predict", trained, "--cohort", path, "--model", "CoxNet")
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "['LUAD'] is not the run's ['CCRCC']" in result.output
+    same = kemm("predict", trained, "--cohort", _table(sim_root), "--model", "CoxNet")
+    assert "warning:" not in same.output
+
+
+def test_predict_imputes_an_empty_covariate_only_when_asked(sim_root, trained, tmp_path):
+    frame = pd.read_csv(_table(sim_root))
+    patient = frame["case_id"].iloc[2]
+    frame.loc[2, "is_female"] = np.nan
+    path = tmp_path / "blank_sex.csv"
+    frame.to_csv(path, index=False)
+    refused = kemm("predict", trained, "--cohort", path, "--model", "Clinical Cox")
+    assert_error(refused, 2, str(path), f"patient {patient}", "'sex' is empty", "--allow-missing")
+    out = tmp_path / "p.csv"
+    allowed = kemm("predict", trained, "--cohort", path, "--model", "Clinical Cox",
+                   "--allow-missing", "--out", out)  # fmt: skip
+    assert allowed.exit_code == 0, allowed.output
+    imputed = pd.read_csv(out).set_index("case_id")["imputed"]
+    assert "sex" in imputed[patient]

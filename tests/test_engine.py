@@ -40,7 +40,7 @@ def test_config_errors_name_the_problem(tmp_path):
     path.write_text(
         yaml.safe_dump({"data": {"cohort": "x", "bogus": 1}, "models": [{"name": "snn"}]})
     )
-    with pytest.raises(ConfigError, match=r"bad.yaml: data.bogus"):
+    with pytest.raises(ConfigError, match=r"bad.yaml, line 2: data.bogus"):
         load_config(path)
     with pytest.raises(ConfigError, match="duplicate model labels"):
         parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn"}, {"name": "snn"}]})
@@ -73,6 +73,9 @@ def test_run_writes_a_readable_run_directory(sim_root, tmp_path):
     surv = predictions[[f"surv_{k}" for k in range(4)]].to_numpy()
     assert np.all(np.diff(surv, axis=1) <= 1e-6), "survival curves must be non-increasing"
     assert (out / "km_snn.png").stat().st_size > 1000
+    page = (out / "report.html").read_text()
+    assert page.count("<img") == 6 and "data:image/png;base64," in page  # 3 KM + 3 calibration
+    assert "Per-fold Harrell C" in page and "95 % CI" in page and "kemm run: test (sim)" in page
     fold = FoldDirectory(out / "folds" / "abmil" / "seed0" / "fold0")
     assert (fold.path / "weights.safetensors").exists()
     # the network reloads with its typed hyper-parameters and the run's patch budget (bag_cap)
@@ -251,7 +254,16 @@ def test_kemm_run_and_explain_a_patient(sim_root, tmp_path):
         facts["fact:grade"].startswith("report fact grade: grade>=2: ")
         or "unknown" in facts["fact:grade"]
     )
-    assert abs(sum(explanation["statement_weight"]) - 1.0) < 1e-4
+    learned = [q["weight"] for q in explanation["learned_queries"]]
+    assert all(q["label"].startswith("learned") for q in explanation["learned_queries"])
+    assert not any(s["label"].startswith("learned") for s in explanation["statements"])
+    assert abs(sum(explanation["statement_weight"]) + sum(learned) - 1.0) < 1e-4
+    ranked = explanation["contributions"]
+    assert {c["label"] for c in ranked} >= {"fact:stage", "fact:grade", "report:0"}
+    sizes = [abs(c["delta_risk"]) for c in ranked]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 0
+    summary = (tmp_path / "x" / f"{case}_summary.txt").read_text()
+    assert summary.startswith(case) and "months" in summary and "contribution" in result.output
     assert len(explanation["coords"]) == len(explanation["scores"]) > 0
     assert len(explanation["genomic_groups"]) == 6
 
@@ -391,3 +403,55 @@ def fold_input(root: Path, fold: FoldDirectory):
     data = prepare_cohort(config.data)
     pre = fold.preprocessing()[0]
     return FoldInputs(data, pre, data.cohort.case_ids[:2], {"genomics"}).batch([0, 1])
+
+
+def test_report_names_the_run_and_carries_intervals_and_warnings(tmp_path):
+    from kemm.engine.results import write_report
+    from kemm.engine.rundir import RunDirectory
+
+    entry = {
+        k: {"mean": 0.7, "std": 0.02, "folds": [0.7]}
+        for k in ("c_index", "uno_c", "ibs", "mean_auc")
+    }
+    entry["c_index"]["ci95"] = [0.66, 0.74]
+    metrics = {
+        "protocol": {"name": "kirc-facts", "cohort": "kirc", "selection_note": "last epoch",
+                     "binning": "quartiles", "folds": ["fold0"], "seeds": [0]},
+        "models": {"Clinical Cox (facts)": {**entry, "constant_risk_folds": ["seed0/fold0"]}},
+    }  # fmt: skip
+    path = tmp_path / "report.md"
+    write_report(path, metrics, ["11 report(s) yielded no statement (e.g. ['A'])"])
+    text = path.read_text()
+    assert text.startswith("# kemm run: kirc-facts (kirc)")
+    assert "95 % CI (patients)" in text and "0.660–0.740" in text
+    assert "## Warnings" in text and "11 report(s) yielded no statement" in text
+    assert "Clinical Cox (facts) predicted a constant risk" in text
+    plot = RunDirectory(tmp_path).km_plot("Clinical Cox (facts) −PBK prior [site-held-out]")
+    assert plot.name == "km_Clinical_Cox_facts_-PBK_prior_site-held-out.png"
+
+
+def test_the_html_report_renders_in_a_headless_browser(sim_root, tmp_path):
+    """report.html opens in a real browser (Debian's Chromium, headless) with every figure
+    decoded: the page marks itself once the images have loaded."""
+    import os
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        message = "no headless Chromium (apt-get install chromium)"
+        if os.environ.get("KEMM_REQUIRE_BROWSER") == "1":
+            pytest.fail(message + "; KEMM_REQUIRE_BROWSER=1 makes it mandatory")
+        pytest.skip(message)
+    out = tmp_path / "run"
+    raw = _config(sim_root, models=("coxnet", "snn"))
+    raw["data"]["folds"] = [0, 1]
+    run_cv(parse_config(raw), out, show_progress=False)
+    page = out / "report.html"
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+         "--dump-dom", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert 'data-figures-rendered="4/4"' in dom, dom[:500]
+    assert "CoxNet" in dom or "coxnet" in dom

@@ -42,7 +42,9 @@ def test_unknown_encoder_suggests_the_nearest_name():
 
 
 def test_register_decorator_adds_an_encoder_and_refuses_duplicates():
-    @register("test_identity_encoder", "3-d mean colour")
+    none = encoders.WeightsSource("none", "none", "nothing")
+
+    @register("test_identity_encoder", "3-d mean colour", weights=none)
     def _factory(weights=None):
         class MeanColour(torch.nn.Module):
             def forward(self, x):
@@ -54,9 +56,23 @@ def test_register_decorator_adds_an_encoder_and_refuses_duplicates():
         encoder = create("test_identity_encoder")
         assert encoder.output_dim == 3 and "test_identity_encoder" in list_encoders()
         with pytest.raises(ValueError, match="already registered"):
-            register("test_identity_encoder")(_factory)
+            register("test_identity_encoder", weights=none)(_factory)
     finally:
         encoders._REGISTRY.pop("test_identity_encoder")
+
+
+def test_every_encoder_says_where_its_weights_come_from():
+    listing = encoders.describe_encoders()
+    assert set(listing) == set(encoders.list_encoders())
+    for name, line in listing.items():
+        assert "weights:" in line and "licence:" in line and "give them as" in line, name
+    assert "torchvision" in encoders.weights_source("resnet50_trunc").source
+    assert "non-commercial" in encoders.weights_source("phikon").licence
+    with pytest.raises(ConfigError) as missing:
+        create("resnet50_trunc")
+    message = str(missing.value)
+    assert "\n" not in message and "--weights" in message and "--encoder tiny_random" in message
+    assert "--random-weights" in message and "allow_random" not in message
 
 
 def test_encoders_declare_their_preprocessing():

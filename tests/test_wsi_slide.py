@@ -128,6 +128,14 @@ def test_find_slides_in_folder_and_list(slides_dir, tmp_path):
     listing = tmp_path / "slides.txt"
     listing.write_text(f"slide\n{slides_dir / CMU}\n# comment\n\n{slides_dir / TCGA}\n")
     assert [p.name for p in find_slides(listing)] == [CMU, TCGA]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputDataError, match="no slide in this folder.*nothing to do"):
+        find_slides(empty)
+    blank = tmp_path / "blank.txt"
+    blank.write_text("slide\n# none yet\n")
+    with pytest.raises(InputDataError, match="names no slide"):
+        find_slides(blank)
 
 
 def test_patches_lie_on_tissue(cmu_grid):

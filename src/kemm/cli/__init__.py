@@ -19,7 +19,7 @@ app = KemmTyper(
 )
 
 # Modules that add commands; each defines register(app: typer.Typer) -> None.
-_COMMAND_MODULES = ("run", "knowledge", "extract", "bench")
+_COMMAND_MODULES = ("run", "config", "knowledge", "extract", "bench")
 
 
 def _register_all() -> None:

@@ -126,6 +126,25 @@ def option_group(
     return decorate
 
 
+def _flags_take_no_value() -> None:
+    """Help pages list ``--allow-missing / --no-allow-missing`` without a ``<bool>`` type, as a
+    flag takes no value (typer shows the annotation's type for every option)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_kemm_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._kemm_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
+
 class KemmTyper(typer.Typer):
     """A :class:`typer.Typer` whose commands are :func:`guarded`."""
 

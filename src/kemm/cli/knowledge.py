@@ -333,8 +333,11 @@ def register(app: typer.Typer) -> None:
         from kemm.knowledge.backends import create_backend
         from kemm.knowledge.facts_llm import extract_facts, read_report_table
 
-        code = cancer.strip().lower().removeprefix("tcga-") if cancer else None
         try:
+            from kemm.knowledge.cancers import resolve_cancer_code
+
+            # one resolver: "kidney", "TCGA-KIRC", "CCRCC" -> the kidney rules, or one error line
+            code = resolve_cancer_code(cancer).rules if cancer else None
             texts = read_report_table(reports, text_column=text_column)
             texts = batch.take(texts)
             backend = create_backend(llm.backend_config())

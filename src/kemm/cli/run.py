@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 
 from kemm.cli.common import option_group
+from kemm.errors import ConfigError
 
 console = Console(
     soft_wrap=True
@@ -66,6 +67,16 @@ def _cross_validate(config, out: Path, quiet: bool, workers: int, **options) -> 
     metrics = run_cv(config, out, show_progress=not quiet, workers=workers, **options)
     console.print(format_table(metrics))
     return metrics
+
+
+def _months(text: str) -> list[float]:
+    """``--times 12,36,60`` as months; anything else is one line naming the option."""
+    try:
+        return [float(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise ConfigError(
+            f"--times: expected months separated by commas (12,36,60), got {text!r}"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -254,6 +265,11 @@ def register(app: typer.Typer) -> None:
         allow_partial: bool = typer.Option(
             False, help="Use the finished folds of an unfinished run."
         ),
+        times: str | None = typer.Option(
+            None,
+            help="Survival at these months, e.g. 12,36,60 (mean, lowest and highest fold "
+            "model), plus risk groups by the training folds' median risk.",
+        ),
         out: Path | None = typer.Option(None, "--out", help="CSV to write (default: print)."),
     ) -> None:
         """Risk and survival curves for new patients: the mean of the run's fold models."""
@@ -263,6 +279,7 @@ def register(app: typer.Typer) -> None:
         result = predict_new(
             run_dir, cohort, model=model, reports_csv=reports, facts_csv=facts,
             features_dir=features_dir, allow_missing=allow_missing, allow_partial=allow_partial,
+            times=_months(times) if times else None,
         )  # fmt: skip
         frame = result.frame
         if out is None:
@@ -282,6 +299,9 @@ def register(app: typer.Typer) -> None:
                 f"({result.events} events): {result.c_index:.3f}"
             )
         messages.print(summary + (f" -> {out}" if out else ""), soft_wrap=True, highlight=False)
+        if result.cancer_warning:
+            messages.print(f"[yellow]warning:[/yellow] {result.cancer_warning}", soft_wrap=True,
+                           highlight=False)  # fmt: skip
 
     @app.command()
     def benchmark(
@@ -348,8 +368,16 @@ def register(app: typer.Typer) -> None:
         written = write_explanation(
             result, out or run_dir / "explanations", slide, patch_size_level0
         )
-        for statement, weight in zip(
-            result["statements"], result["statement_weight"] or [], strict=False
-        ):
-            console.print(f"{weight:6.3f}  {statement['text']}")
-        console.print("wrote " + ", ".join(str(p) for p in written))
+        from kemm.engine.explain import summary_text
+
+        console.print(summary_text(result), highlight=False, soft_wrap=True)
+        if result["contributions"]:
+            console.print("\ncontribution to the risk (statements removed, facts set to the "
+                          "training-fold mean):", highlight=False)  # fmt: skip
+            for item in result["contributions"]:
+                console.print(f"{item['delta_risk']:+8.4f}  [{item['kind']}] {item['text']}",
+                              highlight=False, soft_wrap=True)  # fmt: skip
+        if result["learned_queries"]:
+            console.print(f"({len(result['learned_queries'])} learned queries, listed in the JSON)",
+                          highlight=False)  # fmt: skip
+        console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)

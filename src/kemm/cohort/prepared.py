@@ -146,7 +146,7 @@ def prepare_cohort(
     if new_patients is not None:
         clinical, directions = _clinical_frame(config, cohort, table_path, new_patients)
         prepared = PreparedCohort(cohort, [], list(new_patients.groups), None, clinical, directions)
-        return _attach_bags_and_text(prepared, config, text_loader)
+        return _attach_bags_and_text(prepared, config, text_loader, scoring=True)
     folder = splits_dir(config)
     splits = read_splits(folder) if with_splits else []
     if with_splits and config.folds is not None:
@@ -205,10 +205,10 @@ def _check_split_outcomes(split: Split, cohort: Cohort, folder: Path) -> None:
 
 
 def _attach_bags_and_text(
-    prepared: PreparedCohort, config: DataConfig, text_loader
+    prepared: PreparedCohort, config: DataConfig, text_loader, scoring: bool = False
 ) -> PreparedCohort:
     if config.wsi is not None and config.wsi.features_dir:
-        _attach_bags(prepared, config)
+        _attach_bags(prepared, config, scoring)
     if text_loader is not None and (config.reports is not None or config.pbk):
         prepared.text = text_loader(config, prepared.cohort)
     return prepared
@@ -248,7 +248,7 @@ def _clinical_frame(
         frame[column] = _numeric_covariate(cohort.patients[source], source, table_path)
     if fact_names:
         values = report_fact_values(config, cohort, new.reports_csv if new else None)
-        encoded, fact_directions = encode_facts(values, fact_names, cancer_code(config))
+        encoded, fact_directions = encode_facts(values, fact_names, cancer_code(config, cohort))
         frame = frame.join(encoded)
         directions.update(fact_directions)
     return frame, directions
@@ -275,8 +275,37 @@ def _numeric_covariate(values: pd.Series, column: str, table: Path) -> pd.Series
     return numbers
 
 
-def cancer_code(config: DataConfig) -> str:
-    return (config.cancer or config.cohort).lower()
+def cancer_type(config: DataConfig, cohort: Cohort | None = None):
+    """The run's cancer type (:mod:`kemm.knowledge.cancers`): ``data.cancer``, else the cohort
+    name when it names one, else the one cancer the table's OncoTree codes belong to; anything
+    else is an error saying to set ``data.cancer`` (report rules never run silently without
+    their cancer)."""
+    from kemm.errors import ConfigError
+    from kemm.knowledge.cancers import cancer_from_oncotree, resolve_cancer_code
+
+    if config.cancer:
+        try:
+            return resolve_cancer_code(config.cancer)
+        except ConfigError as error:
+            raise ConfigError(f"data.cancer: {error}") from None
+    try:
+        return resolve_cancer_code(config.cohort)
+    except ConfigError:
+        pass
+    found = cancer_from_oncotree(cohort.oncotree_codes()) if cohort is not None else None
+    if found is None:
+        codes = cohort.oncotree_codes() if cohort is not None else []
+        raise ConfigError(
+            f"data.cohort {config.cohort!r} names no cancer type kemm knows"
+            + (f", nor do its OncoTree codes {codes[:5]}" if codes else "")
+            + "; set data.cancer (a TCGA code such as KIRC, COADREAD, or a name such as kidney)"
+        )
+    return found
+
+
+def cancer_code(config: DataConfig, cohort: Cohort | None = None) -> str:
+    """The code the report rules and AJCC tables of the run's cancer are keyed by."""
+    return cancer_type(config, cohort).rules
 
 
 _FACT_CACHE: dict[tuple, pd.DataFrame] = {}
@@ -319,14 +348,15 @@ def report_fact_values(
             "report-fact covariates need a reports CSV (data.reports.csv, or --reports)",
             file=str(csv),
         )
-    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer_code(config))
+    cancer = cancer_code(config, cohort)
+    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer)
     if key not in _FACT_CACHE:
         columns = read_csv(csv, what="reports file", nrows=0).columns
         frames = []
         for column in ("raw_text", "llm_text"):
             if column in columns:
                 texts = read_reports(csv, text_column=column)
-                frames.append(records_frame(facts_for_reports(texts, cancer_code(config))))
+                frames.append(records_frame(facts_for_reports(texts, cancer)))
         merged = frames[0] if frames else pd.DataFrame()
         for extra in frames[1:]:
             merged = merged.combine_first(extra)
@@ -334,7 +364,7 @@ def report_fact_values(
     return _FACT_CACHE[key].reindex(cohort.patients.index)
 
 
-def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
+def _attach_bags(prepared: PreparedCohort, config: DataConfig, scoring: bool = False) -> None:
     """Find each patient's feature files (``<slide_id>.h5`` or ``.pt``); the first bag fixes
     the run's dimension, and every bag is checked against it when it is loaded."""
     from kemm.wsi.features import check_compatible, read_bag_header
@@ -359,6 +389,14 @@ def _attach_bags(prepared: PreparedCohort, config: DataConfig) -> None:
                 missing_slides.append(str(slide))
         if paths:
             prepared.bag_paths[case_id] = paths
+    if not prepared.bag_paths and not scoring:  # (patients to score may come without slides)
+        slides = [str(s) for ids in prepared.cohort.patients["slide_ids"] for s in ids]
+        raise InputDataError(
+            f"no feature bag matches a slide of the cohort table: {len(slides)} slide ids "
+            f"(e.g. {slides[:2]}) and {len(found)} bag(s) here (e.g. {sorted(found)[:2]}); bags "
+            "are named <slide_id>.h5 or .pt, with the table's slide_id",
+            file=str(folder),
+        )
     # every bag's header checked now, before any fold trains: a wrong encoder or dimension, a
     # pickled or unreadable file is an error naming the file and the patient
     for case_id, paths in prepared.bag_paths.items():

@@ -91,7 +91,14 @@ class Cohort:
             "event_rate": float(self.patients["event"].mean()) if len(self) else float("nan"),
             "with_genomics": len(self.genomics),
             "genomic_features": {m: len(self.genomic_features([m])) for m in GENOMIC_MODALITIES},
+            "oncotree_codes": self.oncotree_codes(),
         }
+
+    def oncotree_codes(self) -> list[str]:
+        """The cancer types of the patients (the table's ``oncotree_code``), when it has them."""
+        if "oncotree_code" not in self.patients.columns:
+            return []
+        return sorted({str(c).strip().upper() for c in self.patients["oncotree_code"].dropna()})
 
 
 def read_all_clean(

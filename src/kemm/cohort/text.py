@@ -46,7 +46,9 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
                 continue
             if reports.refiner == "extractive":
                 statements[case_id] = refine_extractive(
-                    str(text), max_statements=reports.max_statements, cancer=cancer_code(config)
+                    str(text),
+                    max_statements=reports.max_statements,
+                    cancer=cancer_code(config, cohort),
                 )
             else:
                 statements[case_id] = split_sentences(str(text), reports.max_statements)
@@ -84,7 +86,7 @@ def load_text_modality(config: DataConfig, cohort: Cohort) -> TextModality:
                 len(empty),
             )
     if config.pbk:
-        pbk = _pbk_embedding(config, encoder)
+        pbk = _pbk_embedding(config, encoder, cohort)
         text.pbk_statements = list(pbk.statements["general"])
         text.pbk_general = pbk.general
         text.pbk_risk = pbk.prototypes
@@ -112,7 +114,7 @@ def _embedded_statements(config: DataConfig, cohort: Cohort):
     return {c: v for c, v in embedded.items() if v[0]}, empty
 
 
-def _pbk_embedding(config: DataConfig, encoder):
+def _pbk_embedding(config: DataConfig, encoder, cohort: Cohort | None = None):
     from kemm.knowledge.store import embed_pbk, read_pbk_embedding
 
     if config.pbk_embeddings:
@@ -124,9 +126,10 @@ def _pbk_embedding(config: DataConfig, encoder):
                 file=str(config.pbk_embeddings),
             )
         return embedding
+    from kemm.cohort.prepared import cancer_type
     from kemm.knowledge.pbk import load_pbk
 
-    return embed_pbk(load_pbk(config.cancer or config.cohort), encoder)
+    return embed_pbk(load_pbk(cancer_type(config, cohort).code), encoder)
 
 
 def _common_dim(text: TextModality, encoder, config: DataConfig) -> int:

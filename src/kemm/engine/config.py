@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
-    Field,
+    BaseModel,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from kemm.cohort.config import DataConfig, _Strict
+from kemm.cohort.config import DataConfig, _doc, _Strict
 from kemm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,16 +21,26 @@ if TYPE_CHECKING:
 
 
 class ModelConfig(_Strict):
-    name: str
-    label: str | None = None  # column name in the results table (default: name)
-    params: dict[str, Any] = {}
-    # Restrict the inputs the model receives (default: every modality it can use that the data has).
-    modalities: list[Literal["genomics", "wsi", "report", "pbk", "clinical"]] | None = None
-    # Labels of tabular models of the run whose out-of-fold risks, stacked by a Cox model, form
-    # a linear part that this (torch) model learns a residual over (kemm.engine.stacking).
-    residual_over: list[str] | None = None
-    # The covariates of `data.clinical` this model reads (default: all of them).
-    clinical: list[str] | None = None
+    name: str = _doc(
+        ...,
+        "registered model name (`kemm config models` lists them), e.g. coxnet, snn, abmil, kemm",
+    )
+    label: str | None = _doc(None, "its name in tables and plots; default the name")
+    params: dict[str, Any] = _doc(
+        {},
+        "hyper-parameters: the fields of the model's Params (typed, checked before anything runs)",
+    )
+    modalities: list[Literal["genomics", "wsi", "report", "pbk", "clinical"]] | None = _doc(
+        None, "restrict what the model reads; default every input it can use that the data has"
+    )
+    residual_over: list[str] | None = _doc(
+        None,
+        "labels of tabular models of the run: a network learns a residual over their "
+        "stacked out-of-fold risks",
+    )
+    clinical: list[str] | None = _doc(
+        None, "the data.clinical covariates this model reads; default all"
+    )
 
     @property
     def display(self) -> str:
@@ -38,25 +48,45 @@ class ModelConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(32, ge=1)  # patients per optimizer step
-    lr: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(1e-5, ge=0)
-    # Cox partial likelihood (one output, Breslow curves) or the discrete-time likelihood
-    loss: Literal["cox", "nll"] = "nll"
-    nll_alpha: float = Field(0.0, ge=0, le=1)
-    # networks read genomic z-scores (training-fold scalers) clipped to +-genomic_clip
-    genomic_clip: float | None = Field(None, gt=0)
-    n_bins: int = Field(4, ge=2)
-    legacy_binning: bool = False  # whole-cohort bins (MCAT habit; leaky, for reproduction only)
-    selection: Literal["last", "inner_val"] = "last"
-    inner_val_fraction: float = Field(0.15, gt=0, lt=0.5)
-    bag_cap: int | None = Field(4096, ge=1)  # train-time random subsample of patches
-    eval_chunk_size: int | None = Field(16384, ge=1)  # patches projected at once in evaluation
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision on CUDA only
-    num_threads: int | None = None  # CPU threads for training; default 1 (small per-step work)
+    epochs: int = _doc(
+        20, "training epochs of every network (the last is kept unless selection: inner_val)", ge=1
+    )
+    batch_size: int = _doc(32, "patients per optimizer step", ge=1)
+    lr: float = _doc(2e-4, "AdamW learning rate", gt=0)
+    weight_decay: float = _doc(1e-5, "AdamW weight decay", ge=0)
+    loss: Literal["cox", "nll"] = _doc(
+        "nll",
+        "Cox partial likelihood (one output, Breslow curves) or the discrete-time "
+        "likelihood over n_bins",
+    )
+    nll_alpha: float = _doc(
+        0.0, "weight of the uncensored term in the discrete likelihood", ge=0, le=1
+    )
+    genomic_clip: float | None = _doc(
+        None, "networks read genomic z-scores clipped to +-this (null: unclipped)", gt=0
+    )
+    n_bins: int = _doc(4, "time bins (quartiles of uncensored training times)", ge=2)
+    legacy_binning: bool = _doc(
+        False, "whole-cohort bins (MCAT's habit; leaky, for reproduction only)"
+    )
+    selection: Literal["last", "inner_val"] = _doc(
+        "last", "keep the last epoch, or the best on an inner split of the training fold"
+    )
+    inner_val_fraction: float = _doc(
+        0.15, "share of the training fold held out when selection: inner_val", gt=0, lt=0.5
+    )
+    bag_cap: int | None = _doc(
+        4096, "train-time random subsample of patches per bag (null: all)", ge=1
+    )
+    eval_chunk_size: int | None = _doc(
+        16384, "patches projected at once in evaluation (bounds memory)", ge=1
+    )
+    seed: int = _doc(0, "seed of everything random (folds x seeds are deterministic)")
+    device: str = _doc("auto", "cpu, cuda, cuda:N, mps or auto")
+    amp: bool = _doc(True, "mixed precision (on CUDA only)")
+    num_threads: int | None = _doc(
+        None, "CPU threads per process; default 1 on CPU (small per-step work)"
+    )
 
     def patch_budget(self) -> PatchBudget:
         """How many patches a WSI model reads at a time in this run."""
@@ -66,17 +96,26 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    bootstrap: int = Field(0, ge=0)  # bootstrap resamples for confidence intervals (0 = off)
-    risk_groups: int = Field(2, ge=2, le=4)
+    bootstrap: int = _doc(
+        200,
+        "resamples of patients within folds for each C-index's 95 % interval in report.md (0: off)",
+        ge=0,
+    )
+    risk_groups: int = _doc(2, "risk groups of the Kaplan-Meier plots", ge=2, le=4)
+    html: bool = _doc(
+        True, "write report.html (self-contained: tables, Kaplan-Meier and calibration plots)"
+    )
 
 
 class RunConfig(_Strict):
-    name: str = "run"
-    data: DataConfig
-    models: list[ModelConfig]
-    train: TrainConfig = TrainConfig()
-    eval: EvalConfig = EvalConfig()
-    seeds: list[int] | None = None  # repeat the CV per seed; default [train.seed]
+    name: str = _doc("run", "the run's name (report.md's title)")
+    data: DataConfig = _doc(..., "the cohort and its inputs")
+    models: list[ModelConfig] = _doc(..., "the models to cross-validate")
+    train: TrainConfig = _doc(TrainConfig(), "how networks train")
+    eval: EvalConfig = _doc(EvalConfig(), "what the report adds to the fold metrics")
+    seeds: list[int] | None = _doc(
+        None, "repeat the cross-validation per seed; default [train.seed]"
+    )
 
     @field_validator("models")
     @classmethod
@@ -168,7 +207,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
             f"{path}: a config is a mapping of sections (data:, models:, train:, eval:), "
             f"not a {type(raw).__name__}"
         )
-    return parse_config(raw or {}, source=str(path), overrides=overrides)
+    return parse_config(raw or {}, source=str(path), overrides=overrides, text=path.read_text())
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -189,8 +228,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def parse_config(
-    raw: dict[str, Any], source: str = "<config>", overrides: dict[str, Any] | None = None
-) -> RunConfig:
+    raw: dict[str, Any], source: str = "<config>", overrides: dict[str, Any] | None = None,
+    text: str | None = None,
+) -> RunConfig:  # fmt: skip
+    """Validate a config dict; an error names each bad key and where its value came from: the
+    ``--set`` override, or the line of the YAML ``text`` it was read from."""
     raw = dict(raw)
     for dotted, value in (overrides or {}).items():
         node = raw
@@ -201,13 +243,128 @@ def parse_config(
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            ".".join(str(p) for p in e["loc"]) + ": " * bool(e["loc"])
-            + e["msg"].removeprefix("Value error, ")
-            for e in error.errors()
-        )  # fmt: skip
-        raise ConfigError(f"{source}: {problems}") from None
+        problems = []
+        for e in error.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            message = e["msg"].removeprefix("Value error, ")
+            where = _origin(key, e["loc"], source, overrides or {}, text)
+            problems.append(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def _origin(key: str, loc: tuple, source: str, overrides: dict[str, Any], text: str | None) -> str:
+    """Where a bad value came from: ``--set key=value``, or ``FILE, line N``."""
+    for dotted, value in overrides.items():
+        if key == dotted or key.startswith(dotted + "."):
+            return f"--set {dotted}={value}"
+    line = _yaml_line(text, loc) if text else None
+    return f"{source}, line {line}" if line else source
+
+
+def _yaml_line(text: str, loc: tuple) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (keys and list indices), as deep as found."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+# -- the config reference (docs/config.md is generated from this; a test keeps it current) -----
+_SECTIONS = (
+    ("", "RunConfig"), ("data", "DataConfig"), ("data.genomics", "GenomicsConfig"),
+    ("data.wsi", "WSIConfig"), ("data.reports", "ReportsConfig"), ("models[]", "ModelConfig"),
+    ("train", "TrainConfig"), ("eval", "EvalConfig"),
+)  # fmt: skip
+EXAMPLES = (
+    ("Genomics only", "tcga_kirc_genomics.yaml"),
+    ("Reports, report facts and PBK", "tcga_kirc_facts.yaml"),
+    ("WSI features from CLAM, TRIDENT or kemm extract", "wsi_features.yaml"),
+)
+
+
+def _type_name(annotation: Any) -> str:
+    """A field's type in words that fit a markdown table (no ``|``)."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        named = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(named) + (", or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (list, dict):
+        return f"{origin.__name__} of " + ", ".join(_type_name(a) for a in args)
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "(section)"
+    return (
+        "null"
+        if value is None
+        else f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
+    )
+
+
+def config_reference(examples: dict[str, str] | None = None) -> str:
+    """``docs/config.md``: every key with its type, default and meaning, from the schema;
+    then the worked examples (``examples``: file name -> its text)."""
+    from kemm.cohort import config as data_config
+
+    classes = {**{n: getattr(data_config, n) for n in ("DataConfig", "GenomicsConfig",
+                                                          "WSIConfig", "ReportsConfig")},
+               "RunConfig": RunConfig, "ModelConfig": ModelConfig, "TrainConfig": TrainConfig,
+               "EvalConfig": EvalConfig}  # fmt: skip
+    lines = [
+        "# Run configuration reference",
+        "",
+        "<!-- generated by `kemm config docs` from the typed schema (kemm.engine.config); do not "
+        "edit: tests/test_config_docs.py fails when it is out of date -->",
+        "",
+        "A run config is YAML: the sections below, every key optional unless marked required. "
+        "`kemm config check --config FILE` validates one without training (types, model "
+        "hyper-parameters, and that its files exist and cover the patients); any key can be "
+        "overridden on the command line with `--set section.key=value`. A model's `params` are "
+        "the fields of its typed `Params` (`kemm config models` lists each model's).",
+        "",
+    ]
+    for prefix, name in _SECTIONS:
+        model = classes[name]
+        title = f"`{prefix}`" if prefix else "top level"
+        lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for key, field in model.model_fields.items():
+            dotted = f"{prefix}.{key}" if prefix else key
+            lines.append(f"| `{dotted}` | `{_type_name(field.annotation)}` | {_default(field)} | "
+                         f"{field.description or ''} |")  # fmt: skip
+        lines.append("")
+    if examples:
+        lines += ["## Worked examples", ""]
+        for title, file in EXAMPLES:
+            if file in examples:
+                lines += [f"### {title} (`examples/{file}`)", "", "```yaml",
+                          examples[file].rstrip(), "```", ""]  # fmt: skip
+    return "\n".join(lines)

@@ -44,6 +44,78 @@ def _fact_values(data, case_id: str) -> dict[str, str]:
     return {name: ", ".join(values) for name, values in out.items()}
 
 
+def _risk(network, x) -> float:
+    from kemm.survival import risk_from_logits
+
+    with torch.no_grad():
+        return float(risk_from_logits(network(x).logits)[0])
+
+
+def _occlusion(network, x, pre, reports: list[str], facts: dict[str, str]) -> list[dict]:
+    """Each report statement's and report fact's contribution to the network's risk for this
+    patient, relative to the cohort: the risk minus the risk with the statement removed, or
+    with the fact set to its training-fold mean (0 on the standardised scale). Sorted by size;
+    positive raises the risk."""
+    from dataclasses import replace
+
+    from kemm.knowledge.covariates import FACT_COVARIATES, covariate_of
+
+    base = _risk(network, x)
+    out = []
+    if x.report is not None and x.report_mask is not None:
+        for j in range(int(x.report_mask[0].sum())):
+            mask = x.report_mask.clone()
+            mask[0, j] = False
+            # the last statement removed: the patient's no-report path
+            without = replace(x, report_mask=mask) if mask.any() else replace(x, report=None, report_mask=None)  # fmt: skip
+            text = reports[j] if j < len(reports) else f"report:{j}"
+            out.append({"kind": "statement", "label": f"report:{j}", "text": text,
+                        "delta_risk": base - _risk(network, without)})  # fmt: skip
+    columns = pre.clinical_columns
+    fact_columns = [columns[i] for i in pre.fact_positions()]
+    for name in dict.fromkeys(covariate_of(c) for c in fact_columns):
+        if name not in FACT_COVARIATES:
+            continue
+        changed = {}
+        if x.facts is not None:
+            facts_now = x.facts.clone()
+            facts_now[0, [k for k, c in enumerate(fact_columns) if covariate_of(c) == name]] = 0.0
+            changed["facts"] = facts_now
+        if x.clinical is not None:
+            clinical_now = x.clinical.clone()
+            clinical_now[0, [k for k, c in enumerate(columns) if covariate_of(c) == name]] = 0.0
+            changed["clinical"] = clinical_now
+        if not changed:
+            continue
+        text = f"{name}: {facts.get(name, 'not stated')}"
+        out.append({"kind": "fact", "label": f"fact:{name}", "text": text,
+                    "delta_risk": base - _risk(network, replace(x, **changed))})  # fmt: skip
+    for item in out:
+        item["delta_risk"] = round(float(item["delta_risk"]), 6)
+    return sorted(out, key=lambda item: -abs(item["delta_risk"]))
+
+
+def summary_text(result: dict, top: int = 3) -> str:
+    """A few readable lines on one patient: risk, outcome, and what moved the risk most."""
+    outcome = "died" if result["event"] else "censored (alive at last follow-up)"
+    lines = [
+        f"{result['case_id']} — {result['model']}, scored out of fold ({result['fold']}): risk "
+        f"{result['risk']:.3f}; {outcome} at {result['time']:.1f} months.",
+    ]
+    ranked = result.get("contributions") or []
+    up = [c for c in ranked if c["delta_risk"] > 0][:top]
+    down = [c for c in ranked if c["delta_risk"] < 0][:top]
+    if up:
+        lines.append("Raised the risk most (vs. the training-fold mean, or without it): "
+                     + "; ".join(f"{c['text']} ({c['delta_risk']:+.3f})" for c in up) + ".")  # fmt: skip
+    if down:
+        lines.append("Lowered it most: "
+                     + "; ".join(f"{c['text']} ({c['delta_risk']:+.3f})" for c in down) + ".")  # fmt: skip
+    if not ranked:
+        lines.append("The model reads no report statement or fact for this patient.")
+    return "\n".join(lines)
+
+
 def _to_list(value):
     if isinstance(value, torch.Tensor):
         return value.detach().float().cpu().numpy().round(6).tolist()
@@ -52,9 +124,13 @@ def _to_list(value):
     return value
 
 
-def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None) -> dict:
+def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None,
+                 data=None) -> dict:  # fmt: skip
     """Explain one patient with the fold model that held it out (so the explanation is
-    out-of-fold); returns a JSON-ready dict with statements, their weights and attention maps."""
+    out-of-fold); returns a JSON-ready dict: the report statements and facts ranked by their
+    contribution to the risk (``contributions``), the attention weights of statements and
+    (apart) learned queries, and attention maps. ``data``: the run's prepared cohort, when the
+    caller explains several patients (read once)."""
     run = RunDirectory(run_dir)
     config = run.read_config()
     label = model or next(
@@ -74,7 +150,8 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
     network = fitted.network()  # models without one refuse, naming themselves
     from kemm.cohort.text import load_text_modality
 
-    data = prepare_cohort(config.data, text_loader=load_text_modality)
+    if data is None:
+        data = prepare_cohort(config.data, text_loader=load_text_modality)
     inputs = FoldInputs(data, fitted.pre, [case_id], used_modalities(spec, data),
                         genomic_clip=config.train.genomic_clip)  # fmt: skip
     x = inputs.batch([0])
@@ -87,12 +164,18 @@ def explain_case(run_dir: str | Path, case_id: str, *, model: str | None = None)
     reports = data.text.report_statements.get(case_id, []) if data.text else []
     pbk = data.text.pbk_statements if data.text else []
     facts = _fact_values(data, case_id)
-    statements = [_statement_text(s, reports, pbk, facts) for s in patient.get("statements", [])]
+    labels = list(patient.get("statements", []))
+    weights = _to_list(patient.get("statement_weight")) or []
+    learned = [i for i, lab in enumerate(labels) if lab.startswith("learned")]
+    kept = [i for i in range(len(labels)) if i not in set(learned)]
+    contributions = _occlusion(network, x, fitted.pre, reports, facts)
     result = {
         "case_id": case_id, "model": label, "fold": row["fold"], "risk": float(row["risk"]),
         "time": float(row["time"]), "event": int(row["event"]),
-        "statements": [{"label": lab, "text": text} for lab, text in zip(patient.get("statements", []), statements, strict=True)],
-        "statement_weight": _to_list(patient.get("statement_weight")),
+        "contributions": contributions,
+        "statements": [{"label": labels[i], "text": _statement_text(labels[i], reports, pbk, facts)} for i in kept],
+        "statement_weight": [weights[i] for i in kept] if weights else None,
+        "learned_queries": [{"label": labels[i], "weight": weights[i] if weights else None} for i in learned],
         "genomic_groups": out.explanation.get("genomic_groups", []),
         "genomic_attention": _to_list(patient.get("genomic_attention")),
         "genomic_pool": _to_list(patient.get("genomic_pool")),
@@ -117,8 +200,10 @@ def write_explanation(result: dict, out_dir: str | Path, slide: str | None = Non
                       patch_size_level0: int | None = None) -> list[Path]:  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / f"{result['case_id']}_explanation.json"]
+    written = [out_dir / f"{result['case_id']}_explanation.json",
+               out_dir / f"{result['case_id']}_summary.txt"]  # fmt: skip
     written[0].write_text(json.dumps(result, indent=1))
+    written[1].write_text(summary_text(result) + "\n")
     if slide and "coords" in result and patch_size_level0:
         from kemm.wsi.heatmap import render_heatmap
 

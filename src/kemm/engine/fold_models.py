@@ -110,6 +110,8 @@ class Fitted:
 class FoldModel(ABC):
     """A model of one kind on one training fold (fitted, or loaded from its folder)."""
 
+    relative_cost = 1.0  # a fit's time relative to one network's (schedulers start long ones first)
+
     def __init__(self, spec: ModelConfig, config: RunConfig, pre: FoldPreprocessor):
         self.spec = spec
         self.config = config
@@ -173,6 +175,8 @@ class FoldModel(ABC):
 class TabularFoldModel(FoldModel):
     """A scikit-learn-style estimator on the fold's tabular matrix (``model_state.json``)."""
 
+    relative_cost = 0.1
+
     estimator = None
 
     def fit(self, fold: FoldFit) -> Fitted:
@@ -211,6 +215,8 @@ def _fit_estimator(model, x_train: np.ndarray, x_test: np.ndarray, fold: FoldFit
 # -- stacks ----------------------------------------------------------------------------------
 class StackFoldModel(FoldModel):
     """A Cox combiner over its bases' out-of-fold risks (the bases are fold models)."""
+
+    relative_cost = 0.2
 
     combiner = None
     bases: list[FoldModel] = []
@@ -367,6 +373,8 @@ class ResidualFoldModel(NetworkFoldModel):
     network risk over the whole training fold, so a residual that does not generalise earns ~0
     weight and the model falls back on its linear part.
     """
+
+    relative_cost = float(RESIDUAL_FOLDS)
 
     def __init__(self, spec, config, pre):
         super().__init__(spec, config, pre)

@@ -40,6 +40,7 @@ class Prediction:
     with_outcome: int
     events: int
     imputed_patients: int
+    cancer_warning: str | None = None  # the patients' cancer type is not the run's
 
 
 def predict_new(
@@ -52,10 +53,15 @@ def predict_new(
     features_dir: str | None = None,
     allow_missing: bool = False,
     allow_partial: bool = False,
+    times: list[float] | None = None,
 ) -> Prediction:
     """Risk and survival curve of each patient of ``table`` (an all_clean-format CSV; outcome
     columns optional), averaged over the run's fold models of ``model`` (default: the run's
-    first). Survival is given at the first fold's bin end times (``surv_t<months>``)."""
+    first). Survival is given at ``times`` (months), with the lowest and highest fold model's
+    value beside the mean (``surv_<t>``, ``surv_<t>_lo``, ``surv_<t>_hi``), or by default at the
+    first fold's bin end times (``surv_t<months>``). ``risk_group`` is high where most fold
+    models put the patient above their training fold's median risk (``high_votes`` of
+    ``n_fold_models``)."""
     run = RunDirectory(run_dir)
     config = run.read_config()
     spec = config.model_by_label(model or config.models[0].display)
@@ -93,11 +99,14 @@ def predict_new(
 
     case_ids = data.cohort.case_ids
     reference_times = folds[0].preprocessing()[1].bin_times
-    risks, curves = [], []
+    chosen = _check_times(times, run) if times else None
+    risks, curves, at_times = [], [], []
     for fitted in fold_models:
         risk, curve = fitted.score(data, case_ids, reference_times)
         risks.append(risk)
         curves.append(curve)
+        if chosen is not None:
+            at_times.append(fitted.survival(data, case_ids, chosen))
     read = set().union(*(m.reads(data) for m in fold_models[0].fold_models()))
     silent = set(data.text.reports_without_statements) if data.text is not None else set()
     for case_id in case_ids:
@@ -107,9 +116,21 @@ def predict_new(
                 imputed.setdefault(case_id, []).append(f"{modality} ({what})")
 
     frame = pd.DataFrame({"case_id": case_ids, "model": spec.display, "risk": np.mean(risks, 0)})
-    mean_curve = np.mean(curves, axis=0)
-    for k, t in enumerate(reference_times):
-        frame[f"surv_t{t:.1f}"] = mean_curve[:, k]
+    if chosen is None:
+        mean_curve = np.mean(curves, axis=0)
+        for k, t in enumerate(reference_times):
+            frame[f"surv_t{t:.1f}"] = mean_curve[:, k]
+    else:
+        stacked = np.stack(at_times)  # (fold models, patients, times)
+        for k, t in enumerate(chosen):
+            name = f"surv_{t:g}"
+            frame[name] = stacked[:, :, k].mean(axis=0)
+            frame[f"{name}_lo"] = stacked[:, :, k].min(axis=0)
+            frame[f"{name}_hi"] = stacked[:, :, k].max(axis=0)
+        cuts = np.array([folder.train_risk_median() for folder in folds])
+        votes = (np.stack(risks) > cuts[:, None]).sum(axis=0)
+        frame["high_votes"] = votes
+        frame["risk_group"] = np.where(votes * 2 > len(folds), "high", "low")
     frame["n_fold_models"] = len(folds)
     frame["imputed"] = ["; ".join(imputed.get(c, [])) for c in case_ids]
     patients = data.cohort.patients
@@ -127,7 +148,46 @@ def predict_new(
     return Prediction(
         frame, spec.display, len(folds), expected, c_index,
         int(known.sum()), int(patients["event"][known].sum()), sum(1 for v in imputed.values() if v),
+        _cancer_warning(run, config, data, Path(table)),
     )  # fmt: skip
+
+
+def _cancer_warning(run: RunDirectory, config: RunConfig, data: PreparedCohort,
+                    table: Path) -> str | None:  # fmt: skip
+    """A line when these patients' OncoTree codes are not among the training cohort's (a model
+    trained on one cancer scoring another, its reports read with the other's rules)."""
+    import json
+
+    new = set(data.cohort.oncotree_codes())
+    trained: set[str] = set()
+    if run.data_summary_path.is_file():
+        summary = json.loads(run.data_summary_path.read_text()).get("cohort", {})
+        trained = set(summary.get("oncotree_codes", []))
+    if not trained:  # a run from before kemm recorded them: its table, when still there
+        from kemm.cohort import read_all_clean
+        from kemm.cohort.prepared import resolve_table_path
+
+        try:
+            trained = set(read_all_clean(resolve_table_path(config.data), modalities=["mut"],
+                                         ignore_columns=config.data.ignore_columns).oncotree_codes())  # fmt: skip
+        except Exception:  # noqa: BLE001 - the check is advisory; no table, no check
+            trained = set()
+    foreign = sorted(new - trained)
+    if not trained or not foreign:
+        return None
+    return (
+        f"{table}: these patients' cancer type {foreign} is not the run's {sorted(trained)} "
+        f"(cohort {config.data.cohort!r}); the model and its report rules were fitted on that "
+        "cancer, so its risks and C-index may not transfer"
+    )
+
+
+def _check_times(times: list[float], run: RunDirectory) -> np.ndarray:
+    """``--times``: positive, finite months (sorted, each once)."""
+    chosen = np.asarray(sorted(set(float(t) for t in times)), dtype=float)
+    if (chosen <= 0).any() or not np.isfinite(chosen).all():
+        raise InputDataError(f"--times must be positive months, got {times}", file=str(run.root))
+    return chosen
 
 
 def _reads_facts(config: RunConfig) -> bool:
@@ -227,13 +287,21 @@ def _record_clinical(
 
     clinical = data.clinical
     for column in [c for c in config.data.clinical if c not in FACT_COVARIATES]:
-        if column in clinical.columns and clinical[column].isna().all() and len(clinical) > 1:
-            if not allow_missing:
-                raise InputDataError(
-                    f"clinical covariate {column!r} has no value for any patient; pass "
-                    "--allow-missing to impute it",
-                    file=str(table),
-                )
+        if column not in clinical.columns or allow_missing:
+            continue
+        blank = clinical.index[clinical[column].isna()]
+        if len(blank) == len(clinical) and len(clinical) > 1:
+            raise InputDataError(
+                f"clinical covariate {column!r} has no value for any patient; pass "
+                "--allow-missing to impute it",
+                file=str(table),
+            )
+        if len(blank):
+            raise InputDataError(
+                f"clinical covariate {column!r} is empty for {len(blank)} patient(s); pass "
+                "--allow-missing to impute it with the training-fold mean",
+                file=str(table), patient=str(blank[0]),
+            )  # fmt: skip
     unknown_columns = [c for c in clinical.columns if c.endswith("=unknown")
                        and covariate_of(c) in FACT_COVARIATES]  # fmt: skip
     for case_id, row in clinical.iterrows():

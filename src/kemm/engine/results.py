@@ -76,13 +76,14 @@ def bootstrap_mean_c(predictions: pd.DataFrame, n_boot: int, seed: int = 0) -> l
             sample = group.iloc[index]
             if sample["event"].sum() == 0:
                 continue
-            values.append(
-                harrell_c(
+            with np.errstate(invalid="ignore", divide="ignore"):  # a resample without pairs
+                value = harrell_c(
                     sample["event"].to_numpy(bool),
                     sample["time"].to_numpy(),
                     sample["risk"].to_numpy(),
                 )
-            )
+            if np.isfinite(value):
+                values.append(value)
         if values:
             means.append(np.mean(values))
     return (
@@ -135,20 +136,29 @@ def plot_km(predictions: pd.DataFrame, path: Path, title: str, n_groups: int = 2
 
 def format_table(metrics: dict) -> str:
     """A markdown table: model -> Harrell C mean ± std, Uno C, IBS, mean AUC."""
+    with_ci = any("ci95" in entry["c_index"] for entry in metrics["models"].values())
     lines = [
-        "| model | C-index | Uno C | IBS | mean AUC |",
-        "|---|---|---|---|---|",
-    ]
+        "| model | C-index | " + ("95 % CI (patients) | " if with_ci else "")
+        + "Uno C | IBS | mean AUC |",
+        "|---|---|" + ("---|" if with_ci else "") + "---|---|---|",
+    ]  # fmt: skip
     for name, entry in metrics["models"].items():
         cells = [f"{entry[k]['mean']:.3f} ± {entry[k]['std']:.3f}" for k in METRIC_KEYS]
+        if with_ci:
+            low, high = entry["c_index"].get("ci95", [float("nan")] * 2)
+            cells.insert(1, f"{low:.3f}–{high:.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_report(path: Path, metrics: dict) -> None:
+def write_report(path: Path, metrics: dict, warnings: list[str] | None = None) -> None:
+    """``report.md``: the run's name and cohort, patients, the metrics table (Harrell C with
+    its 95 % bootstrap interval over patients), the paired comparisons and every warning."""
     protocol = metrics["protocol"]
+    name = protocol.get("name")
+    title = f"{name} ({protocol.get('cohort')})" if name else protocol.get("cohort")
     text = [
-        f"# kemm run: {protocol.get('cohort')}",
+        f"# kemm run: {title}",
         "",
         f"Model selection: {protocol['selection_note']}. Time bins: {protocol['binning']}.",
         f"Folds: {', '.join(protocol['folds'])}; seeds: {protocol['seeds']}.",
@@ -180,15 +190,16 @@ def write_report(path: Path, metrics: dict) -> None:
             format_comparisons(rows),
             "",
         ]
-    for name, entry in metrics["models"].items():
+    notes = list(warnings or [])
+    for label, entry in metrics["models"].items():
         if entry.get("constant_risk_folds"):
-            text.append(
-                f"WARNING: {name} predicted a constant risk in {entry['constant_risk_folds']}"
-            )
+            notes.append(f"{label} predicted a constant risk in {entry['constant_risk_folds']}")
         if entry.get("excluded_patients"):
-            text.append(
-                f"{name}: {len(entry['excluded_patients'])} patient(s) lacked its required modality and were excluded"
+            notes.append(
+                f"{label}: {len(entry['excluded_patients'])} patient(s) lacked its required modality and were excluded"
             )
+    if notes:
+        text += ["## Warnings", "", *(f"- {note}" for note in notes), ""]
     path.write_text("\n".join(text) + "\n")
 
 

@@ -20,6 +20,7 @@
     metrics.json           {"protocol": {...}, "models": {NAME: {"c_index": {...}, ...}}}
     km_<model>.png         Kaplan-Meier curves of predicted risk groups with the log-rank p
     report.md              N, events, follow-up, the metrics table, warnings
+    report.html            the same, self-contained, with every plot and calibration
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class FoldDirectory:
 
     def result(self) -> dict:
         return _read_json(self.path / "result.json")
+
+    def train_risk_median(self) -> float:
+        """The fold's risk-group cut point: the median risk of its training patients."""
+        path = self.path / "predictions.csv"
+        if not path.is_file():
+            raise InputDataError("the fold's predictions are missing", file=str(path))
+        with malformed(path, "fold predictions"):
+            return float(pd.read_csv(path, nrows=1)["train_risk_median"].iloc[0])
 
     def write_tabular(self, state: dict) -> None:
         _write_json(self.path / "model_state.json", state)
@@ -157,7 +166,7 @@ class RunDirectory:
     """A run folder: where each output lives, and reading it back."""
 
     ENTRIES = ("config.yaml", "inputs.json", "data.json", "folds", "base_risks",
-               "predictions.csv", "metrics.json", "report.md")  # fmt: skip
+               "predictions.csv", "metrics.json", "report.md", "report.html")  # fmt: skip
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -168,9 +177,12 @@ class RunDirectory:
     predictions_path = property(lambda self: self.root / "predictions.csv")
     data_summary_path = property(lambda self: self.root / "data.json")
     report_path = property(lambda self: self.root / "report.md")
+    html_report_path = property(lambda self: self.root / "report.html")
 
     def km_plot(self, label: str) -> Path:
-        return self.root / f"km_{label}.png"
+        """``km_<label>.png`` with a portable name: ``Clinical Cox (facts)`` ->
+        ``km_Clinical_Cox_facts.png`` (no spaces, brackets or slashes)."""
+        return self.root / f"km_{portable_name(label)}.png"
 
     def fold(self, label: str, seed: int, fold_name: str) -> FoldDirectory:
         return FoldDirectory(self.root / "folds" / label / f"seed{seed}" / fold_name)
@@ -277,6 +289,14 @@ class RunDirectory:
         if config.data.folds is not None:
             return len(config.data.folds) * len(config.seed_list)
         return None
+
+
+def portable_name(label: str) -> str:
+    """A file-name part of ``label`` that every shell and file system takes as is."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", label.replace("−", "-")).strip("_.")
+    return name or "model"
 
 
 def fingerprints(files: dict[str, list[Path]], hash_limit: int = 256 * 2**20) -> dict[str, str]:

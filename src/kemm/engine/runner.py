@@ -24,7 +24,8 @@ from kemm.cohort.prepared import PreparedCohort, input_files, prepare_cohort
 from kemm.device import resolve_device
 from kemm.engine.config import ModelConfig, RunConfig
 from kemm.engine.data import BagCache, FoldPreprocessor
-from kemm.engine.fold_models import FoldFit, fold_model, used_modalities
+from kemm.engine.fold_models import FoldFit, fold_model, fold_model_type, used_modalities
+from kemm.engine.html_report import write_html_report
 from kemm.engine.results import aggregate_metrics, paired_comparisons, plot_km, write_report
 from kemm.engine.rundir import FoldDirectory, RunDirectory, fingerprints
 from kemm.engine.trainer import fit_bins, seed_everything
@@ -202,7 +203,13 @@ class CrossValidationRunner:
                     total=len(tasks),
                     completed=len(tasks) - len(pending),
                 )
-                futures = {pool.submit(_run_task_in_worker, index): index for index in pending}
+                # longest first (a residual's three networks, then networks, then tabular fits),
+                # so the run does not end on one long fit with the other workers idle; each fit
+                # depends only on its own seed and fold, so the order changes no result
+                order = sorted(
+                    pending, key=lambda i: -fold_model_type(tasks[i].model).relative_cost
+                )
+                futures = {pool.submit(_run_task_in_worker, index): index for index in order}
                 for future in as_completed(futures):
                     result = future.result()
                     results.append(result)
@@ -305,7 +312,9 @@ class CrossValidationRunner:
         predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         predictions.to_csv(run.predictions_path, index=False)
         protocol = {
+            "name": config.name,
             "cohort": config.data.cohort,
+            "cancer": _resolved_cancer(config, data),
             "folds": [s.name for s in data.splits],
             "seeds": config.seed_list,
             "selection": config.train.selection,
@@ -343,7 +352,13 @@ class CrossValidationRunner:
                 metrics["models"][model.display]["logrank_p"] = p_value
         metrics["paired"] = paired_comparisons(predictions)
         run.write_metrics(metrics)
-        write_report(run.report_path, metrics)
+        warnings = _data_warnings(data)
+        write_report(run.report_path, metrics, warnings)
+        if config.eval.html:
+            write_html_report(
+                run.html_report_path, metrics, predictions, _calibration_times(results),
+                {m.display: run.km_plot(m.display) for m in config.models}, warnings,
+            )  # fmt: skip
         return metrics
 
 
@@ -376,6 +391,46 @@ def _run_task_remotely(raw_config: dict, out: str, data: PreparedCohort, index: 
 def _describe(changed: list[str]) -> str:
     names = [Path(p).name for p in changed]
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _resolved_cancer(config: RunConfig, data: PreparedCohort) -> str | None:
+    """The cancer type the run's report rules and PBK used (None when it reads neither and its
+    cohort names no cancer)."""
+    from kemm.cohort.prepared import cancer_type
+
+    try:
+        return cancer_type(config.data, data.cohort).code
+    except ConfigError:
+        return None
+
+
+def _calibration_times(results: list[dict]) -> dict[str, float]:
+    """Each fold's calibration time: the end of its second time bin (months)."""
+    from kemm.survival import TimeBins
+
+    times = {}
+    for result in results:
+        bin_times = TimeBins.from_dict(result["bins"]).bin_times
+        if len(bin_times) > 1:
+            times[result["fold"]] = float(bin_times[1])
+    return times
+
+
+def _data_warnings(data: PreparedCohort) -> list[str]:
+    """What the data preparation warned about, for ``report.md``."""
+    notes = []
+    if data.text is not None and data.text.reports_without_statements:
+        silent = data.text.reports_without_statements
+        notes.append(f"{len(silent)} report(s) yielded no statement (e.g. {silent[:3]}); those "
+                     "patients use the no-report path")  # fmt: skip
+    bags = data.bag_report or {}
+    if bags.get("slides_without_features"):
+        notes.append(
+            f"{bags['slides_without_features']} slide(s) listed in the table have no feature "
+            f"file in {bags['features_dir']} (e.g. {bags['example_missing'][:3]}); "
+            f"{bags['patients_without_bags']} patient(s) have no bag"
+        )
+    return notes
 
 
 def _outcome_summary(data: PreparedCohort) -> dict:

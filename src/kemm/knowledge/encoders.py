@@ -95,6 +95,19 @@ def _pool_chunks(
     return _normalise(out / np.maximum(total, 1e-12)[:, None])
 
 
+def _quiet_transformers() -> None:
+    """transformers' own "Loading weights" bars and advisories stay off kemm's console unless
+    ``kemm -v`` (kemm's logger at DEBUG) asks for detail."""
+    import logging
+
+    if logging.getLogger("kemm").isEnabledFor(logging.DEBUG):
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model; long texts chunked by tokens and mean-pooled."""
 
@@ -103,6 +116,7 @@ class SentenceTransformerEncoder:
     ):
         from sentence_transformers import SentenceTransformer
 
+        _quiet_transformers()
         self.model = SentenceTransformer(path, device=device)
         self.name = name or path
         self.device = device

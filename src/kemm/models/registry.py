@@ -129,7 +129,32 @@ def check_hparams(name: str, hparams: dict[str, Any]) -> ModelEntry:
                 f"model {name!r} got unknown hyper-parameter(s) {extra}; "
                 f"accepted: {', '.join(accepted)}{hint}"
             )
+    if entry.kind == "torch":
+        _check_types(name, entry.factory.Params, hparams)
     return entry
+
+
+def _check_types(name: str, params: type, hparams: dict[str, Any]) -> None:
+    """Each hyper-parameter of the right type for its field of ``Params`` (``dim: 12.5`` or
+    ``dim: "128"`` is an error naming the key, not a crash inside the model later)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    types = {f.name: f.type for f in fields(params)}
+    for key, value in hparams.items():
+        declared = str(types.get(key, ""))
+        if isinstance(value, str) and "str" not in declared and "Literal" not in declared:
+            raise ConfigError(
+                f"model {name!r}: params.{key} must be {types.get(key)}, got the text {value!r}"
+            )
+    try:
+        TypeAdapter(params).validate_python(hparams)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"model {name!r}: params.{key} must be {types.get(key, 'valid')}, got "
+            f"{first.get('input')!r} ({first['msg']})"
+        ) from None
 
 
 def create(

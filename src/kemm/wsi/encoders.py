@@ -120,18 +120,33 @@ EncoderFactory = Callable[..., PatchEncoder]
 
 
 @dataclass(frozen=True)
+class WeightsSource:
+    """Where an encoder's weights come from, under which licence, and where kemm looks for
+    them (kemm downloads nothing)."""
+
+    source: str  # who publishes them, and where
+    licence: str
+    local: str  # what to pass as --weights (or name in the KEMM_ENCODER_WEIGHTS table)
+
+    def line(self) -> str:
+        return f"weights: {self.source}; licence: {self.licence}; give them as {self.local}"
+
+
+@dataclass(frozen=True)
 class EncoderEntry:
     name: str
     factory: EncoderFactory
     description: str
+    weights: WeightsSource
 
 
 _REGISTRY: dict[str, EncoderEntry] = {}
 _PREFIXES: dict[str, EncoderEntry] = {}
 
 
-def register(name: str, description: str = "", *, prefix: bool = False):
-    """Decorator registering ``factory(weights=None, **kwargs) -> PatchEncoder`` under ``name``.
+def register(name: str, description: str = "", *, weights: WeightsSource, prefix: bool = False):
+    """Decorator registering ``factory(weights=None, **kwargs) -> PatchEncoder`` under ``name``;
+    ``weights`` says where its weights come from (every encoder must say).
 
     With ``prefix=True`` the name is a family (``"timm"``) and the factory receives the rest of
     ``"timm:<model>"`` as its first argument.
@@ -141,7 +156,8 @@ def register(name: str, description: str = "", *, prefix: bool = False):
         table = _PREFIXES if prefix else _REGISTRY
         if name in table:
             raise ValueError(f"encoder {name!r} is already registered")
-        table[name] = EncoderEntry(name, factory, description or (factory.__doc__ or "").strip())
+        text = description or (factory.__doc__ or "").strip()
+        table[name] = EncoderEntry(name, factory, text, weights)
         return factory
 
     return decorator
@@ -153,12 +169,20 @@ def list_encoders() -> list[str]:
 
 
 def describe_encoders() -> dict[str, str]:
-    """Each encoder name with a one-line description."""
-    entries = {name: entry.description for name, entry in sorted(_REGISTRY.items())}
-    entries.update(
-        {f"{family}:<model>": entry.description for family, entry in sorted(_PREFIXES.items())}
-    )
-    return {name: text.splitlines()[0] if text else "" for name, text in entries.items()}
+    """Each encoder name with a one-line description and where its weights come from."""
+    entries = {name: entry for name, entry in sorted(_REGISTRY.items())}
+    entries.update({f"{family}:<model>": entry for family, entry in sorted(_PREFIXES.items())})
+    return {
+        name: (entry.description.splitlines()[0] if entry.description else "")
+        + f" — {entry.weights.line()}"
+        for name, entry in entries.items()
+    }
+
+
+def weights_source(name: str) -> WeightsSource:
+    """Where the weights of encoder ``name`` (or ``family:<model>``) come from."""
+    check_name(name)
+    return _REGISTRY[name].weights if name in _REGISTRY else _PREFIXES[name.split(":")[0]].weights
 
 
 def check_name(name: str) -> None:
@@ -327,7 +351,16 @@ class ResNet50Trunc(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
-@register("resnet50_trunc", "ImageNet ResNet-50 truncated after layer 3, 1024-d (CLAM/MCAT)")
+RESNET50_WEIGHTS = WeightsSource(
+    "torchvision ResNet50_Weights.IMAGENET1K_V1 (download.pytorch.org/models/resnet50-0676ba61.pth) "
+    "or timm resnet50.a1_in1k",
+    "BSD-3-Clause (torchvision) / Apache-2.0 (timm); ImageNet terms apply",
+    "--weights /path/to/resnet50.pth (or .safetensors)",
+)
+
+
+@register("resnet50_trunc", "ImageNet ResNet-50 truncated after layer 3, 1024-d (CLAM/MCAT)",
+          weights=RESNET50_WEIGHTS)  # fmt: skip
 def _resnet50_trunc(
     weights: str | Path | None = None, allow_random: bool = False, seed: int = 0
 ) -> PatchEncoder:
@@ -339,9 +372,10 @@ def _resnet50_trunc(
         load_weights_into(network, weights, ignore_prefixes=("layer4.", "fc."))
     elif not allow_random:
         raise ConfigError(
-            "encoder 'resnet50_trunc' needs ImageNet weights from a local file: pass "
-            "--weights resnet50.safetensors (a torchvision or timm resnet50 state dict) or name it "
-            f"in the {WEIGHTS_TABLE_ENV} table; random weights only with allow_random=True"
+            "encoder 'resnet50_trunc' needs ImageNet weights from a local file: "
+            f"{RESNET50_WEIGHTS.line()} (or name the file in the {WEIGHTS_TABLE_ENV} table); "
+            "for a first try without weights use --encoder tiny_random, or --random-weights "
+            "(features without biology, for timing only)"
         )
     name = "resnet50_trunc" if weights is not None else "resnet50_trunc-random"
     return PatchEncoder(
@@ -374,7 +408,9 @@ class TinyConvNet(nn.Module):
         return self.features(x)
 
 
-@register("tiny_random", "small seeded random CNN, 32-d, for tests and smoke runs")
+@register("tiny_random", "small seeded random CNN, 32-d, for tests and smoke runs",
+          weights=WeightsSource("none: seeded random (no file needed)", "kemm's (Apache-2.0)",
+                                "nothing"))  # fmt: skip
 def _tiny_random(
     weights: str | Path | None = None, output_dim: int = 32, input_size: int = 64, seed: int = 0
 ) -> PatchEncoder:
@@ -407,7 +443,9 @@ def _import_optional(module: str, install: str, encoder: str):
         ) from error
 
 
-@register("timm", "any timm model by name, weights from a local checkpoint", prefix=True)
+@register("timm", "any timm model by name, weights from a local checkpoint", prefix=True,
+          weights=WeightsSource("the model's timm / Hugging Face Hub page", "the model's own (see "
+                                "its model card)", "--weights /path/to/checkpoint.safetensors"))  # fmt: skip
 def _timm_encoder(
     model_name: str, weights: str | Path | None = None, **kwargs: object
 ) -> PatchEncoder:
@@ -475,8 +513,11 @@ def _mean_token(network: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 @register(
-    "hf", "Hugging Face vision transformer (ViT, DINOv2, ...) by hub id or folder", prefix=True
-)
+    "hf", "Hugging Face vision transformer (ViT, DINOv2, ...) by hub id or folder", prefix=True,
+    weights=WeightsSource("the Hugging Face Hub repository named", "the model's own (see its "
+                          "model card; UNI, CONCH and Virchow are gated, non-commercial)",
+                          "--weights /path/to/local/model/folder (or a populated HF cache)"),
+)  # fmt: skip
 def _hf_encoder(
     source: str,
     weights: str | Path | None = None,
@@ -492,8 +533,8 @@ def _hf_encoder(
         network = transformers.AutoModel.from_pretrained(location, **kwargs)
     except (OSError, ValueError) as error:
         raise ConfigError(
-            f"cannot load Hugging Face model {location!r} ({error}); give a local folder with "
-            "--weights, or populate the Hugging Face cache first"
+            f"cannot load Hugging Face model {location!r} ({' '.join(str(error).split())[:160]}); "
+            f"{weights_source(name or 'hf:' + source).line()}"
         ) from error
     if pooling not in ("cls", "mean"):
         raise ConfigError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
@@ -510,7 +551,9 @@ def _hf_encoder(
     )
 
 
-@register("phikon", "Phikon ViT-B/16 (owkin/phikon), 768-d, via transformers")
+@register("phikon", "Phikon ViT-B/16 (owkin/phikon), 768-d, via transformers",
+          weights=WeightsSource("huggingface.co/owkin/phikon", "Owkin non-commercial licence",
+                                "--weights /path/to/phikon (a saved model folder)"))  # fmt: skip
 def _phikon(weights: str | Path | None = None, **kwargs: object) -> PatchEncoder:
     """Phikon ViT-B/16 (owkin/phikon), 768-d class token; ``weights`` = local model folder."""
     return _hf_encoder("owkin/phikon", weights=weights, name="phikon", **kwargs)

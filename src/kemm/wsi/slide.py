@@ -348,11 +348,18 @@ def find_slides(source: str | Path) -> list[Path]:
     text/CSV file listing one slide path per line (first column)."""
     source = Path(source)
     if source.is_dir():
-        return sorted(
+        found = sorted(
             path
             for path in source.iterdir()
             if path.is_file() and path.suffix.lower() in SLIDE_EXTENSIONS
         )
+        if not found:
+            raise InputDataError(
+                f"no slide in this folder (looked for {', '.join(sorted(SLIDE_EXTENSIONS))}); "
+                "nothing to do",
+                file=str(source),
+            )
+        return found
     if not source.exists():
         raise InputDataError("slide source not found", file=str(source))
     if source.suffix.lower() in SLIDE_EXTENSIONS:
@@ -364,6 +371,8 @@ def find_slides(source: str | Path) -> list[Path]:
             continue
         path = Path(entry)
         slides.append(path if path.is_absolute() else source.parent / path)
+    if not slides:
+        raise InputDataError("the slide list names no slide; nothing to do", file=str(source))
     return slides
 
 

@@ -1,0 +1,147 @@
+"""One resolver of cancer types: every TCGA project code, the combined cohorts, OncoTree codes and
+common names, case-insensitively, to the cancer whose report rules, AJCC table and PBK apply.
+
+An unknown code is one error line listing what is accepted; nothing is matched silently.
+
+>>> resolve_cancer_code("kidney").code, resolve_cancer_code("kidney").rules
+('KIPAN', 'kirc')
+>>> resolve_cancer_code("TCGA-COAD").rules, resolve_cancer_code("ccrcc").code
+('coad', 'KIRC')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kemm.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CancerType:
+    code: str  # TCGA project (or combined cohort) code, upper case: "KIRC", "COADREAD"
+    name: str
+    rules: str  # the code kemm's report rules and AJCC tables are keyed by, lower case
+    oncotree: tuple[str, ...] = ()
+
+
+# code: (name, OncoTree codes, rules code). Rules code: the project's own, or the project whose
+# report rules and AJCC table apply to it (READ -> the colorectal rules kept under "coad").
+_PROJECTS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "ACC": ("adrenocortical carcinoma", ("ACC",), "acc"),
+    "BLCA": ("bladder urothelial carcinoma", ("BLCA",), "blca"),
+    "BRCA": ("breast invasive carcinoma", ("BRCA", "IDC", "ILC", "MDLC", "IMMC", "MBC", "BRCNOS",
+                                           "ACBC", "SPC", "MPT", "PD"), "brca"),
+    "CESC": ("cervical squamous cell carcinoma and endocervical adenocarcinoma",
+             ("CESC", "CSCC", "ECAD"), "cesc"),
+    "CHOL": ("cholangiocarcinoma", ("CHOL", "IHCH", "EHCH"), "chol"),
+    "COAD": ("colon adenocarcinoma", ("COAD", "MACR"), "coad"),
+    "DLBC": ("diffuse large B-cell lymphoma", ("DLBCLNOS",), "dlbc"),
+    "ESCA": ("esophageal carcinoma", ("ESCA", "EAC", "ESCC"), "esca"),
+    "GBM": ("glioblastoma multiforme", ("GBM",), "gbm"),
+    "HNSC": ("head and neck squamous cell carcinoma", ("HNSC", "OCSC", "LXSC", "OPHSC"), "hnsc"),
+    "KICH": ("kidney chromophobe", ("CHRCC",), "kich"),
+    "KIRC": ("kidney renal clear cell carcinoma", ("CCRCC",), "kirc"),
+    "KIRP": ("kidney renal papillary cell carcinoma", ("PRCC",), "kirp"),
+    "LAML": ("acute myeloid leukemia", ("AML",), "laml"),
+    "LGG": ("brain lower grade glioma", ("ASTR", "ODG", "OAST", "DIFG"), "lgg"),
+    "LIHC": ("liver hepatocellular carcinoma", ("HCC",), "lihc"),
+    "LUAD": ("lung adenocarcinoma", ("LUAD",), "luad"),
+    "LUSC": ("lung squamous cell carcinoma", ("LUSC",), "lusc"),
+    "MESO": ("mesothelioma", ("MESO", "PLMESO"), "meso"),
+    "OV": ("ovarian serous cystadenocarcinoma", ("OV", "HGSOC"), "ov"),
+    "PAAD": ("pancreatic adenocarcinoma", ("PAAD",), "paad"),
+    "PCPG": ("pheochromocytoma and paraganglioma", ("PHC", "PGNG"), "pcpg"),
+    "PRAD": ("prostate adenocarcinoma", ("PRAD",), "prad"),
+    "READ": ("rectum adenocarcinoma", ("READ",), "read"),
+    "SARC": ("sarcoma", ("SARC", "LMS", "DDLS", "UPS", "MFS"), "sarc"),
+    "SKCM": ("skin cutaneous melanoma", ("SKCM",), "skcm"),
+    "STAD": ("stomach adenocarcinoma", ("STAD",), "stad"),
+    "TGCT": ("testicular germ cell tumors", ("NSGCT", "SEM"), "tgct"),
+    "THCA": ("thyroid carcinoma", ("THPA", "THFO"), "thca"),
+    "THYM": ("thymoma", ("THYM",), "thym"),
+    "UCEC": ("uterine corpus endometrial carcinoma", ("UCEC", "UEC", "USC"), "ucec"),
+    "UCS": ("uterine carcinosarcoma", ("UCS",), "ucs"),
+    "UVM": ("uveal melanoma", ("UM",), "uvm"),
+}  # fmt: skip
+# Combined cohorts (FireHose / PanCancer study names) -> their parts; the first part's rules.
+_COMBINED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "COADREAD": ("colorectal adenocarcinoma", ("COAD", "READ")),
+    "GBMLGG": ("glioma", ("GBM", "LGG")),
+    "KIPAN": ("pan-kidney cohort", ("KIRC", "KIRP", "KICH")),
+    "STES": ("stomach and esophageal carcinoma", ("STAD", "ESCA")),
+}
+# Common names -> code. Names of several projects ("lung") are refused as ambiguous.
+_NAMES: dict[str, str] = {
+    "breast": "BRCA", "kidney": "KIPAN", "renal": "KIPAN", "clear cell renal": "KIRC",
+    "colorectal": "COADREAD", "colon": "COAD", "rectum": "READ", "rectal": "READ",
+    "head and neck": "HNSC", "oral cavity": "HNSC", "larynx": "HNSC", "bladder": "BLCA",
+    "urothelial": "BLCA", "cervix": "CESC", "cervical": "CESC", "esophagus": "ESCA",
+    "oesophagus": "ESCA", "liver": "LIHC", "hepatocellular": "LIHC", "pancreas": "PAAD",
+    "pancreatic": "PAAD", "prostate": "PRAD", "melanoma": "SKCM", "skin": "SKCM",
+    "stomach": "STAD", "gastric": "STAD", "thyroid": "THCA", "endometrial": "UCEC",
+    "endometrium": "UCEC", "uterine": "UCEC", "ovary": "OV", "ovarian": "OV",
+    "glioblastoma": "GBM", "glioma": "GBMLGG", "brain": "GBMLGG", "sarcoma": "SARC",
+    "mesothelioma": "MESO", "thymoma": "THYM", "adrenal": "ACC", "cholangiocarcinoma": "CHOL",
+    "bile duct": "CHOL", "testis": "TGCT", "testicular": "TGCT", "uveal melanoma": "UVM",
+    "lung adenocarcinoma": "LUAD", "lung squamous": "LUSC",
+}  # fmt: skip
+_AMBIGUOUS = {"lung": ("LUAD", "LUSC"), "uterus": ("UCEC", "UCS")}
+
+
+def _cancer(code: str) -> CancerType:
+    if code in _COMBINED:
+        name, parts = _COMBINED[code]
+        oncotree = tuple(o for part in parts for o in _PROJECTS[part][1])
+        return CancerType(code, name, _PROJECTS[parts[0]][2], oncotree)
+    name, oncotree, rules = _PROJECTS[code]
+    return CancerType(code, name, rules, oncotree)
+
+
+def _key(text: str) -> str:
+    key = re.sub(r"^tcga[-_ ]", "", text.strip().lower())
+    return re.sub(r"[\s_-]+", " ", key).removesuffix(" cancer").strip()
+
+
+def resolve_cancer_code(text: str) -> CancerType:
+    """The cancer type ``text`` names (a TCGA code, a combined cohort, an OncoTree code or a
+    common name, case-insensitive; ``TCGA-`` prefix allowed); an unknown or ambiguous name is a
+    one-line :class:`ConfigError` listing what is accepted."""
+    key = _key(str(text))
+    upper = key.upper().replace(" ", "")
+    if upper in _PROJECTS or upper in _COMBINED:
+        return _cancer(upper)
+    for code, (_, oncotree, _) in _PROJECTS.items():
+        if upper in oncotree:
+            return _cancer(code)
+    if key in _NAMES:
+        return _cancer(_NAMES[key])
+    for code, (name, _, _) in _PROJECTS.items():
+        if key == name.lower():
+            return _cancer(code)
+    if key in _AMBIGUOUS:
+        raise ConfigError(
+            f"cancer {text!r} is ambiguous: say which of {', '.join(_AMBIGUOUS[key])}"
+        )
+    raise ConfigError(
+        f"unknown cancer {text!r}; accepted: TCGA codes ({', '.join(sorted(_PROJECTS))}), "
+        f"combined cohorts ({', '.join(sorted(_COMBINED))}), their OncoTree codes (e.g. CCRCC, "
+        f"IDC, UEC) or names (e.g. {', '.join(list(_NAMES)[:6])})"
+    )
+
+
+def cancer_from_oncotree(codes: Iterable[str]) -> CancerType | None:
+    """The one TCGA project (or combined cohort) whose OncoTree codes cover ``codes``, if any."""
+    wanted = {str(c).strip().upper() for c in codes if str(c).strip()}
+    if not wanted:
+        return None
+    for code in list(_PROJECTS) + list(_COMBINED):
+        cancer = _cancer(code)
+        if wanted <= set(cancer.oncotree):
+            return cancer
+    return None
+
+
+def accepted_codes() -> list[str]:
+    return sorted(_PROJECTS) + sorted(_COMBINED)
