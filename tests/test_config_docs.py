@@ -66,13 +66,19 @@ def _one_error_line(result) -> str:
 
 
 def test_config_check_reads_everything_and_trains_nothing(sim_root, tmp_path):
-    config = _config(sim_root, tmp_path, [{"name": "coxnet"}, {"name": "abmil"}],
+    models = [
+        {"name": "coxnet"},
+        {"name": "abmil"},
+        {"name": "stack", "params": {"base": ["coxnet"]}},
+    ]
+    config = _config(sim_root, tmp_path, models,
                      wsi={"features_dir": str(sim_root / "features")}, pbk=True,
                      reports={"column": "raw_text"}, clinical=["age", "grade"])  # fmt: skip
     result = kemm("config", "check", "--config", config)
     assert result.exit_code == 0, result.output
     assert "slides: 40 of 40 patients have a feature bag" in result.output
     assert "model 'abmil': reads wsi" in result.output and "config 'check-me': OK" in result.output
+    assert "model 'stack': combines the out-of-fold risks of ['coxnet']" in result.output
     assert not list(tmp_path.glob("**/folds"))
 
 

@@ -104,11 +104,16 @@ def coverage_lines(config, data) -> list[str]:
                      "least one stated fact")  # fmt: skip
     for spec in config.models:
         entry = get_entry(spec.name)
+        bases = [b.display for b in config.bases_of(spec)]
+        if entry.kind == "stack":
+            lines.append(f"model {spec.display!r}: combines the out-of-fold risks of {bases}")
+            continue
         reads = used_modalities(spec, data)
-        if entry.kind != "stack" and not reads:
+        if not reads:
             raise ConfigError(
                 f"model {spec.display!r} reads {sorted(entry.modalities)}, and the data give "
                 f"{sorted(data.available_modalities) or 'none of them'}"
             )
-        lines.append(f"model {spec.display!r}: reads {', '.join(sorted(reads)) or 'its bases'}")
+        over = f"; a residual over {bases}" if spec.residual_over else ""
+        lines.append(f"model {spec.display!r}: reads {', '.join(sorted(reads))}{over}")
     return lines

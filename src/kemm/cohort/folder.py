@@ -30,7 +30,7 @@ from kemm.cohort.dataset import PreparedCohort, TextModality
 from kemm.cohort.genomics import GenomicGroup, GroupingReport
 from kemm.cohort.splits import Split
 from kemm.cohort.table import Cohort
-from kemm.errors import ConfigError, InputDataError
+from kemm.errors import ConfigError, InputDataError, KemmError
 from kemm.io import atomic_path
 
 FORMAT = "kemm.prepared_cohort.v1"
@@ -106,7 +106,7 @@ def read_prepared(folder: str | Path, config: DataConfig | None = None) -> Prepa
                              file=str(folder))  # fmt: skip
     try:
         return _read_prepared(folder, path, config)
-    except InputDataError:
+    except KemmError:  # its own messages (a config mismatch, an unknown format) as they are
         raise
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputDataError(

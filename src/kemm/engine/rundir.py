@@ -38,7 +38,7 @@ import pandas as pd
 from kemm import __version__
 from kemm.engine.config import RunConfig, dump_config, load_config
 from kemm.engine.data import FoldPreprocessor
-from kemm.errors import ConfigError, InputDataError
+from kemm.errors import ConfigError, InputDataError, KemmError
 from kemm.survival import TimeBins
 
 
@@ -328,7 +328,7 @@ def malformed(path: Path, what: str):
     (never a KeyError from deep inside a model)."""
     try:
         yield
-    except InputDataError:
+    except KemmError:  # already one line naming its problem
         raise
     except Exception as error:  # noqa: BLE001 - any failure to rebuild from it
         detail = " ".join(str(error).split())[:160]
