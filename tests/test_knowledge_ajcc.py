@@ -178,6 +178,32 @@ MELANOMA: list[Row] = [
     ("T0", "N1b", "M0", None),  # unknown primary is not in the table
 ]
 
+LIVER: list[Row] = [
+    ("T1", "N0", "M0", "I"),
+    ("T2", "N0", "M0", "II"),
+    ("T3a", "N0", "M0", "IIIA"),
+    ("T3b", "N0", "M0", "IIIB"),
+    ("T3", "N0", "M0", "III"),  # T3a and T3b agree on III
+    ("T4", "N0", "M0", "IIIC"),
+    ("T1", "N1", "M0", "IVA"),
+    ("T4", "N1", "M0", "IVA"),
+    ("T2", "N0", "M1", "IVB"),
+    ("T1", "NX", "M0", None),
+]
+
+PANCREAS: list[Row] = [
+    ("Tis", "N0", "M0", "0"),
+    ("T1", "N0", "M0", "IA"),
+    ("T2", "N0", "M0", "IB"),
+    ("T3", "N0", "M0", "IIA"),
+    ("T1", "N1", "M0", "IIB"),
+    ("T3", "N1", "M0", "IIB"),
+    ("T4", "N0", "M0", "III"),
+    ("T4", "N1", "M0", "III"),
+    ("T3", "N1", "M1", "IV"),
+    ("T2", "NX", "M0", None),
+]
+
 CASES = [
     *(("brca", *row) for row in BREAST),
     *((code, *row) for code in ("luad", "lusc") for row in LUNG),
@@ -188,6 +214,8 @@ CASES = [
     *(("stad", *row) for row in STOMACH),
     *(("hnsc", *row) for row in HEAD_NECK),
     *(("skcm", *row) for row in MELANOMA),
+    *(("lihc", *row) for row in LIVER),
+    *(("paad", *row) for row in PANCREAS),
 ]
 
 
