@@ -106,3 +106,22 @@ def test_unknown_covariate_is_named(sim_root):
            "models": [{"name": "clinical_cox"}]}  # fmt: skip
     with pytest.raises(InputDataError, match="'ldh' is neither a column of the table nor"):
         prepare_cohort(parse_config(raw).data)
+
+
+def test_encoded_facts_read_back_as_a_pathologist_writes_them():
+    from kemm.knowledge.covariates import describe_fact, encode_facts
+
+    values = pd.DataFrame(
+        {"t": ["pT3a", None], "grade": ["G2", "G4"], "margin": ["positive", None],
+         "size_cm": [4.5, None], "stage": ["IIIB", "I"]},
+        index=["A", "B"],
+    )  # fmt: skip
+    encoded, _ = encode_facts(values, ["t", "grade", "margin", "size", "stage"], "kirc")
+    row = {name: {c: v for c, v in encoded.loc["A"].items() if c.startswith((name, f"log1p_{name}"))}
+           for name in ("t", "grade", "margin", "size", "stage")}  # fmt: skip
+    assert [describe_fact(n, row[n]) for n in row] == ["T3", "grade 2", "positive", "4.5 cm",
+                                                       "stage III"]  # fmt: skip
+    other = {c: v for c, v in encoded.loc["B"].items() if c.startswith("t")}
+    assert describe_fact("t", other) == "not stated"
+    assert describe_fact("stage", {c: v for c, v in encoded.loc["B"].items()
+                                   if c.startswith("stage")}) == "stage I (or lower)"  # fmt: skip

@@ -30,18 +30,19 @@ def _statement_text(label: str, reports: list[str], pbk: list[str],
 
 
 def _fact_values(data, case_id: str) -> dict[str, str]:
-    """The patient's encoded report facts, per fact: its non-empty columns (``t>=2: 1``)."""
-    from kemm.knowledge.covariates import FACT_COVARIATES, covariate_of
+    """The patient's report facts as a pathologist writes them (``T2``, ``grade 3``,
+    ``negative``, ``not stated``), from the encoded clinical block."""
+    from kemm.knowledge.covariates import FACT_COVARIATES, covariate_of, describe_fact
 
     if case_id not in data.clinical.index:
         return {}
     row = data.clinical.loc[case_id]
-    out: dict[str, list[str]] = {}
+    columns: dict[str, dict[str, float]] = {}
     for column, value in row.items():
         name = covariate_of(str(column))
         if name in FACT_COVARIATES and pd.notna(value):
-            out.setdefault(name, []).append(f"{column}: {value:g}")
-    return {name: ", ".join(values) for name, values in out.items()}
+            columns.setdefault(name, {})[str(column)] = float(value)
+    return {name: describe_fact(name, values) for name, values in columns.items()}
 
 
 def _risk(network, x) -> float:

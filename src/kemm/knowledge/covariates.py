@@ -150,6 +150,42 @@ def encode_facts(
     return out, column_directions
 
 
+_ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
+
+
+def describe_fact(name: str, columns: dict[str, float]) -> str:
+    """A fact as a pathologist writes it, from its encoded columns (``encode_facts``'s output
+    for one patient): ``{"t>=2": 1, "t>=3": 0, ...}`` -> ``"T2"``; ``"not stated"`` when its
+    ``=unknown`` column is set. Ordinal levels below the first cut read as "T0-1", "grade 1"."""
+    if columns.get(f"{name}=unknown") == 1:
+        return "not stated"
+    kind = FACT_COVARIATES[name][1]
+    if kind == "ordinal":
+        cuts = _LEVELS[name]
+        reached = [level for level in cuts if columns.get(f"{name}>={level}") == 1]
+        level = max(reached) if reached else cuts[0] - 1
+        if name == "stage":
+            return f"stage {_ROMAN.get(level, level)}" + ("" if reached else " (or lower)")
+        if name == "grade":
+            return f"grade {level}"
+        prefix = name.upper()
+        return f"{prefix}{level}" if reached else f"{prefix}0-{level}"
+    if kind == "binary":
+        positive = _POSITIVE[name]
+        flag = columns.get(f"{name}={positive.lower()}")
+        negative = {"m": "M0", "margin": "negative", "lvi": "absent", "pni": "absent"}[name]
+        return positive if flag == 1 else negative
+    if kind == "subtype":
+        named = [c.split("=", 1)[1].replace("_", " ") for c, v in columns.items()
+                 if c.startswith("histology=") and c != "histology=unknown" and v == 1]  # fmt: skip
+        return ", ".join(named) if named else "the usual type"
+    value = columns.get(f"log1p_{name}")
+    if value is None:
+        return "not stated"
+    number = float(np.expm1(value))
+    return f"{number:.1f} cm" if name == "size" else f"{number:.0f} positive"
+
+
 def covariate_of(column: str) -> str:
     """The covariate a clinical column belongs to: ``"t>=2"`` -> ``"t"``, ``"log1p_nodes"`` ->
     ``"nodes"``, ``"age"`` -> ``"age"``."""
