@@ -18,7 +18,10 @@ Reading rules (:func:`stage_from_tnm`):
   gives ``None``.
 - MX or absent M is read as M0, as TCGA's pathologic staging did.
 - Combinations the table does not stage (e.g. breast T0 N0, a 6th-edition kidney N2) give
-  ``None``; so does an unparseable category.
+  ``None``; so does an unparseable category, and a cell the table marks ``?`` because the
+  edition groups it by more than TNM (grade for oesophagus, PSA and Gleason for prostate).
+- A cancer whose groups depend on age (thyroid) has one table per age band; without an age,
+  a group is returned only where every band gives the same one.
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ class _Table:
     n: tuple[str, ...]
     cells: dict[tuple[str, str], str]
     m1: dict[str, str]
+    ages: tuple[float | None, float | None] = (None, None)  # [from, below) in years
+
+    def covers(self, age: float | None) -> bool:
+        low, high = self.ages
+        return age is None or ((low is None or age >= low) and (high is None or age < high))
 
 
 def _table(
@@ -51,6 +59,7 @@ def _table(
     n: str,
     rows: tuple[_Row, ...],
     m1: dict[str, str],
+    ages: tuple[float | None, float | None] = (None, None),
 ) -> _Table:
     """Build a table from readable rows, rejecting a cell given two different groups."""
     t_cats, n_cats = tuple(t.split()), tuple(n.split())
@@ -64,26 +73,30 @@ def _table(
                     raise ValueError(f"{name}: {t_cat} {n_cat} is not a category of the table")
                 if cells.setdefault((t_cat, n_cat), group) != group:
                     raise ValueError(f"{name}: {t_cat} {n_cat} given two groups")
-    return _Table(name, t_cats, n_cats, cells, dict(m1))
+    return _Table(name, t_cats, n_cats, cells, dict(m1), ages)
 
 
 _TABLES_FILE = "ajcc7.yaml"
 
 
-def _load_tables() -> dict[str, _Table]:
-    """The tables of ``ajcc7.yaml`` (shipped beside this module), by TCGA code."""
+def _load_tables() -> dict[str, tuple[_Table, ...]]:
+    """The tables of ``ajcc7.yaml`` (shipped beside this module) by TCGA code: one per age band
+    (most cancers have one band, all ages)."""
     raw = yaml.safe_load(resources.files("kemm.knowledge").joinpath(_TABLES_FILE).read_text())
-    tables: dict[str, _Table] = {}
+    tables: dict[str, tuple[_Table, ...]] = {}
     for name, spec in raw.items():
         rows = tuple((str(g), t, n) for g, t, n in spec["groups"])
-        table = _table(name, spec["t"], spec["n"], rows, spec["m1"])
-        tables.update(dict.fromkeys(spec["cancers"], table))
+        low, high = spec.get("age", (None, None))
+        table = _table(name, spec["t"], spec["n"], rows, spec["m1"], (low, high))
+        for code in spec["cancers"]:
+            tables[code] = (*tables.get(code, ()), table)
     return tables
 
 
 _TABLES = _load_tables()
 SUPPORTED_CANCERS: tuple[str, ...] = tuple(sorted(_TABLES))
 
+_INDETERMINATE = "?"  # a cell TNM alone does not group
 _UNKNOWN = "X"  # normalised TX/NX/MX/None
 _INVALID = "?"  # an unparseable category
 _CATEGORY_RE = re.compile(r"[ycpra]{0,3}([TNM])(x|is|a|\d[a-z]*\d?)", re.IGNORECASE)
@@ -127,13 +140,17 @@ def _parse_stage(stage: str) -> tuple[str, str, str] | None:
 
 def _common(groups: set[str]) -> str | None:
     """The single group, else the main group shared by all of them, else None."""
+    if _INDETERMINATE in groups:
+        return None
     if len(groups) == 1:
         return next(iter(groups))
     mains = {parsed[0] if parsed else None for parsed in map(_parse_stage, groups)}
     return mains.pop() if len(mains) == 1 else None
 
 
-def stage_from_tnm(cancer: str, t: str | None, n: str | None, m: str | None) -> str | None:
+def stage_from_tnm(
+    cancer: str, t: str | None, n: str | None, m: str | None, age: float | None = None
+) -> str | None:
     """Anatomic stage group, e.g. ``'IIIA'``, from categories like ``'T2a'``, ``'N1mi'``,
     ``'M0'``, or None when it cannot be determined.
 
@@ -141,17 +158,23 @@ def stage_from_tnm(cancer: str, t: str | None, n: str | None, m: str | None) -> 
     absent M is read as M0, as TCGA's pathologic staging did; any M1 gives the cancer's stage IV
     group regardless of T and N. TX/NX/None count as "any category", so a group is returned
     only where the table fixes it without them (kidney T3 NX -> ``'III'``; breast T1 NX -> None).
+    ``age`` (years at diagnosis) picks the table where the groups depend on it (thyroid).
     See the module docstring for subcategory handling.
 
     Raises:
         ValueError: for a cancer without a table.
     """
-    table = _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"))
-    if table is None:
+    tables = _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"))
+    if tables is None:
         raise ValueError(
             f"no AJCC 7th-edition table for cancer {cancer!r}; "
             f"supported: {', '.join(SUPPORTED_CANCERS)}"
         )
+    groups = {_group(table, t, n, m) for table in tables if table.covers(age)}
+    return groups.pop() if len(groups) == 1 else None
+
+
+def _group(table: _Table, t: str | None, n: str | None, m: str | None) -> str | None:
     m_cat = _normalise(m, "M")
     if m_cat == _INVALID:
         return None
