@@ -261,3 +261,33 @@ def test_row_has_every_column_and_empty_means_not_stated():
         "pr",
         "her2",
     )
+
+
+# Reports of the audit set that once gave no statement (issue 20), as they are written.
+_SENTENCE_JOINED_OCR = (
+    "Medical Record #: Patient ID: Clinician: Specimen: Esophagus Blopsy. Pertinent History: "
+    "Dysphagia, weight loss. ICD-9 Codes: Einal Pathologic Diagnosis. DISTAL ESOPHAGUS, BIOPSY: "
+    "MODERATELY DIFFERENTIATED ADENOCARCINOMA, SEE COMMENT. COMMENT: THE BIOPSIES ARE DIAGNOSTIC "
+    "OF ADENOCARCINOMA. Grass Examination. Received are multiple fragments of tan tissue."
+)
+_SPECIMEN_LINE_UNDER_AN_UNKNOWN_HEADER = (
+    "PREVIOUS DIAGNOSIS INQUIRY. REPORT DATE: 2. SEX: M. PROCEDURE: APMI. ADDITIONAL REPORT "
+    "FOLLOWING ADDITIONAL SECTIONS AND IMMUNOHISTOCHEMISTRY: Please see diagnosis below. "
+    "PROCEDURE: APDX. 1. Adrenal gland, left, resection: Adenocortical carcinoma, low-grade by. "
+    "mitotic activity, with capsular and vascular invasion. See COMMENT. COMMENT: low mitotic "
+    "activity."
+)
+
+
+def test_an_ocr_final_diagnosis_header_is_read():
+    facts = extract_report_facts(_SENTENCE_JOINED_OCR, "esca")
+    assert facts.value("grade") == "G2"
+    assert facts.value("histology") == "adenocarcinoma"
+
+
+def test_a_specimen_diagnosis_line_is_read_under_a_header_the_rules_do_not_know():
+    facts = extract_report_facts(_SPECIMEN_LINE_UNDER_AN_UNKNOWN_HEADER, "acc")
+    assert facts.value("histology") == "adrenocortical carcinoma"
+    # a specimen line without a tumour is not a diagnosis
+    text = "SOMETHING ELSE:\nKidney, left, nephrectomy: benign renal parenchyma.\n"
+    assert extract_report_facts(text, "kirc").histology is None

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kemm.knowledge.ajcc import stage_rank
+from kemm.knowledge.histology import histology_keys, normalise_histology
 from kemm.knowledge.report_facts import FACT_COLUMNS, ReportFacts, extract_report_facts
 
 __all__ = [
@@ -55,16 +56,6 @@ FACT_COVARIATES: dict[str, tuple[str, str]] = {
     "size": ("size_cm", "count"),
     "histology": ("histology", "subtype"),
 }
-# Histologic subtypes with a known prognostic difference from the usual type of their cancer
-# (WHO classifications): one indicator each, read from the histology text; no direction assumed.
-HISTOLOGY_SUBTYPES: dict[str, str] = {
-    "serous": r"serous", "clear_cell": r"clear\s*cell", "lobular": r"lobular",
-    "mucinous": r"mucinous|colloid", "papillary": r"(?<!micro)papillary",
-    "micropapillary": r"micropapillary", "solid": r"\bsolid\b",
-    "carcinosarcoma": r"carcinosarcoma|sarcomatoid|\bmmmt\b", "mixed": r"\bmixed\b",
-    "undifferentiated": r"undifferentiated|dedifferentiated", "basaloid": r"basaloid",
-    "adenosquamous": r"adenosquamous", "neuroendocrine": r"neuroendocrine|small\s*cell",
-}  # fmt: skip
 _LEVELS = {"t": (2, 3, 4), "n": (1, 2, 3), "stage": (2, 3, 4), "grade": (2, 3, 4)}
 _POSITIVE = {"m": "M1", "margin": "positive", "lvi": "present", "pni": "present"}
 
@@ -132,11 +123,15 @@ def encode_facts(
             out[column] = pd.to_numeric(flag, errors="coerce")
             column_directions[column] = directions.get(name, 0)
         elif kind == "subtype":
-            text = raw.fillna("").astype(str).str.lower()
-            for subtype, pattern in HISTOLOGY_SUBTYPES.items():
-                flag = text.str.contains(pattern, regex=True).astype(float).where(raw.notna())
+            # one indicator per term of the cancer's fixed vocabulary (kemm.knowledge.histology),
+            # whatever spelling the report or an LLM used; no direction assumed
+            terms = raw.map(lambda v: None if v is None else normalise_histology(str(v), cancer))
+            unknown = terms.isna().astype(float)
+            keys = terms.map(lambda t: None if t is None else t.key)
+            for key in histology_keys(cancer):
+                flag = (keys == key).astype(float).where(keys.notna())
                 if flag.sum() > 0:  # a subtype no patient has adds nothing
-                    column = f"histology={subtype}"
+                    column = f"histology={key}"
                     out[column] = flag
                     column_directions[column] = 0
         else:  # count / size

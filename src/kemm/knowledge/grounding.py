@@ -72,7 +72,9 @@ class SourceIndex:
         return cls(
             text=cleaned,
             facts=_union(facts, _record_facts(record)),
-            words=_words(source) | _words(cleaned),
+            # the record's histology is a vocabulary term ("invasive ductal carcinoma" for
+            # "infiltrating duct carcinoma"): its words count as stated, as its values do
+            words=_words(source) | _words(cleaned) | _words(record.value("histology") or ""),
             record=record,
         )
 

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass, field, fields
 
 from kemm.knowledge.facts import normalise_number_words, receptor_calls, roman_to_int, to_roman
+from kemm.knowledge.histology import normalise_histology
 from kemm.knowledge.patterns import (
     ABSENT_BEFORE_RE,
     ABSENT_HEAD_RE,
@@ -107,7 +108,8 @@ _SECTION_HEADERS: tuple[tuple[str, str], ...] = (
     ),
     (
         "diagnosis",
-        r"(?:final\s+)?(?:surgical\s+)?(?:pathologic(?:al)?\s+)?diagnos[ie]s"
+        # "Einal"/"Pinal": OCR's readings of "Final"
+        r"(?:[fep]inal\s+)?(?:surgical\s+)?(?:pathologic(?:al)?\s+)?diagnos[ie]s"
         r"(?:\s+based\s+on[\w\s]{0,40})?|final\s+report|impression|conclusions?|"
         r"histopathological\s+(?:diagnosis|examination)",
     ),
@@ -155,6 +157,17 @@ _HISTORY_RE = re.compile(
 )
 # Any header-like line: a few upper-case words alone, optionally ending with ":" or ".".
 _ANY_HEADER_RE = re.compile(r"^\s*[A-Z][A-Z&/()\- ]{2,40}\s*[:.]?\s*$")
+# A final-diagnosis specimen line: [part] site[, side], procedure: diagnosis naming a tumour.
+_SPECIMEN_LINE_RE = re.compile(
+    r"^\s*(?:[A-Z]?\d{0,2}[.)]\s*)?[A-Za-z][A-Za-z ()/\-]{2,60}(?:,\s*[A-Za-z ()/\-]{2,40}){0,3},\s*"
+    r"(?:[a-z ]{0,30}\s)?(?:resection|biopsy|biopsies|excision|(?:radical\s+|partial\s+)?"
+    r"(?:nephrectomy|mastectomy|lobectomy|pneumonectomy|hysterectomy|colectomy|gastrectomy|"
+    r"esophagectomy|adrenalectomy|thyroidectomy|prostatectomy|cystectomy|pancreatectomy|"
+    r"hepatectomy|lumpectomy|segmentectomy|glossectomy|laryngectomy|resection))[^:]{0,40}:\s*"
+    r".{0,120}?(?:carcinoma|adenocarcinoma|sarcoma|melanoma|mesothelioma|neoplasm|tumou?r|"
+    r"lymphoma|blastoma|cytoma)",
+    re.I,
+)
 # A synoptic label alone on its line: its value is on the next line.
 _LABEL_ONLY_RE = re.compile(r"^[A-Z][A-Z0-9 ()/,&'\-]{3,70}:?\s*$")
 
@@ -221,7 +234,12 @@ def report_units(text: str) -> list[Unit]:
             continue
         if section == "skip" or _NOT_TEXT_RE.search(unit):
             continue
-        units.append(Unit(re.sub(r"\s+", " ", unit).strip(), a, b, section))
+        # under a header the rules do not know, a specimen line ("1. Adrenal gland, left,
+        # resection: adrenocortical carcinoma ...") is the diagnosis all the same
+        unit_section = (
+            "diagnosis" if section == "other" and _SPECIMEN_LINE_RE.match(unit) else section
+        )
+        units.append(Unit(re.sub(r"\s+", " ", unit).strip(), a, b, unit_section))
     return units
 
 
@@ -989,15 +1007,17 @@ _HISTOLOGY_LABEL_RE = re.compile(
 )
 
 
-def _histology(units: list[Unit]) -> Fact | None:
+def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
     """Histologic type from a "histologic type" item, else the first diagnosis line naming a
-    tumour (never the specimen or procedure field)."""
+    tumour (never the specimen or procedure field), as its term in the cancer's fixed
+    vocabulary (:mod:`kemm.knowledge.histology`; the line as written stays the fact's source).
+    A phrase too generic for a term ("renal carcinoma") reads the rest of its line."""
     for unit in units:
         m = _HISTOLOGY_LABEL_RE.search(unit.text)
         if m:
             value = _histology_value(m.group("v"))
             if value:
-                return Fact(value, unit.start, unit.end, unit.text)
+                return _histology_fact(value, unit, cancer)
     for unit in units:
         if unit.section not in ("diagnosis", "synoptic", "preamble") or _HISTORY_RE.search(
             unit.text
@@ -1005,8 +1025,33 @@ def _histology(units: list[Unit]) -> Fact | None:
             continue
         value = _histology_value(unit.text, skip_negated=True)
         if value:
-            return Fact(value, unit.start, unit.end, unit.text)
+            return _histology_fact(value, unit, cancer)
+        # a type the generic phrase pattern does not read ("Adenocortical carcinoma"), on a
+        # diagnosis line without negation
+        term = normalise_histology(unit.text, cancer)
+        if (
+            term is not None
+            and term.key not in _GENERIC_TERMS
+            and not _NEGATION_RE.search(unit.text)
+        ):
+            return Fact(term.term, unit.start, unit.end, unit.text)
     return None
+
+
+_NEGATION_RE = re.compile(r"\b(?:no|negative\s+for|free\s+of|without|not)\b", re.I)
+
+
+_GENERIC_TERMS = ("nos", "carcinoma_nos", "adenocarcinoma", "other")
+
+
+def _histology_fact(phrase: str, unit: Unit, cancer: str | None) -> Fact | None:
+    term = normalise_histology(phrase, cancer)
+    if term is None or term.key in _GENERIC_TERMS:
+        # a generic phrase: a subtype the same line names ("renal carcinoma, clear cell type")
+        whole = normalise_histology(unit.text, cancer)
+        if whole is not None and whole.key not in _GENERIC_TERMS:
+            term = whole
+    return None if term is None else Fact(term.term, unit.start, unit.end, unit.text)
 
 
 def _histology_value(text: str, skip_negated: bool = False) -> str | None:
@@ -1092,7 +1137,7 @@ def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
     facts.margin = _margin(units)
     facts.lvi = _invasion(units, _LVI_LABEL_RE)
     facts.pni = _invasion(units, _PNI_LABEL_RE)
-    facts.histology = _histology(units)
+    facts.histology = _histology(units, cancer)
     if (cancer or "brca").lower() == "brca":  # receptors are breast facts
         for key, fact in _receptors(units).items():
             setattr(facts, key, fact)
