@@ -23,7 +23,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-__all__ = ["HistologyTerm", "histology_keys", "normalise_histology"]
+__all__ = ["HistologyTerm", "histology_keys", "is_generic", "normalise_histology"]
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,13 @@ _TUMOUR_RE = re.compile(
 )
 
 
+def _site_list(site: str | None) -> tuple[_Entry, ...]:
+    return _SITES.get((site or "").lower().removeprefix("tcga-"), ())
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled(site: str | None) -> tuple[tuple[HistologyTerm, re.Pattern], ...]:
-    entries = _SITES.get((site or "").lower().removeprefix("tcga-"), ()) + _ANY_SITE
+    entries = _site_list(site) + _ANY_SITE
     return tuple(
         (HistologyTerm(key, term, code), re.compile(pattern, re.I))
         for key, term, code, pattern in entries
@@ -140,11 +144,18 @@ def _compiled(site: str | None) -> tuple[tuple[HistologyTerm, re.Pattern], ...]:
 def _site_terms(site: str | None) -> dict[str, HistologyTerm]:
     """The site list's own terms (a cross-site term is read by the patterns, so that
     "squamous cell carcinoma" for lusc is the site's NOS term)."""
-    count = len(_SITES.get((site or "").lower().removeprefix("tcga-"), ()))
+    count = len(_site_list(site))
     return {t.term.lower(): t for t, _ in _compiled(site)[:count]}
 
 
 _GENERIC_KEYS = {"nos", "adenocarcinoma", "carcinoma_nos"}  # only where nothing finer matches
+
+
+def is_generic(term: HistologyTerm | None) -> bool:
+    """True for no term, a NOS term or ``other``: a type that names no subtype."""
+    return term is None or term.key in _GENERIC_KEYS or term.key == OTHER.key
+
+
 _PREDOMINANT_RE = re.compile(r"predominant|predominantly", re.I)
 
 
@@ -163,7 +174,7 @@ def normalise_histology(text: str | None, cancer: str | None = None) -> Histolog
     exact = _site_terms(cancer).get(text.lower())
     if exact is not None:
         return exact
-    site_count = len(_SITES.get((cancer or "").lower().removeprefix("tcga-"), ()))
+    site_count = len(_site_list(cancer))
     if text.lower() == OTHER.term:
         return OTHER
     best_key, chosen = None, None

@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field, fields
 
 from kemm.knowledge.facts import normalise_number_words, receptor_calls, roman_to_int, to_roman
-from kemm.knowledge.histology import normalise_histology
+from kemm.knowledge.histology import is_generic, normalise_histology
 from kemm.knowledge.patterns import (
     ABSENT_BEFORE_RE,
     ABSENT_HEAD_RE,
@@ -1029,11 +1029,7 @@ def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
         # a type the generic phrase pattern does not read ("Adenocortical carcinoma"), on a
         # diagnosis line without negation
         term = normalise_histology(unit.text, cancer)
-        if (
-            term is not None
-            and term.key not in _GENERIC_TERMS
-            and not _NEGATION_RE.search(unit.text)
-        ):
+        if not is_generic(term) and not _NEGATION_RE.search(unit.text):
             return Fact(term.term, unit.start, unit.end, unit.text)
     return None
 
@@ -1041,15 +1037,12 @@ def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
 _NEGATION_RE = re.compile(r"\b(?:no|negative\s+for|free\s+of|without|not)\b", re.I)
 
 
-_GENERIC_TERMS = ("nos", "carcinoma_nos", "adenocarcinoma", "other")
-
-
 def _histology_fact(phrase: str, unit: Unit, cancer: str | None) -> Fact | None:
     term = normalise_histology(phrase, cancer)
-    if term is None or term.key in _GENERIC_TERMS:
+    if is_generic(term):
         # a generic phrase: a subtype the same line names ("renal carcinoma, clear cell type")
         whole = normalise_histology(unit.text, cancer)
-        if whole is not None and whole.key not in _GENERIC_TERMS:
+        if not is_generic(whole):
             term = whole
     return None if term is None else Fact(term.term, unit.start, unit.end, unit.text)
 
