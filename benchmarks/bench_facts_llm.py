@@ -33,6 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
+def _where(backend) -> str:
+    threads = getattr(backend, "n_threads", None)
+    if threads is not None:
+        return f"embedded model, n_threads={threads}"
+    return f"endpoint {backend.base_url}, concurrency {backend.concurrency}"
+
+
 def _population(data: Path, text_column: str) -> list[dict]:
     from kemm.knowledge.facts_llm import askable_fields, prompt_units, read_report_table
     from kemm.knowledge.report_facts import extract_report_facts
@@ -43,7 +50,8 @@ def _population(data: Path, text_column: str) -> list[dict]:
         for case_id, text in read_report_table(path, text_column).items():
             if not text.strip():
                 continue
-            if extract_report_facts(text, cancer).t is not None:
+            t = extract_report_facts(text, cancer).t
+            if t is not None and not t.derived:  # a derived T is asked again
                 continue
             shown = "\n".join(u.text for u in prompt_units(text))
             rows.append(
@@ -98,9 +106,16 @@ def main() -> int:
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-threads", type=int, default=None)
     parser.add_argument("--max-input-chars", type=int, default=5000)
+    parser.add_argument(
+        "--base-url", default=None,
+        help="an OpenAI-compatible endpoint (e.g. llama_cpp.server, vLLM) instead of the "
+        "embedded model; the key, if any, from $KEMM_LLM_API_KEY",
+    )  # fmt: skip
+    parser.add_argument("--model", default="local", help="the endpoint's model name")
+    parser.add_argument("--concurrency", type=int, default=1, help="parallel endpoint requests")
     args = parser.parse_args()
 
-    from kemm.knowledge.backends import LlamaCppBackend
+    from kemm.knowledge.backends import LlamaCppBackend, create_backend
     from kemm.knowledge.facts_llm import extract_facts, prompt_units
 
     if not (args.data / "tcga").is_dir():
@@ -124,7 +139,13 @@ def main() -> int:
         shown = "\n".join(u.text for u in prompt_units(r["text"], args.max_input_chars))
         (args.out / "reports" / f"{r['case_id']}.txt").write_text(shown + "\n", encoding="utf-8")
 
-    backend = LlamaCppBackend(args.gguf, n_ctx=args.n_ctx, n_threads=args.n_threads)
+    if args.base_url:
+        backend = create_backend({
+            "backend": "openai", "base_url": args.base_url, "model": args.model,
+            "api_key_env": "KEMM_LLM_API_KEY", "concurrency": args.concurrency,
+        })  # fmt: skip
+    else:
+        backend = LlamaCppBackend(args.gguf, n_ctx=args.n_ctx, n_threads=args.n_threads)
     fills, drops, per_report = [], [], []
     results = []
     started = time.perf_counter()
@@ -173,7 +194,10 @@ def main() -> int:
         print(f"  {name:15} {reason:22} {count}")
     print(f"time: {elapsed:.0f} s, {elapsed / n:.1f} s/report, {calls} LLM calls "
           f"({elapsed / calls if calls else 0:.1f} s/call), {hits} cached reports; "
-          f"n_threads={backend.n_threads} (a cached rerun times nothing)")  # fmt: skip
+          f"{_where(backend)} (a cached rerun times nothing)")  # fmt: skip
+    if calls:
+        print(f"cost: {elapsed / n * 1000 / 3600:.1f} h per 1,000 such reports "
+              f"({elapsed / calls * 1000 / 3600:.1f} h per 1,000 LLM calls)")  # fmt: skip
 
     with (args.out / "fills.csv").open("w", newline="", encoding="utf-8") as fh:
         fieldnames = ["case_id", "cancer", "field", "value", "quote", "derived", "start", "end",

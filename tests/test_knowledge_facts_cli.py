@@ -89,13 +89,16 @@ def test_facts_cli_one_row_per_case_with_spans(tmp_path, reports_csv):
     for record in spans:
         for fact in record["facts"].values():
             assert fact["by"] == "rules"
-            assert set(fact) >= {"value", "start", "end", "source", "derived", "by"}
+            assert set(fact) >= {"value", "start", "end", "source", "derived", "by", "origin"}
+            assert fact["origin"] == ("derived" if fact["derived"] else "stated")
+            assert ("rule" in fact) == fact["derived"]
             assert fact["start"] < fact["end"] <= len(text[record["case_id"]])
         kept = {k: v["value"] for k, v in record["facts"].items()}
         row = table[table.case_id == record["case_id"]].iloc[0]
         assert {k: str(v) for k, v in kept.items()} == {k: row[k] for k in kept}
     stage = spans[0]["facts"]["stage"]
     assert stage["derived"] is True and "pT3a" in stage["source"]
+    assert stage["origin"] == "derived" and "stage group of T3a" in stage["rule"]
     summary = json.loads((tmp_path / "facts.csv.summary.json").read_text())
     assert summary["reports"] == 3 and summary["empty_reports"] == 1
     assert summary["coverage"]["t"] == {"rules": 2, "llm": 0, "total": 2}

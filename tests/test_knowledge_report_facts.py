@@ -193,7 +193,8 @@ def test_node_parts_count_each_part_once_and_restatements_not_at_all():
 
 def test_a_node_station_is_not_an_n_category():
     facts = extract_report_facts("DIAGNOSIS:\nN1 (3 right hilar) lymph nodes: 0/3", "luad")
-    assert facts.n is None
+    # the station "N1" is not read; the count (0 of 3) defines N0, marked as derived
+    assert (facts.n.value, facts.n.derived) == ("N0", True)
     assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (0, 3)
 
 

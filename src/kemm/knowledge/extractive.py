@@ -20,6 +20,7 @@ from kemm.knowledge.report_facts import Fact, ReportFacts, extract_report_facts,
 
 __all__ = [
     "DERIVED_NOTE",
+    "DERIVED_TNM_NOTE",
     "ReportFields",
     "extract_fields",
     "refine_extractive",
@@ -28,6 +29,8 @@ __all__ = [
 
 DERIVED_NOTE = " (from TNM, AJCC 7th edition)"
 """Appended to a stage group that the record derived from TNM rather than read."""
+DERIVED_TNM_NOTE = " (derived from size, invasion or node counts, AJCC 7th edition)"
+"""Appended to TNM categories of which one or more were derived from the defining findings."""
 
 # Markers that are not fields of the record: (receptor_calls marker, label, words by polarity).
 _MARKERS: tuple[tuple[str, str, dict[str, str]], ...] = (
@@ -70,15 +73,15 @@ def _stage(record: ReportFacts) -> str | None:
 
 
 def _tnm(record: ReportFacts) -> str | None:
-    stated = [
-        (getattr(record, f"{axis}_prefix") or "", fact.value)
-        for axis in ("t", "n", "m")
-        if isinstance(fact := getattr(record, axis), Fact)
+    axes = [
+        (axis, fact) for axis in ("t", "n", "m") if isinstance(fact := getattr(record, axis), Fact)
     ]
+    stated = [(getattr(record, f"{axis}_prefix") or "", fact.value) for axis, fact in axes]
     if not stated:
         return None
     label = "Clinical TNM" if all(p == "c" for p, _ in stated) else "Pathologic TNM"
-    return f"{label}: {' '.join(p + str(v) for p, v in stated)}."
+    note = DERIVED_TNM_NOTE if any(fact.derived for _, fact in axes) else ""
+    return f"{label}: {' '.join(p + str(v) for p, v in stated)}{note}."
 
 
 def _nodes(record: ReportFacts) -> str | None:

@@ -532,7 +532,8 @@ def locate_quote(text: str, quote: str, units: list[Unit] | None = None) -> tupl
 
 @dataclass(frozen=True)
 class SpanFact:
-    """One value of the output record with its source span (``by``: "rules" or "llm")."""
+    """One value of the output record with its source span (``by``: "rules" or "llm";
+    ``rule``: the rule that derived it, for a derived value)."""
 
     value: Any
     start: int
@@ -541,11 +542,24 @@ class SpanFact:
     derived: bool = False
     by: str = "rules"
     quote: str | None = None
+    rule: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """ "stated" (read from the text), "derived" (computed from other findings) or "llm"
+        (a value the LLM filled and validation kept)."""
+        return (
+            "llm"
+            if self.by == "llm" and not self.derived
+            else ("derived" if self.derived else "stated")
+        )
 
     def record(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["quote"] is None:
-            del out["quote"]
+        for optional in ("quote", "rule"):
+            if out[optional] is None:
+                del out[optional]
+        out["origin"] = self.origin
         return out
 
 
@@ -585,7 +599,9 @@ def _from_rules(rules: ReportFacts, columns: Iterable[str]) -> dict[str, SpanFac
     for name in columns:
         fact = getattr(rules, name)
         if isinstance(fact, Fact):
-            out[name] = SpanFact(fact.value, fact.start, fact.end, fact.source, fact.derived)
+            out[name] = SpanFact(
+                fact.value, fact.start, fact.end, fact.source, fact.derived, rule=fact.rule
+            )
     return out
 
 
@@ -897,7 +913,8 @@ def extract_facts(
         if not use_llm or backend is None:
             return case
         units = prompt_units(text, max_input_chars)
-        missing = [name for name in columns if name not in case.facts]
+        # a derived value is asked again: a category the LLM finds stated wins over it
+        missing = [name for name in columns if name not in case.facts or case.facts[name].derived]
         case.asked = askable_fields("\n".join(u.text for u in units), missing, cancer)
         if not case.asked:
             return case
@@ -921,7 +938,7 @@ def extract_facts(
             output = str(entry["output"])
             case.cached = True
         case.raw_output = output
-        known = {name: f.value for name, f in case.facts.items()}
+        known = {name: f.value for name, f in case.facts.items() if not f.derived}
         kept, case.dropped = validate_fills(
             text, output, case.asked, cancer=cancer, units=units, known=known
         )
@@ -953,7 +970,10 @@ def extract_facts(
 
 def _derive_stage(case: CaseFacts, cancer: str | None) -> None:
     """Stage from TNM the LLM completed, where no stage is stated (as the rules derive it)."""
-    if "stage" in case.facts or not cancer or not {"t", "n", "m"} & set(case.filled):
+    stage = case.facts.get("stage")
+    if (stage is not None and not stage.derived) or not cancer:
+        return
+    if not {"t", "n", "m"} & set(case.filled):
         return
     from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm
 
@@ -967,7 +987,10 @@ def _derive_stage(case: CaseFacts, cancer: str | None) -> None:
         return
     spans = [f for f in tnm if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
+    rule = f"AJCC 7th {cancer} stage group of {' '.join(str(f.value) for f in spans)} -> {stage}"
     case.facts["stage"] = SpanFact(
-        stage, min(f.start for f in spans), max(f.end for f in spans), source, True, "llm"
-    )
-    case.filled.append("stage")
+        stage, min(f.start for f in spans), max(f.end for f in spans), source, True, "llm",
+        rule=rule,
+    )  # fmt: skip
+    if "stage" not in case.filled:
+        case.filled.append("stage")

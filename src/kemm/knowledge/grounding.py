@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from kemm.knowledge.clean import clean_report
-from kemm.knowledge.extractive import DERIVED_NOTE, stated_node_counts
+from kemm.knowledge.extractive import DERIVED_NOTE, DERIVED_TNM_NOTE, stated_node_counts
 from kemm.knowledge.facts import Facts, extract_facts, roman_to_int
 from kemm.knowledge.report_facts import ReportFacts, extract_report_facts
 
@@ -263,7 +263,7 @@ def check_statement(
     source record is read with, see :func:`extract_report_facts`)."""
     index = source if isinstance(source, SourceIndex) else SourceIndex.build(source, cancer)
     # the provenance note of a derived stage is not a claim about the report
-    body = statement.replace(DERIVED_NOTE, "")
+    body = statement.replace(DERIVED_NOTE, "").replace(DERIVED_TNM_NOTE, "")
     facts = extract_facts(body)
     bad: list[str] = []
     for value in sorted(facts.numbers):

@@ -33,6 +33,7 @@ import functools
 import re
 from dataclasses import dataclass, field, fields
 
+from kemm.knowledge.derived_tnm import derive_n, derive_t
 from kemm.knowledge.facts import normalise_number_words, receptor_calls, roman_to_int, to_roman
 from kemm.knowledge.histology import is_generic, normalise_histology
 from kemm.knowledge.patterns import (
@@ -128,6 +129,31 @@ _SECTION_RE = [
     )
     for name, rx in _SECTION_HEADERS
 ]
+# Any of the headers: a line it does not match is no header (one match instead of one per
+# section; the sections are then tried in order, so the first match still wins).
+_ANY_SECTION_RE = re.compile(
+    r"^\s*[\W\d]{0,4}\s*(?:[A-Za-z0-9\- ]{1,25}:\s*)?(?:"
+    + "|".join(f"(?:{rx})" for _, rx in _SECTION_HEADERS)
+    + r")\s*(?:\(s\))?\s*(?::|\.|-|$)",
+    re.I,
+)
+
+
+# A word every header above contains: a line without one is no header (a cheap test first).
+_HEADER_WORD_RE = re.compile(
+    r"histor|clinical|indication|diagnos|reason|frozen|operative|gross|macroscopic|specimen|"
+    r"comorbid|past|synoptic|summary|staging|checklist|report|impression|conclusion|"
+    r"histopatholog|microscopic|comment|addendum|note",
+    re.I,
+)
+
+
+def _section_of(line: str) -> str | None:
+    """The section a header line opens, or None for a line that is no known header."""
+    if not _HEADER_WORD_RE.search(line) or not _ANY_SECTION_RE.match(line):
+        return None
+    return next((name for name, rx in _SECTION_RE if rx.match(line)), None)
+
 
 # Whole units that are not report text.
 _NOT_TEXT_RE = re.compile(
@@ -207,13 +233,11 @@ def report_units(text: str) -> list[Unit]:
     while i < len(raw):
         a, b = raw[i]
         line = text[a:b].strip()
-        for name, rx in _SECTION_RE:
-            if rx.match(line):
-                section = name
-                break
-        else:
-            if _ANY_HEADER_RE.match(line):
-                section = "other"  # an unknown header ends a skipped section
+        header = _section_of(line)
+        if header is not None:
+            section = header
+        elif _ANY_HEADER_RE.match(line):
+            section = "other"  # an unknown header ends a skipped section
         # a label alone on its line (upper case, no value) takes the next line as its value,
         # skipping one parenthetical explanation line ("(excluding renal vein ...)")
         if _LABEL_ONLY_RE.match(line) and i + 1 < len(raw) and not _is_header_only(line):
@@ -244,7 +268,7 @@ def report_units(text: str) -> list[Unit]:
 
 
 def _is_header_only(line: str) -> bool:
-    return any(rx.match(line) for _, rx in _SECTION_RE) and len(line) < 40
+    return len(line) < 40 and _section_of(line) is not None
 
 
 def _repair(text: str) -> str:
@@ -259,13 +283,15 @@ def _repair(text: str) -> str:
 @dataclass(frozen=True)
 class Fact:
     """One stated fact: normalised value, the span of its unit in the report, the unit text.
-    ``derived`` marks a value computed from other facts (stage from TNM)."""
+    ``derived`` marks a value computed from other facts (stage from TNM, T from size or
+    invasion, N from a node count), ``rule`` names the rule that computed it."""
 
     value: str | float | int
     start: int
     end: int
     source: str
     derived: bool = False
+    rule: str | None = None
 
 
 @dataclass
@@ -675,6 +701,8 @@ _PN_COUNT_RE = re.compile(
 )
 # "Five lymph nodes, no tumor present", "TWO (2) BENIGN REACTIVE LYMPH NODES": a count without
 # a fraction (number words already turned into digits).
+# "Lymph nodes (2); negative for tumor": the count in brackets after the noun.
+_NODE_COUNT_AFTER_RE = re.compile(r"\blymph\s*nodes?\s*\((?P<n>\d{1,3})\)", re.I)
 _NODE_COUNT_ONLY_RE = re.compile(
     r"(?<![\d/.])(?P<n>\d{1,3}|solitary|single)\s*(?:\(\d{1,3}\)\s*)?(?:[a-z-]+,?\s+){0,3}lymph\s*nodes?\b",
     re.I,
@@ -841,7 +869,7 @@ def _node_count(text: str) -> tuple[int, int] | None:
                 return None
             p = 0
         return (p, n) if 0 < n <= 150 and p <= n else None
-    m = _NODE_COUNT_ONLY_RE.search(text)
+    m = _NODE_COUNT_ONLY_RE.search(text) or _NODE_COUNT_AFTER_RE.search(text)
     if m and _STATION_BEFORE_RE.search(text[: m.start()]):
         return None  # "level 10 lymph nodes", "R-4 lymph nodes": a station, not a count
     if m and NODE_NEGATIVE_WORDS_RE.search(text) and not NODE_POSITIVE_WORDS_RE.search(text):
@@ -930,6 +958,12 @@ _SIZE_EXCLUDE_RE = re.compile(r"\bfoc(?:us|i)\b|p63|\bfrom\b|away|distance|margi
                               r"in\s+situ|dcis|lcis|satellite|additional", re.I)  # fmt: skip
 
 
+_METASTASIS_RE = re.compile(r"metasta\w*", re.I)
+_SIZE_APPOSED_RE = re.compile(
+    r"(?<!metastatic\s)(?<!in\ssitu\s)\b(?:carcinoma|tumou?r|neoplasm)\s*[;,:]\s*"
+    r"(?=\d{1,2}(?:[.,]\d{1,2})?\s*(?:x\s*\d{1,2}(?:[.,]\d{1,2})?\s*){0,2}(?:cm|mm)\s*(?:[.;)]|$))",
+    re.I,
+)
 _SIZE_AFTER_RE = re.compile(
     r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm|em)\s+in\s+(?:greatest|maximum|largest)\s+"
     r"(?:dimension|diameter|extent)",
@@ -945,6 +979,8 @@ def _size(units: list[Unit]) -> Fact | None:
         if _HISTORY_RE.search(text):
             continue
         label = _SIZE_LABEL_RE.search(text)
+        if label and _METASTASIS_RE.search(text[max(0, label.start() - 100) : label.start()]):
+            label = None  # the size of a metastasis ("metastatic carcinoma ... measuring 0.9 cm")
         m = None
         if label and not re.search(r"specimen|\bnode", text[: label.start()], re.I):
             tail = text[label.end() :]
@@ -971,10 +1007,18 @@ def _size(units: list[Unit]) -> Fact | None:
                 after
                 and re.search(r"carcinoma|tumou?r|mass|neoplasm|lesion", text, re.I)
                 and not (_SIZE_EXCLUDE_RE.search(text[max(0, after.start() - 40) : after.start()]))
+                and not _METASTASIS_RE.search(text[max(0, after.start() - 100) : after.start()])
             ):
                 m = SIZE_VALUE_RE.search(after.group(0))
-        if not m:
-            continue
+        if m is None:
+            # "squamous cell carcinoma; 5.5 cm." (the size set beside the tumour, ending there)
+            apposed = _SIZE_APPOSED_RE.search(text)
+            # a unit starting lower case is the tail of a broken line: its head ("Metastatic")
+            # may say whose size it is
+            if apposed and not text[:1].islower():
+                m = SIZE_VALUE_RE.match(text, apposed.end())
+        if not m or float(m.group("a").replace(",", ".")) == 0:
+            continue  # no size, or an OCR-garbled one ("0 X 0 x 3 cm")
         value = size_cm(m)
         if not 0 < value <= 40:
             continue
@@ -1107,14 +1151,22 @@ def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
             unit = chosen.unit
             setattr(facts, attr, Fact(chosen.value, unit.start, unit.end, unit.text))
             setattr(facts, f"{attr}_prefix", chosen.prefix)
+    facts.grade = _grade(units, cancer)
+    facts.nodes_positive, facts.nodes_examined = _nodes(units)
+    if _contradicts_n(facts.n, facts.nodes_positive):
+        facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
+    facts.size_cm = _size(units)
+    _derive_tnm(facts, readable, cancer)
     stages = _stage_candidates(units, cancer)
     derived = _derived_stage(facts, cancer) if facts.t is not None or facts.m is not None else None
     if stages:
         value, unit = max(stages, key=lambda s: _stage_key(s[0]))
         facts.stage = Fact(value, unit.start, unit.end, unit.text)
-        tnm_units = {(f.start, f.end) for f in (facts.t, facts.n, facts.m) if f is not None}
+        tnm = [f for f in (facts.t, facts.n, facts.m) if f is not None]
+        tnm_units = {(f.start, f.end) for f in tnm}
         if (
             derived is not None
+            and not any(f.derived for f in tnm)
             and _stage_key(derived.value)[0] != _stage_key(value)[0]
             and (unit.start, unit.end) not in tnm_units
         ):
@@ -1122,11 +1174,6 @@ def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
             facts.stage = derived
     else:
         facts.stage = derived
-    facts.grade = _grade(units, cancer)
-    facts.nodes_positive, facts.nodes_examined = _nodes(units)
-    if _contradicts_n(facts.n, facts.nodes_positive):
-        facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
-    facts.size_cm = _size(units)
     facts.margin = _margin(units)
     facts.lvi = _invasion(units, _LVI_LABEL_RE)
     facts.pni = _invasion(units, _PNI_LABEL_RE)
@@ -1138,7 +1185,7 @@ def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
 
 
 _FOREIGN_TUMOUR = {
-    "thymoma": r"thym(?:oma|ic|us)", "thyroid": r"thyroid", "prostate": r"prostat",
+    "thymoma": r"thym(?:oma|ic|us)", "thyroid": r"thyroid(?!\s+cartilage)", "prostate": r"prostat",
     "colorectal": r"\bcolon\b|colorectal|\brect(?:um|al)\b", "liver": r"hepatocellular",
     "bladder": r"urothelial|bladder", "melanoma": r"melanoma", "lymphoma": r"lymphoma",
     "ovary": r"ovar(?:y|ian)", "cervix": r"cervi(?:x|cal)", "kidney": r"renal\s+cell",
@@ -1156,9 +1203,15 @@ def _foreign(text: str, cancer: str | None) -> bool:
     e.g. a thymoma resected with a lung cancer): its facts are not the cohort tumour's."""
     if not cancer:
         return False
-    own = _OWN_SITES.get(cancer.lower(), set())
-    return any(
-        site not in own and re.search(rx, text, re.I) for site, rx in _FOREIGN_TUMOUR.items()
+    return bool(_foreign_re(cancer.lower()).search(text))
+
+
+@functools.cache
+def _foreign_re(cancer: str) -> re.Pattern[str]:
+    """One pattern for the tumour sites foreign to ``cancer``."""
+    own = _OWN_SITES.get(cancer, set())
+    return re.compile(
+        "|".join(f"(?:{rx})" for site, rx in _FOREIGN_TUMOUR.items() if site not in own), re.I
     )
 
 
@@ -1177,4 +1230,22 @@ def _derived_stage(facts: ReportFacts, cancer: str | None) -> Fact | None:
         return None
     spans = [f for f in (facts.t, facts.n, facts.m) if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
-    return Fact(stage, min(f.start for f in spans), max(f.end for f in spans), source, True)
+    tnm = " ".join(str(f.value) for f in spans)
+    rule = f"AJCC 7th {cancer.lower()} stage group of {tnm} -> {stage}"
+    return Fact(stage, min(f.start for f in spans), max(f.end for f in spans), source, True, rule)
+
+
+def _derive_tnm(facts: ReportFacts, units: list[Unit], cancer: str | None) -> None:
+    """T and N from the findings that define them, where the report states no category (a
+    stated category always wins over a derived one)."""
+    from kemm.knowledge.ajcc import SUPPORTED_CANCERS
+
+    if facts.t is None:
+        found = derive_t(units, facts.size_cm, cancer)
+        if found is not None:
+            facts.t = Fact(found.value, found.start, found.end, found.source, True, found.rule)
+    if facts.n is None:
+        staged = (cancer or "").lower() in SUPPORTED_CANCERS
+        found = derive_n(units, facts.nodes_positive, facts.nodes_examined, cancer, staged)
+        if found is not None:
+            facts.n = Fact(found.value, found.start, found.end, found.source, True, found.rule)

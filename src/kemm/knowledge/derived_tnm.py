@@ -1,0 +1,327 @@
+"""T and N categories derived from the findings that define them (AJCC 7th edition).
+
+Many reports never write "pT2" or "pN1" but state what defines them: the tumour's size, the
+structure it invades, the number of positive nodes. Where the cancer's AJCC 7th-edition
+definition fixes a category from such a finding alone, :func:`derive_t` and :func:`derive_n`
+give it, with the rule that produced it. Where the definition needs more than the report gives
+(a T4 feature the size rule cannot see, a node count for a cancer whose N is by size or side),
+they give ``None``: a wrong category is worse than a missing one.
+
+Rules (``cancer`` is the report-rules code of :mod:`kemm.knowledge.cancers`):
+
+* **Breast** T by the invasive tumour's greatest dimension (T1mi <= 0.1 cm < T1a <= 0.5 < T1b
+  <= 1 < T1c <= 2 < T2 <= 5 < T3), unless the report names skin, chest wall or inflammatory
+  involvement (T4 by extension, which size cannot give).
+* **Head and neck** T4a by invasion of bone (mandible, maxilla, cortical bone), deep (extrinsic)
+  tongue muscle, maxillary sinus, or through the thyroid cartilage; otherwise, for an oral
+  cavity or oropharynx primary, T by size (T1 <= 2 cm < T2 <= 4 < T3). A structure the tumour
+  only reaches, abuts or erodes superficially gives no T (7th edition: superficial erosion of
+  bone by a gingival primary is not T4).
+* **Bladder** T by the deepest layer invaded: lamina propria T1, muscularis propria T2
+  (superficial/inner half T2a, deep/outer half T2b), perivesical fat T3, prostatic stroma,
+  seminal vesicle, uterus or vagina T4a.
+* **Colorectum** T by depth: submucosa T1, muscularis propria T2, through it into subserosa or
+  pericolorectal tissue T3, visceral peritoneum (serosal surface) T4a; invasion of another organ
+  (T4b) gives no T.
+* **N0** for every staged cancer when nodes were examined and none is positive (and, for the
+  colorectum, no tumour deposit is reported: N1c).
+* **N by the count of positive nodes** where the definition is a count: breast (1-3 N1, 4-9
+  N2, >= 10 N3; none derived when a metastasis is called micro or isolated cells), colorectum
+  (1 N1a, 2-3 N1b, 4-6 N2a, >= 7 N2b), stomach (1-2 N1, 3-6 N2, 7-15 N3a, >= 16 N3b).
+
+A structure counts as invaded only in a unit that says so: an invasion verb or an
+"extent/depth of invasion" item, not negated ("no", "free of", "uninvolved", "not identified").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Derivation", "derive_n", "derive_t"]
+
+
+class _Unit(Protocol):
+    text: str
+    start: int
+    end: int
+
+
+class _Finding(Protocol):
+    """A fact the derivation reads (a size or a node count): its value and span."""
+
+    value: str | float | int
+    start: int
+    end: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A derived category, the rule that gave it and the span of the finding it read."""
+
+    value: str
+    rule: str
+    start: int
+    end: int
+    source: str
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading "the tumour invades X"
+
+_INVADES = (
+    r"invad\w*|invasion|infiltrat\w*|extend\w*|extension|involv\w*|penetrat\w*|"
+    r"into|through|perforat\w*|breach\w*"
+)
+_NEGATED_BEFORE_RE = re.compile(
+    r"\b(?:no|not|without|negative\s+for|free\s+of|absence\s+of|uninvolved|spar\w+)\b"
+    r"[^.;:]{0,45}$",
+    re.I,
+)
+_NEGATED_AFTER_RE = re.compile(
+    r"^[^.;]{0,25}?\b(?:not\s+(?:identified|involved|invaded|present|seen)|uninvolved|"
+    r"negative|absent|free|spared|is\s+not|are\s+not|none)\b",
+    re.I,
+)
+# reaching or eroding a structure is not invading it
+_NEAR_BEFORE_RE = re.compile(
+    r"\b(?:up\s+to|abut\w*|approach\w*|close\s+to|near|adjacent\s+to|toward\w*|within\s+\d|"
+    r"superficial(?:ly)?|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*)\b[^.;:]{0,30}$",
+    re.I,
+)
+_EXTENT_LABEL_RE = re.compile(
+    r"(?:extent|depth|level)\s+of\s+(?:tumou?r\s+)?(?:invasion|extension)|tumou?r\s+extent|"
+    r"extension\s+of\s+tumou?r|microscopic\s+(?:tumou?r\s+)?extension|invasion\s*:",
+    re.I,
+)
+
+
+def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list[_Unit]]:
+    """(units saying the tumour invades ``structure``, units naming it ambiguously: reached,
+    abutted or eroded)."""
+    rx = re.compile(structure, re.I)
+    invaded: list[_Unit] = []
+    near: list[_Unit] = []
+    for unit in units:
+        text = unit.text
+        for m in rx.finditer(text):
+            before, after = text[max(0, m.start() - 80) : m.start()], text[m.end() :]
+            context = re.search(_INVADES, before, re.I) or _EXTENT_LABEL_RE.search(text)
+            if not context:
+                continue
+            if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):
+                continue
+            if _NEAR_BEFORE_RE.search(before):
+                near.append(unit)
+                continue
+            invaded.append(unit)
+            break
+    return invaded, near
+
+
+def _deepest(
+    units: Sequence[_Unit], layers: Sequence[tuple[str, str, str]], cancer: str
+) -> Derivation | None:
+    """The category of the deepest layer a unit says is invaded; None when a deeper layer is
+    named only ambiguously (reached, abutted)."""
+    for category, structure, name in reversed(layers):
+        invaded, near = _mentions(units, structure)
+        if invaded:
+            unit = invaded[0]
+            rule = f"AJCC 7th {cancer} T: invasion of {name} -> {category}"
+            return Derivation(category, rule, unit.start, unit.end, unit.text)
+        if near:
+            return None
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# T
+
+_BREAST_T4_RE = re.compile(
+    r"(?:skin|dermis|epidermis|chest\s+wall|pectoral\w*\s+(?:muscle|fascia)|nipple)"
+    r"[^.;]{0,40}\b(?:involv\w*|invad\w*|invasion|ulcerat\w*|infiltrat\w*|present|positive)|"
+    r"(?:involv\w*|invad\w*|invasion\s+of|ulcerat\w*|infiltrat\w*|extends?\s+(?:in)?to)\s+"
+    r"(?:of\s+)?(?:the\s+|overlying\s+)*(?:skin|dermis|epidermis|chest\s+wall|pectoral\w*)|"
+    r"inflammatory\s+(?:breast\s+)?carcinoma|peau\s+d.orange|dermal\s+lymphatic",
+    re.I,
+)
+_SEVERAL_FOCI_RE = re.compile(r"\bfoci\b|multifocal|multiple\s+(?:tumou?rs|masses|nodules)", re.I)
+_BREAST_T_BY_SIZE = ((0.1, "T1mi"), (0.5, "T1a"), (1.0, "T1b"), (2.0, "T1c"), (5.0, "T2"))
+_HEAD_NECK_T_BY_SIZE = ((2.0, "T1"), (4.0, "T2"))
+
+_ORAL_OR_OROPHARYNX_RE = re.compile(
+    r"\btongue\b|floor\s+of\s+(?:the\s+)?mouth|\bgingiva|\bgum\b|buccal|retromolar|"
+    r"hard\s+palate|alveolar\s+ridge|\blip\b|oral\s+cavity|glossectomy|tonsil|oropharyn\w*|"
+    r"soft\s+palate|\bmandib\w*\s+(?:resection|mandibulectomy)|mandibulectomy",
+    re.I,
+)
+_LARYNX_RE = re.compile(
+    r"laryn\w*|glott\w*|vocal\s+cord|epiglott\w*|hypopharyn\w*|pyriform|piriform", re.I
+)
+_HEAD_NECK_T4A = (
+    (r"\b(?:mandib\w*|maxill\w*(?!\s+sinus)|cortical\s+bone|(?:jaw\s+)?bone)\b", "bone"),
+    (
+        r"\bdeep\s+(?:\w+\s+){0,2}muscles?\s+of\s+(?:the\s+)?tongue|extrinsic\s+(?:tongue\s+)?"
+        r"muscle|genioglossus|hyoglossus|styloglossus|palatoglossus",
+        "deep (extrinsic) muscle of tongue",
+    ),
+    (r"maxillary\s+sinus", "maxillary sinus"),
+)
+_THROUGH_CARTILAGE_RE = re.compile(
+    r"(?:through|transgress\w*|full[- ]thickness|outer\s+cortex)[^.;]{0,40}thyroid\s+cartilage|"
+    r"thyroid\s+cartilage[^.;]{0,20}(?:full[- ]thickness|through)",
+    re.I,
+)
+
+_BLADDER_LAYERS = (
+    ("T1", r"lamina\s+propria|sub[- ]?epithelial\s+connective\s+tissue", "lamina propria"),
+    ("T2", r"muscularis\s+propria|detrusor|muscle\s+propria", "muscularis propria"),
+    ("T3", r"perivesic\w+\s+(?:fat|soft\s+tissue|tissue)", "perivesical tissue"),
+    (
+        "T4a",
+        r"prostat\w*\s+stroma|seminal\s+vesicle|\buterus\b|\bvagina\b",
+        "prostatic stroma, seminal vesicle, uterus or vagina",
+    ),
+)
+_COLORECTAL_LAYERS = (
+    ("T1", r"submucosa", "submucosa"),
+    ("T2", r"muscularis\s+propria", "muscularis propria"),
+    (
+        "T3",
+        r"(?:through|beyond)\s+(?:the\s+)?muscularis\s+propria|subserosa\w*|"
+        r"peri[- ]?(?:colonic|colic|rectal|colorectal)\s+(?:\w+\s+)?(?:fat|tissue|soft\s+tissue|"
+        r"adipose)|mesorect\w*\s+(?:fat|tissue)|mesenteric\s+(?:fat|adipose)",
+        "subserosa or pericolorectal tissue",
+    ),
+    (
+        "T4a",
+        r"visceral\s+peritone\w*|serosal\s+surface|(?:through|penetrat\w*)\s+(?:the\s+)?serosa",
+        "visceral peritoneum",
+    ),
+)
+_ADJACENT_ORGAN_RE = re.compile(
+    r"(?:invad\w*|invasion|adherent|extends?)\s+(?:\w+\s+){0,3}(?:adjacent|other)\s+"
+    r"(?:organs?|structures?)",
+    re.I,
+)
+
+
+def _by_size(size_cm: float, cuts: Sequence[tuple[float, str]], above: str) -> tuple[str, str]:
+    for limit, category in cuts:
+        if size_cm <= limit:
+            return category, f"<= {limit:g} cm"
+    return above, f"> {cuts[-1][0]:g} cm"
+
+
+def derive_t(
+    units: Sequence[_Unit], size: _Finding | None, cancer: str | None
+) -> Derivation | None:
+    """The T category the report's findings define for ``cancer``, or None (see the module
+    docstring). ``size`` is the main tumour's greatest dimension in cm with its span."""
+    cancer = (cancer or "").lower()
+    if cancer == "brca":
+        if size is None or any(_BREAST_T4_RE.search(u.text) for u in units):
+            return None
+        if _SEVERAL_FOCI_RE.search(size.source):
+            return None  # one of several sizes: the line does not say which is the largest
+        category, bound = _by_size(float(size.value), _BREAST_T_BY_SIZE, "T3")
+        return Derivation(
+            category, f"AJCC 7th breast T: invasive tumour {bound} -> {category}",
+            size.start, size.end, size.source,
+        )  # fmt: skip
+    if cancer == "hnsc":
+        return _head_neck_t(units, size)
+    if cancer == "blca":
+        return _deepest(units, _BLADDER_LAYERS, "bladder")
+    if cancer in ("coad", "read"):
+        if any(_ADJACENT_ORGAN_RE.search(u.text) for u in units):
+            return None  # T4b or adherent only: not decidable from the words
+        return _deepest(units, _COLORECTAL_LAYERS, "colorectal")
+    return None
+
+
+def _head_neck_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | None:
+    ambiguous = False
+    for structure, name in _HEAD_NECK_T4A:
+        invaded, near = _mentions(units, structure)
+        if invaded:
+            unit = invaded[0]
+            rule = f"AJCC 7th head and neck T: invasion of {name} -> T4a"
+            return Derivation("T4a", rule, unit.start, unit.end, unit.text)
+        ambiguous = ambiguous or bool(near)
+    for unit in units:
+        if _THROUGH_CARTILAGE_RE.search(unit.text):
+            rule = "AJCC 7th head and neck T: through the thyroid cartilage -> T4a"
+            return Derivation("T4a", rule, unit.start, unit.end, unit.text)
+    text = " ".join(u.text for u in units)
+    if (
+        ambiguous
+        or size is None
+        or _LARYNX_RE.search(text)  # laryngeal T is by subsites and fixation, not size
+        or not _ORAL_OR_OROPHARYNX_RE.search(text)
+    ):
+        return None
+    category, bound = _by_size(float(size.value), _HEAD_NECK_T_BY_SIZE, "T3")
+    rule = f"AJCC 7th oral cavity/oropharynx T: tumour {bound} -> {category}"
+    return Derivation(category, rule, size.start, size.end, size.source)
+
+
+# ----------------------------------------------------------------------------------------------
+# N
+
+_N_BY_COUNT: dict[str, tuple[tuple[int, str], ...]] = {
+    "brca": ((3, "N1"), (9, "N2")),
+    "coad": ((1, "N1a"), (3, "N1b"), (6, "N2a")),
+    "read": ((1, "N1a"), (3, "N1b"), (6, "N2a")),
+    "stad": ((2, "N1"), (6, "N2"), (15, "N3a")),
+}
+_N_ABOVE = {"brca": "N3", "coad": "N2b", "read": "N2b", "stad": "N3b"}
+_SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|isolated\s+tumou?r\s+cells|\bitc\b", re.I)
+_TUMOUR_DEPOSIT_RE = re.compile(r"tumou?r\s+deposits?|satellite\s+nodules?", re.I)
+_DEPOSIT_ABSENT_RE = re.compile(
+    r"(?:tumou?r\s+deposits?|satellite\s+nodules?)\s*(?:\([^)]*\))?\s*[:\-]?\s*"
+    r"(?:not\s+identified|none|absent|no\b|negative|not\s+present)|"
+    r"\bno\s+(?:\w+\s+)?(?:tumou?r\s+deposits?|satellite\s+nodules?)",
+    re.I,
+)
+
+
+def derive_n(
+    units: Sequence[_Unit],
+    positive: _Finding | None,
+    examined: _Finding | None,
+    cancer: str | None,
+    staged: bool,
+) -> Derivation | None:
+    """The N category the node counts define for ``cancer``, or None (see the module
+    docstring). ``staged``: the cancer has an AJCC table (N0 is derived only for those)."""
+    cancer = (cancer or "").lower()
+    if positive is None:
+        return None
+    count = int(positive.value)
+    if count == 0:
+        if not staged or examined is None or int(examined.value) <= 0:
+            return None
+        if cancer in ("coad", "read") and any(
+            _TUMOUR_DEPOSIT_RE.search(u.text) and not _DEPOSIT_ABSENT_RE.search(u.text)
+            for u in units
+        ):
+            return None  # N1c: deposits without nodal metastasis
+        rule = f"AJCC 7th N: 0 of {int(examined.value)} regional nodes positive -> N0"
+        return Derivation("N0", rule, positive.start, positive.end, positive.source)
+    cuts = _N_BY_COUNT.get(cancer)
+    if cuts is None:
+        return None
+    if cancer == "brca" and any(_SMALL_METASTASIS_RE.search(u.text) for u in units):
+        return None  # N1mi or N0(i+): the count alone does not decide
+    category = _N_ABOVE[cancer]
+    for limit, name in cuts:
+        if count <= limit:
+            category = name
+            break
+    rule = f"AJCC 7th {cancer} N: {count} positive regional nodes -> {category}"
+    return Derivation(category, rule, positive.start, positive.end, positive.source)

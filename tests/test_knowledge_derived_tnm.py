@@ -1,0 +1,217 @@
+"""T and N derived from the findings that define them (AJCC 7th edition): each rule on the
+phrasings the issue quotes, the cases where the definition needs more than the report gives
+(no category then), and stated categories always winning over derived ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from kemm.knowledge.report_facts import extract_report_facts
+
+
+def _tn(text: str, cancer: str) -> tuple[object, object]:
+    facts = extract_report_facts(text, cancer)
+    return (
+        facts.t.value if facts.t else None,
+        facts.n.value if facts.n else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer", "t"),
+    [
+        # head and neck: named invasion gives T4a whatever the size
+        (
+            "FINAL DIAGNOSIS:\nTongue, partial glossectomy: squamous cell carcinoma.\n"
+            "Tumor size: 4 X 2 cm\nTumor extent: Deep muscles of the tongue\n",
+            "hnsc",
+            "T4a",
+        ),
+        (
+            "DIAGNOSIS:\nLarynx, total laryngectomy: squamous cell carcinoma (8.5 CM), which "
+            "extends through the thyroid cartilage.\n",
+            "hnsc",
+            "T4a",
+        ),
+        # oral cavity by size
+        (
+            "DIAGNOSIS:\nFloor of mouth, resection: squamous cell carcinoma, measuring 3.5 cm "
+            "in greatest dimension.\n",
+            "hnsc",
+            "T2",
+        ),
+        (
+            "DIAGNOSIS:\nTongue, glossectomy: squamous cell carcinoma.\nTumor size: 1.8 cm\n",
+            "hnsc",
+            "T1",
+        ),
+        # breast by size
+        ("DIAGNOSIS:\nInvasive ductal carcinoma.\nTumor size: 2.5 cm\n", "brca", "T2"),
+        ("DIAGNOSIS:\nInvasive ductal carcinoma.\nTumor size: 0.4 cm\n", "brca", "T1a"),
+        ("DIAGNOSIS:\nInvasive lobular carcinoma.\nTumor size: 6.1 cm\n", "brca", "T3"),
+        # bladder by depth: the deepest layer stated as invaded
+        (
+            "DIAGNOSIS:\nUrothelial carcinoma, high grade.\nExtent of invasion: Tumor invades "
+            "muscularis propria (detrusor muscle)\n",
+            "blca",
+            "T2",
+        ),
+        (
+            "DIAGNOSIS:\nUrothelial carcinoma, invading through the muscularis propria into "
+            "perivesical fat.\n",
+            "blca",
+            "T3",
+        ),
+        (
+            "DIAGNOSIS:\nUrothelial carcinoma invades lamina propria.\nMuscularis propria: "
+            "not involved.\n",
+            "blca",
+            "T1",
+        ),
+        # colorectum by depth
+        (
+            "DIAGNOSIS:\nAdenocarcinoma, moderately differentiated.\nTumor invades through the "
+            "muscularis propria into pericolorectal tissue.\n",
+            "coad",
+            "T3",
+        ),
+        ("DIAGNOSIS:\nAdenocarcinoma invading into the submucosa.\n", "coad", "T1"),
+        (
+            "DIAGNOSIS:\nAdenocarcinoma.\nTumor penetrates the visceral peritoneum.\n",
+            "coad",
+            "T4a",
+        ),
+    ],
+)
+def test_t_derived_from_its_defining_finding(text, cancer, t):
+    facts = extract_report_facts(text, cancer)
+    assert facts.t is not None and facts.t.value == t
+    assert facts.t.derived and facts.t.rule and t in facts.t.rule
+    assert text[facts.t.start : facts.t.end] == facts.t.source
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer"),
+    [
+        # reaching a bone is not invading it (TCGA-IQ-7632's phrasing)
+        (
+            "FINAL DIAGNOSIS. Invasive, well-differentiated squamous cell carcinoma of the "
+            "floor of mouth; 5.5 cm. Tumor invades up to mandibular bone. Margins negative.",
+            "hnsc",
+        ),
+        # laryngeal T is by subsites and fixation, never by size
+        (
+            "DIAGNOSIS:\nLarynx, laryngectomy: squamous cell carcinoma.\nTumor size: 2.5 cm\n",
+            "hnsc",
+        ),
+        # breast skin involvement is T4 by extension: size cannot say
+        (
+            "DIAGNOSIS:\nInvasive ductal carcinoma with ulceration of the overlying skin.\n"
+            "Tumor size: 3.0 cm\n",
+            "brca",
+        ),
+        # colorectal invasion of an adjacent organ (T4b) is not derived
+        (
+            "DIAGNOSIS:\nAdenocarcinoma invades through the muscularis propria and directly "
+            "invades adjacent organs (bladder).\n",
+            "coad",
+        ),
+        # a negated layer is not invaded
+        ("DIAGNOSIS:\nAdenocarcinoma. No invasion of the muscularis propria.\n", "coad"),
+        # no rule for kidney T from size (T3 features the size rule cannot see)
+        ("DIAGNOSIS:\nClear cell renal cell carcinoma.\nTumor size: 5.0 cm\n", "kirc"),
+    ],
+)
+def test_no_t_where_the_definition_needs_more(text, cancer):
+    assert extract_report_facts(text, cancer).t is None
+
+
+def test_a_stated_category_wins_over_the_derived_one():
+    text = "DIAGNOSIS:\nInvasive ductal carcinoma.\nTumor size: 2.5 cm\npT1c pN2a\n"
+    facts = extract_report_facts(text, "brca")
+    assert (facts.t.value, facts.t.derived) == ("T1c", False)
+    assert (facts.n.value, facts.n.derived) == ("N2a", False)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "cancer", "n"),
+    [
+        ("Lymph nodes: 0 of 15 positive", "coad", "N0"),
+        ("Lymph nodes: 1 of 15 positive", "coad", "N1a"),
+        ("Lymph nodes: 3 of 15 positive", "coad", "N1b"),
+        ("Lymph nodes: 5 of 20 positive", "coad", "N2a"),
+        ("Lymph nodes: 9 of 20 positive", "coad", "N2b"),
+        ("Lymph nodes: 2 of 12 positive", "brca", "N1"),
+        ("Lymph nodes: 4 of 12 positive", "brca", "N2"),
+        ("Lymph nodes: 11 of 22 positive", "brca", "N3"),
+        ("Lymph nodes: 2 of 20 positive", "stad", "N1"),
+        ("Lymph nodes: 8 of 30 positive", "stad", "N3a"),
+        ("Lymph nodes: 17 of 30 positive", "stad", "N3b"),
+        ("Lymph nodes: 0 of 3 positive", "kirc", "N0"),
+        ("Lymph nodes: 0 of 12 positive", "hnsc", "N0"),
+        # N by count only where the definition is a count
+        ("Lymph nodes: 2 of 12 positive", "hnsc", None),
+        ("Lymph nodes: 2 of 5 positive", "kirc", None),
+    ],
+)
+def test_n_derived_from_the_count_of_positive_nodes(nodes, cancer, n):
+    text = f"DIAGNOSIS:\nCarcinoma.\n{nodes}\n"
+    facts = extract_report_facts(text, cancer)
+    assert (facts.n.value if facts.n else None) == n
+    if n is not None:
+        assert facts.n.derived and n in facts.n.rule
+
+
+def test_no_n_where_the_count_does_not_decide():
+    micro = "DIAGNOSIS:\nCarcinoma.\nLymph nodes: 1 of 3 positive (micrometastasis)\n"
+    assert _tn(micro, "brca")[1] is None  # N1mi
+    deposits = (
+        "DIAGNOSIS:\nAdenocarcinoma.\nLymph nodes: 0 of 14 positive\nTumor deposits: present (2)\n"
+    )
+    assert _tn(deposits, "coad")[1] is None  # N1c
+    no_deposits = deposits.replace("present (2)", "not identified")
+    assert _tn(no_deposits, "coad")[1] == "N0"
+    unstaged = "DIAGNOSIS:\nGlioblastoma.\nLymph nodes: 0 of 3 positive\n"
+    assert _tn(unstaged, "gbm")[1] is None  # no AJCC table: no N0 either
+
+
+def test_derived_categories_give_a_derived_stage_with_its_rule():
+    text = (
+        "DIAGNOSIS:\nAdenocarcinoma of the sigmoid colon.\nTumor invades through the "
+        "muscularis propria into pericolorectal tissue.\nLymph nodes: 0 of 18 positive\n"
+    )
+    facts = extract_report_facts(text, "coad")
+    assert (facts.t.value, facts.n.value, facts.stage.value) == ("T3", "N0", "IIA")
+    assert facts.stage.derived and "T3 N0" in facts.stage.rule
+    # a stated group is never replaced by one from derived categories
+    stated = text + "Pathologic stage: IIB\n"
+    assert extract_report_facts(stated, "coad").stage.value == "IIB"
+
+
+def test_derived_categories_render_with_their_note_and_ground():
+    from kemm.knowledge.extractive import DERIVED_TNM_NOTE, refine_extractive
+    from kemm.knowledge.grounding import check_statement
+
+    text = "DIAGNOSIS:\nInvasive ductal carcinoma.\nTumor size: 2.5 cm\nLymph nodes: 0 of 4\n"
+    tnm = next(
+        line for line in refine_extractive(text, cancer="brca") if line.startswith("Pathologic TNM")
+    )
+    assert DERIVED_TNM_NOTE in tnm and "T2" in tnm
+    assert check_statement(tnm, text, cancer="brca").supported
+
+
+@pytest.mark.data
+def test_audit_head_and_neck_report_reads_size_nodes_and_derives_n0(data_root):
+    """TCGA-IQ-7632 (audit set): "squamous cell carcinoma; 5.5 cm", three neck dissections
+    with "Lymph nodes (2) ; negative for tumor" (25 and 3 more), and "Tumor invades up to
+    mandibular bone" (reaching the bone, not invading it: no T)."""
+    import pandas as pd
+
+    table = pd.read_csv(data_root / "reports_audit" / "sampled_corrected.csv")
+    text = dict(zip(table.case_id, table.text, strict=True))["TCGA-IQ-7632"]
+    facts = extract_report_facts(text, "hnsc")
+    assert facts.value("size_cm") == 5.5
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (0, 30)
+    assert (facts.n.value, facts.n.derived) == ("N0", True)
+    assert "0 of 30" in facts.n.rule
+    assert facts.t is None and facts.stage is None
