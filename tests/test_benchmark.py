@@ -71,3 +71,33 @@ def test_quick_benchmark_runs_and_writes_its_table(data_root, tmp_path):
                                    atol=tolerance)  # fmt: skip
     assert "Paired comparisons" in text and "| KEMM vs Stack (facts Cox + genomic CoxNet) |" in text
     assert {p["scope"] for p in summary["paired"]} == {"KIRC"}
+
+
+@pytest.mark.data
+def test_runs_on_one_process_pool_give_each_runs_own_results(data_root, tmp_path):
+    """``--workers 2``: the benchmark's (cohort, variant) runs share one pool of processes and
+    give exactly the folds each run gives on its own."""
+    from kemm.engine.benchmark import (
+        AGE_SEX_COX,
+        ENTRIES,
+        FACTS_COX,
+        _run_jobs_in_processes,
+        variant_config,
+    )  # fmt: skip
+    from kemm.engine.runner import run_cv
+
+    chosen = [e for e in ENTRIES if e.label in (FACTS_COX, AGE_SEX_COX)]
+
+    def config(cohort, out):
+        return variant_config(data_root, cohort, "families", chosen, out / cohort, epochs=1, seed=0)
+
+    jobs = [(c, "families", chosen, config(c, tmp_path / "pool")) for c in ("kirc", "lusc")]
+    pooled = _run_jobs_in_processes(jobs, tmp_path / "pool", 2, False, False)
+    assert set(pooled) == {("kirc", "families"), ("lusc", "families")}
+    for cohort in ("kirc", "lusc"):
+        alone = run_cv(config(cohort, tmp_path / "alone"), tmp_path / "alone" / cohort / "families",
+                       show_progress=False)  # fmt: skip
+        for label in (FACTS_COX, AGE_SEX_COX):
+            folds = pooled[cohort, "families"]["models"][label]["c_index"]["folds"]
+            assert folds == alone["models"][label]["c_index"]["folds"]
+        assert (tmp_path / "pool" / cohort / "families" / "predictions.csv").is_file()

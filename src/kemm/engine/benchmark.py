@@ -245,9 +245,8 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
     epochs = EPOCHS["quick" if quick else "full"]
     quick_labels = {GENOMIC_COXNET, FACTS_COX, "Stack (facts Cox + genomic CoxNet)", "KEMM"}
     entries = [e for e in ENTRIES if not quick or e.label in quick_labels]
-    table: dict[str, dict] = {}
+    jobs: list[tuple[str, str, list[Entry], RunConfig]] = []
     for cohort in cohorts:
-        table[cohort] = {}
         variants = list(dict.fromkeys(e.variant for e in entries))
         if not quick:
             variants.append("site_held_out")
@@ -258,21 +257,90 @@ def run_benchmark(root: str | Path, out: str | Path, *, cohorts: list[str] | Non
             config = variant_config(
                 root, cohort, variant, chosen, out / cohort, epochs=epochs, seed=seed
             )
+            jobs.append((cohort, variant, chosen, config))
+    if workers > 1 and ray_address is None and len(jobs) > 1:
+        metrics_of = _run_jobs_in_processes(jobs, out, workers, prepared, show_progress)
+    else:
+        metrics_of = {}
+        for cohort, variant, _, config in jobs:
             if prepared:
                 config = _from_prepared(config, out / cohort / f"prepared_{variant}")
-            metrics = run_cv(
-                config,
-                out / cohort / variant,
-                show_progress=show_progress,
-                ray_address=ray_address,
-                workers=workers,
-            )
-            for entry in chosen:
-                table[cohort][entry.label] = metrics["models"][entry.label]
+            metrics_of[cohort, variant] = run_cv(
+                config, out / cohort / variant, show_progress=show_progress,
+                ray_address=ray_address, workers=workers,
+            )  # fmt: skip
+    table: dict[str, dict] = {cohort: {} for cohort in cohorts}
+    for cohort, variant, chosen, _ in jobs:
+        for entry in chosen:
+            table[cohort][entry.label] = metrics_of[cohort, variant]["models"][entry.label]
     summary = {"cohorts": cohorts, "quick": quick, "seed": seed, "wall_seconds": round(time.time() - started, 1),
                "table": table, "paired": paired_table(out, cohorts, entries)}  # fmt: skip
     (out / "benchmark.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
+
+
+def _job_cost(config: RunConfig) -> float:
+    """A (cohort, variant) run's rough cost: its fits' relative costs times the cohort table's
+    size (patients x features), for longest-first scheduling."""
+    from kemm.engine.fold_models import fold_model_type
+
+    tables = list((Path(config.data.root) / "tcga" / config.data.cohort).glob("*_all_clean.csv"))
+    size = sum(table.stat().st_size for table in tables) or 1.0
+    return size * sum(fold_model_type(model).relative_cost for model in config.models)
+
+
+def _run_job(raw: dict, out_dir: str, prepared_dir: str | None) -> dict:
+    """One (cohort, variant) cross-validation in a worker process, one fit at a time."""
+    from kemm.engine.runner import run_cv
+
+    config = parse_config(raw, source=f"benchmark:{Path(out_dir).name}")
+    if prepared_dir is not None:
+        config = _from_prepared(config, Path(prepared_dir))
+    return run_cv(config, out_dir, show_progress=False, workers=1)
+
+
+def _run_jobs_in_processes(
+    jobs: list[tuple[str, str, list[Entry], RunConfig]], out: Path, workers: int,
+    prepared: bool, show_progress: bool,
+) -> dict[tuple[str, str], dict]:  # fmt: skip
+    """The benchmark's (cohort, variant) runs on ``workers`` processes, longest first: one pool
+    for the whole benchmark, so no worker idles at the end of each run while the other finishes
+    its last fit. Each run is the same cross-validation as in one process (same folds, seeds and
+    fits; each fit depends only on its own seed and fold), resumable fold by fold."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    order = sorted(range(len(jobs)), key=lambda i: -_job_cost(jobs[i][3]))
+    results: dict[tuple[str, str], dict] = {}
+    pool = ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")
+    )
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), disable=not show_progress,
+    )  # fmt: skip
+    try:
+        with progress:
+            bar = progress.add_task(f"benchmark runs ({workers} processes)", total=len(jobs))
+            futures = {}
+            for i in order:
+                cohort, variant, _, config = jobs[i]
+                prepared_dir = str(out / cohort / f"prepared_{variant}") if prepared else None
+                raw = config.model_dump(mode="json")
+                future = pool.submit(_run_job, raw, str(out / cohort / variant), prepared_dir)
+                futures[future] = (cohort, variant)
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                progress.advance(bar)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
+    pool.shutdown()
+    return results
 
 
 def paired_table(out: Path, cohorts: list[str], entries: list[Entry]) -> list[dict]:
