@@ -101,7 +101,7 @@ def test_facts_cli_one_row_per_case_with_spans(tmp_path, reports_csv):
     assert stage["origin"] == "derived" and "stage group of T3a" in stage["rule"]
     summary = json.loads((tmp_path / "facts.csv.summary.json").read_text())
     assert summary["reports"] == 3 and summary["empty_reports"] == 1
-    assert summary["coverage"]["t"] == {"rules": 2, "llm": 0, "total": 2}
+    assert summary["coverage"]["t"] == {"rules": 2, "llm": 0, "total": 2, "derived": 0}
 
 
 def test_facts_cli_brca_receptors_and_no_cancer(tmp_path, reports_csv):
@@ -284,7 +284,7 @@ def test_pipeline_fills_only_missing_fields_and_caches(tmp_path):
     assert backend.calls == calls and again.llm_calls == 0 and again.cache_hits == 2
     assert again.rows() == result.rows()
     summary = result.summary()
-    assert summary["coverage"]["t"] == {"rules": 1, "llm": 1, "total": 2}
+    assert summary["coverage"]["t"] == {"rules": 1, "llm": 1, "total": 2, "derived": 0}
     assert summary["llm_filled"] == 2 and summary["dropped_by_reason"] == {"not_requested": 3}
 
 

@@ -832,8 +832,10 @@ class FactsResult:
         coverage = {}
         for name in self.columns:
             by = Counter(c.facts[name].by for c in self.cases.values() if name in c.facts)
+            derived = sum(c.facts[name].derived for c in self.cases.values() if name in c.facts)
             coverage[name] = {"rules": by.get("rules", 0), "llm": by.get("llm", 0),
-                              "total": by.get("rules", 0) + by.get("llm", 0)}  # fmt: skip
+                              "total": by.get("rules", 0) + by.get("llm", 0),
+                              "derived": derived}  # fmt: skip
         reasons = Counter(d.reason for c in self.cases.values() for d in c.dropped)
         return {
             "backend": self.backend,
