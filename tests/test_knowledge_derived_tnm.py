@@ -215,3 +215,55 @@ def test_audit_head_and_neck_report_reads_size_nodes_and_derives_n0(data_root):
     assert (facts.n.value, facts.n.derived) == ("N0", True)
     assert "0 of 30" in facts.n.rule
     assert facts.t is None and facts.stage is None
+
+
+# A review's phrasings that once gave a confident wrong T: each now gives the right category or
+# none (a missing category is never worse than a wrong one).
+REVIEWED = [
+    ("coad", "Adenocarcinoma invades submucosa.\nMuscularis propria: no tumor.\n", "T1"),
+    ("coad", "Adenocarcinoma invades the submucosa; muscularis propria shows no invasion.\n", "T1"),
+    ("blca", "Urothelial carcinoma invades lamina propria. Muscularis propria (detrusor muscle) "
+             "is present and not involved.\n", "T1"),
+    ("hnsc", "Tongue, glossectomy: squamous cell carcinoma, 3.0 cm.\nBone invasion: No\n", "T2"),
+    ("coad", "Adenocarcinoma invades through the muscularis propria into pericolic fat; the "
+             "visceral peritoneum is intact.\n", "T3"),
+    ("coad", "Adenocarcinoma invades through the muscularis propria into pericolic fat, 0.1 cm "
+             "from the serosal surface.\n", "T3"),
+    ("blca", "Urothelial carcinoma invades lamina propria; invasion of muscularis propria cannot "
+             "be ruled out.\n", None),
+    ("blca", "Urothelial carcinoma invades lamina propria.\nLymphovascular invasion: not "
+             "identified; muscularis propria (detrusor muscle): present\n", "T1"),
+    ("blca", "Urothelial carcinoma invades lamina propria. Sections through the detrusor muscle "
+             "show no carcinoma.\n", "T1"),
+    ("hnsc", "Larynx: squamous cell carcinoma. Tumor does not extend through the thyroid "
+             "cartilage.\n", None),
+    ("hnsc", "Larynx: squamous cell carcinoma extending through the paraglottic space to the "
+             "thyroid cartilage, inner cortex only.\n", None),
+    ("blca", "Urothelial carcinoma invades prostatic stroma.\n", "T4a"),
+    ("coad", "Adenocarcinoma invades through muscularis propria. Tumor directly invades the "
+             "urinary bladder.\n", None),
+    ("coad", "Adenocarcinoma invades through muscularis propria into pericolic fat, adherent to "
+             "the small bowel.\n", None),
+    ("blca", "Urothelial carcinoma invades perivesical fat and pelvic sidewall.\n", None),
+    ("hnsc", "Tonsil: squamous cell carcinoma, 3.0 cm, invading the medial pterygoid muscle.\n",
+     None),
+    ("hnsc", "Tonsil, biopsy: benign.\nNeck dissection: metastatic squamous cell carcinoma, "
+             "3.5 cm.\n", None),
+    ("brca", "Invasive ductal carcinoma.\nTotal tumor size (including DCIS): 3.0 cm\n", None),
+    ("brca", "Status post neoadjuvant chemotherapy. Invasive ductal carcinoma.\nResidual tumor "
+             "size: 2.5 cm\n", None),
+    ("brca", "No neoadjuvant therapy. Invasive ductal carcinoma.\nTumor size: 2.5 cm\n", "T2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cancer", "text", "t"), REVIEWED)
+def test_reviewed_phrasings_give_the_right_t_or_none(cancer, text, t):
+    assert _tn("DIAGNOSIS:\n" + text, cancer)[0] == t
+
+
+def test_non_nodal_n_findings_stop_n0():
+    deposits = "DIAGNOSIS:\nAdenocarcinoma.\nLymph nodes: 0 of 12 positive\n"
+    assert _tn(deposits + "Discontinuous extramural extension: present\n", "coad")[1] is None
+    melanoma = "DIAGNOSIS:\nMelanoma.\nLymph nodes: 0 of 3 positive\n"
+    assert _tn(melanoma, "skcm")[1] == "N0"
+    assert _tn(melanoma + "Satellite metastasis: present\n", "skcm")[1] is None  # N2c

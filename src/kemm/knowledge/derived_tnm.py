@@ -13,24 +13,30 @@ Rules (``cancer`` is the report-rules code of :mod:`kemm.knowledge.cancers`):
   <= 1 < T1c <= 2 < T2 <= 5 < T3), unless the report names skin, chest wall or inflammatory
   involvement (T4 by extension, which size cannot give).
 * **Head and neck** T4a by invasion of bone (mandible, maxilla, cortical bone), deep (extrinsic)
-  tongue muscle, maxillary sinus, or through the thyroid cartilage; otherwise, for an oral
-  cavity or oropharynx primary, T by size (T1 <= 2 cm < T2 <= 4 < T3). A structure the tumour
-  only reaches, abuts or erodes superficially gives no T (7th edition: superficial erosion of
-  bone by a gingival primary is not T4).
-* **Bladder** T by the deepest layer invaded: lamina propria T1, muscularis propria T2
-  (superficial/inner half T2a, deep/outer half T2b), perivesical fat T3, prostatic stroma,
-  seminal vesicle, uterus or vagina T4a.
+  tongue muscle, maxillary sinus, or through the thyroid cartilage (not its inner cortex);
+  otherwise, for an oral cavity or oropharynx primary, T by the primary's size (T1 <= 2 cm < T2
+  <= 4 < T3) unless another T4 structure is named (pterygoid, skin, larynx, hard palate, skull
+  base, carotid, nerve). A structure the tumour only reaches, abuts or erodes superficially, or
+  whose invasion the report leaves open, gives no T (7th edition: superficial erosion of bone
+  by a gingival primary is not T4).
+* **Bladder** T by the deepest layer invaded: lamina propria T1, muscularis propria T2 (its
+  halves, T2a/T2b, are not derived), perivesical fat T3, prostatic stroma, seminal vesicle,
+  uterus or vagina T4a; none when a pelvic or abdominal wall is named (T4b).
 * **Colorectum** T by depth: submucosa T1, muscularis propria T2, through it into subserosa or
-  pericolorectal tissue T3, visceral peritoneum (serosal surface) T4a; invasion of another organ
-  (T4b) gives no T.
+  pericolorectal tissue T3, visceral peritoneum (serosal surface) T4a; invasion of or adherence
+  to another organ (T4b) gives no T.
+* No T is derived after neoadjuvant therapy (ypT), nor for breast from a size that includes the
+  in-situ component or is one of several foci.
 * **N0** for every staged cancer when nodes were examined and none is positive (and, for the
-  colorectum, no tumour deposit is reported: N1c).
+  colorectum, no tumour deposit or discontinuous extramural extension is reported: N1c; for
+  melanoma, no satellite or in-transit metastasis: N2c).
 * **N by the count of positive nodes** where the definition is a count: breast (1-3 N1, 4-9
   N2, >= 10 N3; none derived when a metastasis is called micro or isolated cells), colorectum
   (1 N1a, 2-3 N1b, 4-6 N2a, >= 7 N2b), stomach (1-2 N1, 3-6 N2, 7-15 N3a, >= 16 N3b).
 
 A structure counts as invaded only in a unit that says so: an invasion verb or an
-"extent/depth of invasion" item, not negated ("no", "free of", "uninvolved", "not identified").
+"extent/depth of invasion" item, not negated ("no", "free of", "uninvolved", "intact", "not
+identified") and not left open ("cannot be excluded": then no T at all).
 """
 
 from __future__ import annotations
@@ -72,9 +78,15 @@ class Derivation:
 # ----------------------------------------------------------------------------------------------
 # Reading "the tumour invades X"
 
+# ("into" and "through" alone are not verbs of invasion: "sections through the detrusor")
 _INVADES = (
     r"invad\w*|invasion|infiltrat\w*|extend\w*|extension|involv\w*|penetrat\w*|"
-    r"into|through|perforat\w*|breach\w*"
+    r"perforat\w*|breach\w*"
+)
+# an invasion verb, not the name of vessel or nerve invasion ("lymphovascular invasion: ...")
+_INVADES_RE = re.compile(
+    r"(?<!vascular\s)(?<!lymphatic\s)(?<!perineural\s)(?<!venous\s)\b(?:" + _INVADES + r")",
+    re.I,
 )
 _NEGATED_BEFORE_RE = re.compile(
     r"\b(?:no|not|without|negative\s+for|free\s+of|absence\s+of|uninvolved|spar\w+)\b"
@@ -82,26 +94,38 @@ _NEGATED_BEFORE_RE = re.compile(
     re.I,
 )
 _NEGATED_AFTER_RE = re.compile(
-    r"^[^.;]{0,25}?\b(?:not\s+(?:identified|involved|invaded|present|seen)|uninvolved|"
-    r"negative|absent|free|spared|is\s+not|are\s+not|none)\b",
+    r"^[^.;]{0,45}?\b(?:not\s+(?:identified|involved|invaded|present|seen|applicable)|"
+    r"uninvolved|negative|absent|free|spared|intact|is\s+not|are\s+not|none|no|n/a)\b",
+    re.I,
+)
+_NOT_STATED_AFTER_RE = re.compile(
+    r"^[^.;]{0,45}?\b(?:not\s+(?:specified|stated|reported|known)|unknown|cannot\s+be\s+"
+    r"determined)",
+    re.I,
+)
+# a finding the report leaves open: neither invaded nor spared
+_UNCERTAIN_AFTER_RE = re.compile(
+    r"^[^.;]{0,45}?\b(?:cannot|can\s*not|indeterminate|equivocal|suspicious|"
+    r"not\s+(?:be\s+)?(?:excluded|ruled\s+out|assessed|evaluable))",
     re.I,
 )
 # reaching or eroding a structure is not invading it
 _NEAR_BEFORE_RE = re.compile(
     r"\b(?:up\s+to|abut\w*|approach\w*|close\s+to|near|adjacent\s+to|toward\w*|within\s+\d|"
-    r"superficial(?:ly)?|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*)\b[^.;:]{0,30}$",
+    r"superficial(?:ly)?|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*|"
+    r"(?:\d\s*(?:mm|cm)\s+)?(?:from|away))\b[^.;:]{0,30}$",
     re.I,
 )
 _EXTENT_LABEL_RE = re.compile(
     r"(?:extent|depth|level)\s+of\s+(?:tumou?r\s+)?(?:invasion|extension)|tumou?r\s+extent|"
-    r"extension\s+of\s+tumou?r|microscopic\s+(?:tumou?r\s+)?extension|invasion\s*:",
+    r"extension\s+of\s+tumou?r|microscopic\s+(?:tumou?r\s+)?extension",
     re.I,
 )
 
 
 def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list[_Unit]]:
     """(units saying the tumour invades ``structure``, units naming it ambiguously: reached,
-    abutted or eroded)."""
+    abutted, eroded or not excluded)."""
     rx = re.compile(structure, re.I)
     invaded: list[_Unit] = []
     near: list[_Unit] = []
@@ -109,8 +133,12 @@ def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list
         text = unit.text
         for m in rx.finditer(text):
             before, after = text[max(0, m.start() - 80) : m.start()], text[m.end() :]
-            context = re.search(_INVADES, before, re.I) or _EXTENT_LABEL_RE.search(text)
+            clause = re.split(r"[;.]", before)[-1]  # the verb in the structure's own clause
+            context = _INVADES_RE.search(clause) or _EXTENT_LABEL_RE.search(text)
             if not context:
+                continue
+            if _UNCERTAIN_AFTER_RE.match(after):
+                near.append(unit)
                 continue
             if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):
                 continue
@@ -120,6 +148,20 @@ def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list
             invaded.append(unit)
             break
     return invaded, near
+
+
+def _affirmed(text: str, rx: re.Pattern[str]) -> bool:
+    """True when ``rx`` matches somewhere the text does not negate or leave open ("no
+    neoadjuvant therapy", "Skin involvement: negative", "... treatment: not specified")."""
+    for m in rx.finditer(text):
+        before = re.split(r"[;.]", text[max(0, m.start() - 60) : m.start()])[-1]
+        after = text[m.end() :]
+        if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):
+            continue
+        if _UNCERTAIN_AFTER_RE.match(after) or _NOT_STATED_AFTER_RE.match(after):
+            continue
+        return True
+    return False
 
 
 def _deepest(
@@ -141,12 +183,14 @@ def _deepest(
 # ----------------------------------------------------------------------------------------------
 # T
 
+# Skin, dermis or chest-wall involvement: T4 by extension, or a dermal invasion that
+# pathologists code T4 although the 7th edition does not: either way size cannot say
 _BREAST_T4_RE = re.compile(
-    r"(?:skin|dermis|epidermis|chest\s+wall|pectoral\w*\s+(?:muscle|fascia)|nipple)"
-    r"[^.;]{0,40}\b(?:involv\w*|invad\w*|invasion|ulcerat\w*|infiltrat\w*|present|positive)|"
-    r"(?:involv\w*|invad\w*|invasion\s+of|ulcerat\w*|infiltrat\w*|extends?\s+(?:in)?to)\s+"
-    r"(?:of\s+)?(?:the\s+|overlying\s+)*(?:skin|dermis|epidermis|chest\s+wall|pectoral\w*)|"
-    r"inflammatory\s+(?:breast\s+)?carcinoma|peau\s+d.orange|dermal\s+lymphatic",
+    r"(?:skin|dermis|dermal|chest\s+wall|pectoral\w*)[^.;:]{0,40}\b(?:involv\w*|invad\w*|"
+    r"invasion|ulcerat\w*|infiltrat\w*|satellite|nodules?)|(?:involv\w*|invad\w*|invasion\s+of|"
+    r"ulcerat\w*|infiltrat\w*|extends?\s+(?:in)?to|present\s+in|satellite)\s+(?:of\s+)?"
+    r"(?:the\s+|overlying\s+)*(?:skin|dermis|dermal|chest\s+wall|pectoral\w*)|"
+    r"inflammatory\s+(?:breast\s+)?carcinoma|peau\s+d.orange",
     re.I,
 )
 _SEVERAL_FOCI_RE = re.compile(r"\bfoci\b|multifocal|multiple\s+(?:tumou?rs|masses|nodules)", re.I)
@@ -163,7 +207,12 @@ _LARYNX_RE = re.compile(
     r"laryn\w*|glott\w*|vocal\s+cord|epiglott\w*|hypopharyn\w*|pyriform|piriform", re.I
 )
 _HEAD_NECK_T4A = (
-    (r"\b(?:mandib\w*|maxill\w*(?!\s+sinus)|cortical\s+bone|(?:jaw\s+)?bone)\b", "bone"),
+    (
+        # not the mucosa, periosteum, nerve or margin named after the bone
+        r"\b(?:mandib\w*|maxill\w*(?!\s+sinus)|cortical\s+bone|(?:jaw\s+)?bone)\b"
+        r"(?!\s+(?:gingiv|alveol|mucos|periost|vestib|nerve|margin|ridge))",
+        "bone",
+    ),
     (
         r"\bdeep\s+(?:\w+\s+){0,2}muscles?\s+of\s+(?:the\s+)?tongue|extrinsic\s+(?:tongue\s+)?"
         r"muscle|genioglossus|hyoglossus|styloglossus|palatoglossus",
@@ -171,9 +220,26 @@ _HEAD_NECK_T4A = (
     ),
     (r"maxillary\s+sinus", "maxillary sinus"),
 )
-_THROUGH_CARTILAGE_RE = re.compile(
-    r"(?:through|transgress\w*|full[- ]thickness|outer\s+cortex)[^.;]{0,40}thyroid\s+cartilage|"
-    r"thyroid\s+cartilage[^.;]{0,20}(?:full[- ]thickness|through)",
+# through the thyroid cartilage, named as such (the inner cortex alone is T3)
+_THROUGH_CARTILAGE = (
+    r"(?:through|transgress\w*)\s+(?:the\s+)?(?:(?:full\s+thickness|outer\s+cortex)\s+of\s+"
+    r"(?:the\s+)?)?thyroid\s+cartilage|(?:full[- ]thickness|outer\s+cortex)\s+(?:invasion\s+)?"
+    r"of\s+(?:the\s+)?thyroid\s+cartilage"
+)
+_INNER_CORTEX_RE = re.compile(r"inner\s+cortex|paraglottic", re.I)
+# T4 features the size rule cannot see: no T from size when any is named
+_HEAD_NECK_OTHER_T4 = (
+    r"pterygoid|skin|\blarynx|hard\s+palate|skull\s+base|carotid|masticator|"
+    r"maxillary\s+sinus|nerve"
+)
+# the size of a node metastasis is not the primary tumour's
+_NOT_PRIMARY_SIZE_RE = re.compile(r"metasta|\bnode|neck\s+dissection", re.I)
+# a breast size that includes the in-situ component is not the invasive size
+_BREAST_TOTAL_SIZE_RE = re.compile(r"dcis|in\s+situ|including|\btotal\b", re.I)
+# after neoadjuvant therapy the size is ypT's, and the residual may be scattered
+_AFTER_THERAPY_RE = re.compile(
+    r"neo-?adjuvant|status\s+post\s+(?:chemo|radia)|post-?\s?(?:chemo|radia)\w*|tumou?r\s+bed|"
+    r"residual\s+(?:invasive\s+)?(?:tumou?r|carcinoma)\s+(?:size|measur)",
     re.I,
 )
 
@@ -204,10 +270,13 @@ _COLORECTAL_LAYERS = (
     ),
 )
 _ADJACENT_ORGAN_RE = re.compile(
-    r"(?:invad\w*|invasion|adherent|extends?)\s+(?:\w+\s+){0,3}(?:adjacent|other)\s+"
-    r"(?:organs?|structures?)",
+    r"(?:invad\w*|invasion|adheren\w*|involv\w*|extends?|extension)\s+(?:\w+\s+){0,4}"
+    r"(?:(?:adjacent|other)\s+(?:organs?|structures?)|small\s+(?:bowel|intestine)|bladder|"
+    r"uterus|ovar\w*|vagina|prostate|seminal|abdominal\s+wall|pelvic\s+(?:side\s?)?wall|"
+    r"kidney|spleen|stomach|liver|pancrea\w*|duodenum|ureter|sacrum)",
     re.I,
 )
+_BLADDER_T4B_RE = re.compile(r"pelvic\s+(?:side\s?)?wall|abdominal\s+wall", re.I)
 
 
 def _by_size(size_cm: float, cuts: Sequence[tuple[float, str]], above: str) -> tuple[str, str]:
@@ -223,11 +292,13 @@ def derive_t(
     """The T category the report's findings define for ``cancer``, or None (see the module
     docstring). ``size`` is the main tumour's greatest dimension in cm with its span."""
     cancer = (cancer or "").lower()
+    if any(_affirmed(u.text, _AFTER_THERAPY_RE) for u in units):
+        return None  # ypT: what remains after therapy, not decided by these rules
     if cancer == "brca":
-        if size is None or any(_BREAST_T4_RE.search(u.text) for u in units):
+        if size is None or any(_affirmed(u.text, _BREAST_T4_RE) for u in units):
             return None
-        if _SEVERAL_FOCI_RE.search(size.source):
-            return None  # one of several sizes: the line does not say which is the largest
+        if _SEVERAL_FOCI_RE.search(size.source) or _BREAST_TOTAL_SIZE_RE.search(size.source):
+            return None  # one of several sizes, or one including the in-situ component
         category, bound = _by_size(float(size.value), _BREAST_T_BY_SIZE, "T3")
         return Derivation(
             category, f"AJCC 7th breast T: invasive tumour {bound} -> {category}",
@@ -236,6 +307,8 @@ def derive_t(
     if cancer == "hnsc":
         return _head_neck_t(units, size)
     if cancer == "blca":
+        if any(_BLADDER_T4B_RE.search(u.text) for u in units):
+            return None  # T4b, or a wall named in a way the layers cannot place
         return _deepest(units, _BLADDER_LAYERS, "bladder")
     if cancer in ("coad", "read"):
         if any(_ADJACENT_ORGAN_RE.search(u.text) for u in units):
@@ -245,22 +318,24 @@ def derive_t(
 
 
 def _head_neck_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | None:
+    named = [*_HEAD_NECK_T4A, (_THROUGH_CARTILAGE, "through the thyroid cartilage")]
     ambiguous = False
-    for structure, name in _HEAD_NECK_T4A:
+    for structure, name in named:
         invaded, near = _mentions(units, structure)
+        invaded = [u for u in invaded if not _INNER_CORTEX_RE.search(u.text)]
         if invaded:
             unit = invaded[0]
             rule = f"AJCC 7th head and neck T: invasion of {name} -> T4a"
             return Derivation("T4a", rule, unit.start, unit.end, unit.text)
         ambiguous = ambiguous or bool(near)
-    for unit in units:
-        if _THROUGH_CARTILAGE_RE.search(unit.text):
-            rule = "AJCC 7th head and neck T: through the thyroid cartilage -> T4a"
-            return Derivation("T4a", rule, unit.start, unit.end, unit.text)
+    other_t4, other_near = _mentions(units, _HEAD_NECK_OTHER_T4)
     text = " ".join(u.text for u in units)
     if (
         ambiguous
+        or other_t4
+        or other_near
         or size is None
+        or _NOT_PRIMARY_SIZE_RE.search(size.source)
         or _LARYNX_RE.search(text)  # laryngeal T is by subsites and fixation, not size
         or not _ORAL_OR_OROPHARYNX_RE.search(text)
     ):
@@ -281,7 +356,11 @@ _N_BY_COUNT: dict[str, tuple[tuple[int, str], ...]] = {
 }
 _N_ABOVE = {"brca": "N3", "coad": "N2b", "read": "N2b", "stad": "N3b"}
 _SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|isolated\s+tumou?r\s+cells|\bitc\b", re.I)
-_TUMOUR_DEPOSIT_RE = re.compile(r"tumou?r\s+deposits?|satellite\s+nodules?", re.I)
+_TUMOUR_DEPOSIT_RE = re.compile(
+    r"tumou?r\s+deposits?|satellite\s+nodules?|discontinuous\s+extramural\s+extension", re.I
+)
+# melanoma N counts satellite and in-transit metastases as well as nodes (N2c)
+_MELANOMA_NON_NODAL_RE = re.compile(r"satellite|in[- ]transit", re.I)
 _DEPOSIT_ABSENT_RE = re.compile(
     r"(?:tumou?r\s+deposits?|satellite\s+nodules?)\s*(?:\([^)]*\))?\s*[:\-]?\s*"
     r"(?:not\s+identified|none|absent|no\b|negative|not\s+present)|"
@@ -311,6 +390,8 @@ def derive_n(
             for u in units
         ):
             return None  # N1c: deposits without nodal metastasis
+        if cancer == "skcm" and any(_affirmed(u.text, _MELANOMA_NON_NODAL_RE) for u in units):
+            return None  # N2c: satellite or in-transit metastases without nodal metastasis
         rule = f"AJCC 7th N: 0 of {int(examined.value)} regional nodes positive -> N0"
         return Derivation("N0", rule, positive.start, positive.end, positive.source)
     cuts = _N_BY_COUNT.get(cancer)

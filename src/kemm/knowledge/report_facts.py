@@ -989,7 +989,7 @@ def _size(units: list[Unit]) -> Fact | None:
                 tail = tail[colon.end() :]  # "... invasion over 0.1 cm: 1.5 cm": the item's value
             before_value = re.split(r"\d", tail[:40], maxsplit=1)[0]
             bounded = re.search(
-                r"less\s+than|more\s+than|up\s+to|[<>]|\bor\s+(?:less|more|greater)\b",
+                r"less\s+than|more\s+than|greater\s+than|up\s+to|[<>]|\bor\s+(?:less|more|greater)\b",
                 tail[:40],
                 re.I,
             ) or (
@@ -1142,7 +1142,8 @@ def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportF
 @functools.lru_cache(maxsize=16384)
 def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
     facts = ReportFacts()
-    units = [u for u in report_units(str(text)) if not _foreign(u.text, cancer)]
+    every = report_units(str(text))
+    units = [u for u in every if not _foreign(u.text, cancer)]
     readable = [u for u in units if not _HISTORY_RE.search(u.text) or _TNM_HINT_RE.search(u.text)]
     cands = _tnm_candidates(readable)
     for cat, attr, order in (("T", "t", _t_rank), ("N", "n", _nm_rank), ("M", "m", _nm_rank)):
@@ -1156,7 +1157,8 @@ def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
     if _contradicts_n(facts.n, facts.nodes_positive):
         facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
     facts.size_cm = _size(units)
-    _derive_tnm(facts, readable, cancer)
+    # the lines naming another organ stay: "invades prostatic stroma" is a bladder tumour's T4a
+    _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer)
     stages = _stage_candidates(units, cancer)
     derived = _derived_stage(facts, cancer) if facts.t is not None or facts.m is not None else None
     if stages:
