@@ -48,10 +48,25 @@ def test_binary_count_and_histology_facts():
     assert list(encoded["margin=positive"].fillna(-1)) == [0, 1, -1]
     np.testing.assert_allclose(encoded["log1p_nodes"], [0, np.log(4), np.nan])
     assert list(encoded["nodes=unknown"]) == [0, 0, 1]
-    assert list(encoded["histology=serous"].fillna(-1)) == [1, 0, -1]
-    assert "histology=lobular" not in encoded  # no patient has it
-    assert directions["margin=positive"] == 1 and directions["histology=serous"] == 0
+    assert directions["margin=positive"] == 1
     assert {covariate_of(c) for c in encoded} == {"m", "margin", "nodes", "histology"}
+
+
+def test_histology_indicators_pool_rare_terms():
+    """One indicator per vocabulary term; a term fewer than MIN_SUBTYPE_PATIENTS patients have
+    is pooled into "other" (no coefficient from a handful of patients)."""
+    from kemm.knowledge.covariates import MIN_SUBTYPE_PATIENTS
+
+    n = MIN_SUBTYPE_PATIENTS
+    histology = ["serous carcinoma"] * n + ["endometrioid adenocarcinoma"] * n
+    histology += ["clear cell carcinoma"] * 2 + [None]
+    values = pd.DataFrame({"histology": histology}, index=[f"p{i}" for i in range(len(histology))])
+    encoded, directions = encode_facts(values, ["histology"], "ucec")
+    assert list(encoded["histology=serous"].fillna(-1)) == [1] * n + [0] * (n + 2) + [-1]
+    assert list(encoded["histology=other"].fillna(-1)) == [0] * (2 * n) + [1, 1, -1]
+    assert "histology=clear_cell" not in encoded  # two patients: pooled into "other"
+    assert "histology=lobular" not in encoded  # no patient has it
+    assert directions["histology=serous"] == 0
 
 
 def test_facts_csv_errors_name_the_file(tmp_path):

@@ -69,15 +69,15 @@ def test_the_record_gives_the_term_and_keeps_the_line_as_written() -> None:
 
 
 def test_covariates_read_one_column_per_term_whatever_the_spelling() -> None:
-    values = pd.DataFrame(
-        {"histology": ["Clear cell (conventional) renal carcinoma", "RCC, clear cell type",
-                       "clear cell renal cell carcinoma", "papillary renal cell carcinoma", None]},
-        index=list("abcde"),
-    )  # fmt: skip
+    spellings = ["Clear cell (conventional) renal carcinoma", "RCC, clear cell type",
+                 "clear cell renal cell carcinoma", "papillary renal cell carcinoma", None]  # fmt: skip
+    # ten patients of each spelling: no term is rare enough to be pooled into "other"
+    histology = spellings * 10
+    values = pd.DataFrame({"histology": histology}, index=[f"p{i}" for i in range(50)])
     encoded, directions = encode_facts(values, ["histology"], "kirc")
-    assert list(encoded["histology=clear_cell"].fillna(-1)) == [1, 1, 1, 0, -1]
-    assert list(encoded["histology=papillary"].fillna(-1)) == [0, 0, 0, 1, -1]
-    assert list(encoded["histology=unknown"]) == [0, 0, 0, 0, 1]
+    assert list(encoded["histology=clear_cell"].fillna(-1)) == [1, 1, 1, 0, -1] * 10
+    assert list(encoded["histology=papillary"].fillna(-1)) == [0, 0, 0, 1, -1] * 10
+    assert list(encoded["histology=unknown"]) == [0, 0, 0, 0, 1] * 10
     assert {c for c in encoded if c.startswith("histology=")} == {
         "histology=clear_cell",
         "histology=papillary",

@@ -56,6 +56,9 @@ FACT_COVARIATES: dict[str, tuple[str, str]] = {
     "size": ("size_cm", "count"),
     "histology": ("histology", "subtype"),
 }
+# A histologic term fewer patients have is pooled into "other": no coefficient is estimated
+# from a handful of patients (scikit-learn's OneHotEncoder(min_frequency=...) idea)
+MIN_SUBTYPE_PATIENTS = 10
 _LEVELS = {"t": (2, 3, 4), "n": (1, 2, 3), "stage": (2, 3, 4), "grade": (2, 3, 4)}
 _POSITIVE = {"m": "M1", "margin": "positive", "lvi": "present", "pni": "present"}
 
@@ -128,7 +131,10 @@ def encode_facts(
             terms = raw.map(lambda v: None if v is None else normalise_histology(str(v), cancer))
             unknown = terms.isna().astype(float)
             keys = terms.map(lambda t: None if t is None else t.key)
-            for key in histology_keys(cancer):
+            counts = keys.value_counts()
+            rare = set(counts[counts < MIN_SUBTYPE_PATIENTS].index)
+            keys = keys.where(~keys.isin(rare), "other")
+            for key in dict.fromkeys([*histology_keys(cancer), "other"]):
                 flag = (keys == key).astype(float).where(keys.notna())
                 if flag.sum() > 0:  # a subtype no patient has adds nothing
                     column = f"histology={key}"
