@@ -335,9 +335,19 @@ def test_schema_is_valid_and_compiles_to_a_llama_grammar():
     assert LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) is not None
 
 
-def test_openai_structured_output_falls_back_when_refused(tmp_path):
-    """A local stub endpoint that refuses json_schema (400) and json_object + schema (422), as
-    older servers do: the request steps down to json_object and the choice is remembered."""
+@pytest.mark.parametrize(
+    ("schema_status", "schema_message"),
+    [
+        (400, "unsupported response_format"),
+        # llama-cpp-python's server: its request validation answers 500
+        (500, "validation error: ('body', 'response_format', 'type'): Input should be 'text' "
+              "or 'json_object'"),
+    ],
+)  # fmt: skip
+def test_openai_structured_output_falls_back_when_refused(tmp_path, schema_status, schema_message):
+    """A local stub endpoint that refuses json_schema (400, or 500 naming response_format) and
+    json_object + schema (422), as older servers do: the request steps down to json_object and
+    the choice is remembered."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -352,8 +362,9 @@ def test_openai_structured_output_falls_back_when_refused(tmp_path):
             fmt = body.get("response_format") or {}
             seen.append(fmt)
             if fmt.get("type") == "json_schema" or "schema" in fmt:
-                status = 400 if fmt.get("type") == "json_schema" else 422
-                payload = {"error": {"message": "unsupported response_format"}}
+                status = schema_status if fmt.get("type") == "json_schema" else 422
+                message = schema_message if status == schema_status else "unsupported format"
+                payload = {"error": {"message": message}}
             else:
                 status = 200
                 payload = {

@@ -330,10 +330,14 @@ class OpenAICompatibleBackend(LLMBackend):
         raise LLMError(message)
 
     def _refused_format(self, error: Exception) -> bool:
-        """A server refusing the structured-output format (HTTP 400/422) steps down to the
-        next one; False when there is none left."""
+        """A server refusing the structured-output format (HTTP 400/422, or llama-cpp-python's
+        server, whose request validation answers 500 naming ``response_format``) steps down to
+        the next one; False when there is none left."""
         o = self._openai
-        refused = isinstance(error, o.APIStatusError) and error.status_code in (400, 422)
+        refused = isinstance(error, o.APIStatusError) and (
+            error.status_code in (400, 422)
+            or (error.status_code == 500 and "response_format" in str(error))
+        )
         with self._count_lock:
             if not refused or self._json_mode == JSON_MODES[-1]:
                 return False
