@@ -312,6 +312,8 @@ def _run_jobs_in_processes(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from kemm.engine.runner import stop_worker_pool
+
     order = sorted(range(len(jobs)), key=lambda i: -_job_cost(jobs[i][3]))
     results: dict[tuple[str, str], dict] = {}
     pool = ProcessPoolExecutor(
@@ -335,9 +337,7 @@ def _run_jobs_in_processes(
                 results[futures[future]] = future.result()
                 progress.advance(bar)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for child in multiprocessing.active_children():
-            child.terminate()
+        stop_worker_pool(pool)
         raise
     pool.shutdown()
     return results

@@ -219,9 +219,7 @@ class CrossValidationRunner:
         except BaseException:
             # Interrupted or failed: stop the workers now. Folds they had not finished have no
             # result.json and are redone on resume; finished ones are kept.
-            pool.shutdown(wait=False, cancel_futures=True)
-            for child in multiprocessing.active_children():
-                child.terminate()
+            stop_worker_pool(pool)
             raise
         pool.shutdown()
         return results
@@ -462,6 +460,16 @@ def _data_summary(data: PreparedCohort) -> dict:
     if data.bag_report:
         out["wsi"] = data.bag_report
     return out
+
+
+def stop_worker_pool(pool) -> None:
+    """Stop a process pool now (an interrupt or a failed task): queued tasks are cancelled and
+    running workers terminated; what they had not finished is redone on resume."""
+    import multiprocessing
+
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():
+        child.terminate()
 
 
 def run_cv(config: RunConfig, out_dir: str | Path, **kwargs) -> dict:

@@ -32,7 +32,7 @@ from importlib import resources
 
 import yaml
 
-__all__ = ["SUPPORTED_CANCERS", "stage_from_tnm", "stage_rank"]
+__all__ = ["SUPPORTED_CANCERS", "stage_from_tnm", "stage_rank", "stage_rule"]
 
 _Row = tuple[str, str, str]  # (group, space-separated T categories, space-separated N categories)
 
@@ -187,6 +187,11 @@ def _group(table: _Table, t: str | None, n: str | None, m: str | None) -> str | 
     n_cats = _resolve(_normalise(n, "N"), table.n)
     groups = {table.cells[c] for c in ((x, y) for x in t_cats for y in n_cats) if c in table.cells}
     return _common(groups) if groups else None
+
+
+def stage_rule(cancer: str, categories: list[str], stage: str) -> str:
+    """How a derived stage was read: ``"AJCC 7th kirc stage group of T3a N0 -> III"``."""
+    return f"AJCC 7th {cancer.lower()} stage group of {' '.join(categories)} -> {stage}"
 
 
 def stage_rank(stage: str | None) -> int | None:

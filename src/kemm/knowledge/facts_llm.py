@@ -977,7 +977,7 @@ def _derive_stage(case: CaseFacts, cancer: str | None) -> None:
         return
     if not {"t", "n", "m"} & set(case.filled):
         return
-    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm
+    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rule
 
     if cancer not in SUPPORTED_CANCERS:
         return
@@ -989,7 +989,7 @@ def _derive_stage(case: CaseFacts, cancer: str | None) -> None:
         return
     spans = [f for f in tnm if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
-    rule = f"AJCC 7th {cancer} stage group of {' '.join(str(f.value) for f in spans)} -> {stage}"
+    rule = stage_rule(cancer, [str(f.value) for f in spans], stage)
     case.facts["stage"] = SpanFact(
         stage, min(f.start for f in spans), max(f.end for f in spans), source, True, "llm",
         rule=rule,

@@ -1223,7 +1223,7 @@ _TNM_HINT_RE = re.compile(r"\b(?:y?p)[TNM]\s?[0-4xX]", re.I)
 def _derived_stage(facts: ReportFacts, cancer: str | None) -> Fact | None:
     if not cancer:
         return None
-    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm
+    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rule
 
     if cancer.lower() not in SUPPORTED_CANCERS:
         return None
@@ -1232,8 +1232,7 @@ def _derived_stage(facts: ReportFacts, cancer: str | None) -> Fact | None:
         return None
     spans = [f for f in (facts.t, facts.n, facts.m) if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
-    tnm = " ".join(str(f.value) for f in spans)
-    rule = f"AJCC 7th {cancer.lower()} stage group of {tnm} -> {stage}"
+    rule = stage_rule(cancer, [str(f.value) for f in spans], stage)
     return Fact(stage, min(f.start for f in spans), max(f.end for f in spans), source, True, rule)
 
 
