@@ -79,6 +79,29 @@ REAL_CASES = {
     "TCGA-44-3919": ("luad", {"n": "N0", "nodes_positive": 0, "nodes_examined": 27}),
     # "Histologic grade: 3 (FIGO 3)" is the FIGO grade; no stage group is stated
     "TCGA-AJ-A3OL": ("ucec", {"grade": "G3", "stage": "IIIA"}),
+    # a synoptic laid out in two columns: 9 labels, then their 9 values ("Margins:Solitary"
+    # holds the last label and the first value); "Sarcomatoid features" is not a sarcoma;
+    # "Fuhrman nuclear grade It" (OCR) gives no grade
+    "TCGA-3Z-A93Z": ("kirc", {"size_cm": 3.7, "lvi": "absent", "margin": "negative",
+                              "histology": "clear cell renal cell carcinoma", "grade": None,
+                              "t": "T1a"}),
+    # a joined OCR export: "Fuhrman grade 2, 12 cm greatest. diameter"
+    "TCGA-A3-3317": ("kirc", {"size_cm": 12.0, "grade": "G2", "t": "T2"}),
+    # "RENAL CELL CARCINOMA (7.0 CM MAXIMUM DIMENSION)"
+    "TCGA-CJ-4636": ("kirc", {"size_cm": 7.0}),
+    # column-like lines whose values are other items ("PATHOLOGIC STAGING:Right ovary: Not
+    # involved"): not paired, so no LVI from an ovary's line
+    "TCGA-QS-A5YR": ("ucec", {"lvi": None}),
+    # labels without colons above the colon ones ("Nodal Involvement"): the block's start is
+    # unknown, so "No" is not paired with "Regional Lymph Nodes (pN)" (pNX, no nodes submitted)
+    "TCGA-EO-A3AS": ("ucec", {"n": None}),
+    # an addendum: "the template is revised to reflect the correct pathologic stage: pT2N1Mx"
+    # over the template's "pT3 N1 MX" (the tumour does not invade the main stem bronchus)
+    "TCGA-60-2708": ("lusc", {"t": "T2", "n": "N1", "stage": "II"}),
+    # "Therefore, the stage is amended to pTla" / "from pTlb."
+    "TCGA-EY-A215": ("ucec", {"t": "T1a"}),
+    # "amended from N1 to N2", then "AMENDED DIAGNOSIS: ... pT2N2Mx"
+    "TCGA-60-2704": ("lusc", {"t": "T2", "n": "N2"}),
 }  # fmt: skip
 
 
@@ -292,3 +315,44 @@ def test_a_specimen_diagnosis_line_is_read_under_a_header_the_rules_do_not_know(
     # a specimen line without a tumour is not a diagnosis
     text = "SOMETHING ELSE:\nKidney, left, nephrectomy: benign renal parenchyma.\n"
     assert extract_report_facts(text, "kirc").histology is None
+
+
+def test_a_synoptic_laid_out_in_two_columns_pairs_labels_with_values_in_order():
+    text = (
+        "SYNOPTIC REPORT\nTumor focality:\nTumor size:\nHistologic type:\nHistologic grade:\n"
+        "Lymphovascular Invasion:\nMargins:Solitary\n4.1 cm in greatest dimension\n"
+        "Clear cell renal cell carcinoma\nFuhrman nuclear grade 3\nPresent\n"
+        "Uninvolved by tumor\nother text\n"
+    )
+    got = _stated(text, "kirc")
+    assert got["size_cm"] == 4.1 and got["grade"] == "G3" and got["lvi"] == "present"
+    assert got["margin"] == "negative"
+    # an item left empty shifts the values against the labels: nothing is paired ("Present"
+    # is not an LVI; a line that states its own fact, "Fuhrman nuclear grade 3", still does)
+    shifted = text.replace("4.1 cm in greatest dimension\n", "")
+    got = _stated(shifted, "kirc")
+    assert "lvi" not in got and "margin" not in got and got["grade"] == "G3"
+
+
+def test_a_measurement_broken_by_an_ocr_dot_keeps_its_size():
+    joined = (
+        "Laboratory Report. DIAGNOSIS: Left kidney, radical nephrectomy: Renal cell. carcinoma, "
+        "clear cell type, Fuhrman grade 2, 12 cm greatest. diameter. No invasion of capsule. "
+        "Sections of the. mass are submitted in. blocks 3-8. The tumor measures up to 20 cm. "
+    ) * 2
+    assert _stated(joined, "kirc")["size_cm"] == 12.0
+
+
+@pytest.mark.parametrize(
+    "addendum",
+    [
+        "ADDENDUM: The pathologic stage is amended from pN1 to pN0.",
+        "Addendum: the stage is amended to pN0 from pN1.",
+        "Addendum: the template is revised to reflect the correct pathologic stage: pT2 pN0.",
+    ],
+)
+def test_an_addendum_that_corrects_a_category_wins_over_the_original(addendum):
+    text = f"DIAGNOSIS:\nSquamous cell carcinoma.\nPathologic stage: pT2 pN1 pMX\n{addendum}\n"
+    assert _stated(text, "lusc")["n"] == "N0"
+    # without the correction, the highest category stated wins
+    assert _stated(text.replace(addendum, ""), "lusc")["n"] == "N1"

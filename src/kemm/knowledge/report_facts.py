@@ -198,6 +198,92 @@ _SPECIMEN_LINE_RE = re.compile(
 _LABEL_ONLY_RE = re.compile(r"^[A-Z][A-Z0-9 ()/,&'\-]{3,70}:?\s*$")
 
 
+# A synoptic item's label with its colon ("Tumor size:"), and what follows it on the line.
+_COLUMN_LABEL_RE = re.compile(r"^([A-Z][A-Za-z ()/\-]{2,40}):\s*(.*)$")
+# A synoptic label written without its colon ("Nodal Involvement"), not an upper-case header.
+_COLUMN_TITLE_RE = re.compile(r"^(?=.*[a-z])[A-Z][A-Za-z ()/\-]{2,40}$")
+# What a value must look like under a label, so that a column block whose values are shifted
+# against its labels (an item left empty) is not paired at all: a wrong fact is worse than none.
+_COLUMN_VALUE_CHECKS = (
+    (re.compile(r"size|dimension", re.I), re.compile(r"\d\s*(?:cm|mm)\b", re.I)),
+    (
+        re.compile(r"grade", re.I),
+        re.compile(r"grade|\bG\s?[1-4X]\b|\b[1-4]\b|differentiat|\b(?:low|high)\b", re.I),
+    ),
+    (
+        re.compile(r"margin", re.I),
+        re.compile(
+            r"involved|free|negative|positive|clear|close|\d\s*(?:cm|mm)|identified|present|absent",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"invasion|nodes?\b", re.I),
+        re.compile(r"identified|present|absent|negative|positive|involved|\bnot?\b|none|\d", re.I),
+    ),
+    (re.compile(r"extension|involvement", re.I), re.compile(r"\w")),
+    (
+        re.compile(r"^(?!.*grade).*(?:histolog|tumou?r\s+type)", re.I),
+        re.compile(r"oma\b|type|cell", re.I),
+    ),
+    (
+        re.compile(r"stage|\btnm\b", re.I),
+        re.compile(r"\b(?:y?p)?T[0-4X]|\bstage|\b[IV]{1,3}\b", re.I),
+    ),
+)
+
+
+def _column_pairs(lines: list[str]) -> tuple[dict[int, tuple[str, str]], set[int]]:
+    """Synoptic items laid out in two columns that OCR read one column after the other: k labels
+    on k lines ("Tumor size:" ...), then the k values in the same order. The last label often
+    carries the first value ("Margins:Solitary"). Returns, by line index, the (label, value)
+    each value line stands for, and the label-only lines (no facts of their own). A block is
+    paired only when every value fits its label (a size has cm or mm, a grade a grade ...)."""
+    pairs: dict[int, tuple[str, str]] = {}
+    labels_only: set[int] = set()
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and (m := _COLUMN_LABEL_RE.match(lines[j])) and not m.group(2):
+            j += 1
+        if j - i < 2 or (i > 0 and _COLUMN_TITLE_RE.match(lines[i - 1])):
+            # (a label without its colon just above: the block's start is not known)
+            i = max(j, i + 1)
+            continue
+        labels = [_COLUMN_LABEL_RE.match(lines[k]).group(1) for k in range(i, j)]
+        glued = _COLUMN_LABEL_RE.match(lines[j]) if j < len(lines) else None
+        if glued:  # "Margins:Solitary": the last label, then the first value
+            labels.append(glued.group(1))
+            values = [(j, glued.group(2).strip())] + [
+                (k, lines[k]) for k in range(j + 1, min(j + len(labels), len(lines)))
+            ]
+        else:
+            values = [(k, lines[k]) for k in range(j, min(j + len(labels), len(lines)))]
+        fits = (
+            len(labels) >= 3
+            and len(values) == len(labels)
+            # a block of synoptic items: at least one label the checks know
+            and any(rx.search(label) for label in labels for rx, _ in _COLUMN_VALUE_CHECKS)
+            and all(
+                len(value) < 120
+                # a value holds no item of its own ("Right ovary: Not involved"), but the last
+                # may run into the next column's label ("Uninvolved by tumorAccession:")
+                and ":"
+                not in re.sub(r"(?<=[a-z])[A-Z]\w*:$" if n == len(values) - 1 else "$^", "", value)
+                and all(not rx.search(label) or ok.search(value) for rx, ok in _COLUMN_VALUE_CHECKS)
+                for n, (label, (_, value)) in enumerate(zip(labels, values, strict=True))
+            )
+        )
+        if fits:
+            labels_only.update(range(i, j))
+            for label, (k, value) in zip(labels, values, strict=True):
+                pairs[k] = (label, value)
+            i = values[-1][0] + 1
+        else:
+            i = j
+    return pairs, labels_only
+
+
 def _joined_export(text: str) -> bool:
     """True for the OCR exports that joined every line with ``". "`` (few real newlines)."""
     return text.count("\n") < max(3, len(text) / 400)
@@ -207,9 +293,12 @@ def _raw_units(text: str) -> list[tuple[int, int]]:
     if _joined_export(text):
         spans, start = [], 0
         # a sentence end: ". " not inside a decimal number, an abbreviation-like "e.g." or "Dr."
-        # (not before a TNM piece that OCR cut off with a dot: "pT 2. N 1. M X.")
+        # (not before a TNM piece that OCR cut off with a dot: "pT 2. N 1. M X.", nor before
+        # a measurement's noun that ends a broken phrase: "12 cm greatest. diameter")
         for m in re.finditer(
-            r"(?<!\b[A-HJ-UW-Za-hj-uw-z])(?<!\bDr)(?<!\bNo)\.\s+(?![NM]\s?[0-3xXO]\b)|\n", text
+            r"(?<!\b[A-HJ-UW-Za-hj-uw-z])(?<!\bDr)(?<!\bNo)\.\s+"
+            r"(?![NM]\s?[0-3xXO]\b|(?:diameter|dimension)\b)|\n",
+            text,
         ):
             spans.append((start, m.start()))
             start = m.end()
@@ -229,6 +318,9 @@ def report_units(text: str) -> list[Unit]:
     units: list[Unit] = []
     section = "preamble"
     raw = [(a, b) for a, b in _raw_units(text) if text[a:b].strip()]
+    columns, labels_only = (
+        ({}, set()) if _joined_export(text) else _column_pairs([text[a:b].strip() for a, b in raw])
+    )
     i = 0
     while i < len(raw):
         a, b = raw[i]
@@ -238,6 +330,12 @@ def report_units(text: str) -> list[Unit]:
             section = header
         elif _ANY_HEADER_RE.match(line):
             section = "other"  # an unknown header ends a skipped section
+        if i in labels_only or i in columns:
+            if i in columns and section != "skip":
+                label, value = columns[i]
+                units.append(Unit(re.sub(r"\s+", " ", f"{label}: {value}"), a, b, section))
+            i += 1
+            continue
         # a label alone on its line (upper case, no value) takes the next line as its value,
         # skipping one parenthetical explanation line ("(excluding renal vein ...)")
         if _LABEL_ONLY_RE.match(line) and i + 1 < len(raw) and not _is_header_only(line):
@@ -432,24 +530,49 @@ class _Candidate:
     value: str | None  # None = explicitly X
     prefix: str | None
     unit: Unit
-    strength: int  # 2 prefixed or run, 1 labelled
+    strength: int  # 3 a correction, 2 prefixed or run, 1 labelled
+
+
+# An addendum's correction: "the stage is amended to pT1a from pT1b", "amended from N1 to N2",
+# "the template is revised to reflect the correct pathologic stage: pT2N1Mx"
+_CORRECTION_RE = re.compile(
+    r"\b(?:amended|revised|corrected|changed)\s+(?:from\s+[^.;]{1,30}?\s+)?to\b"
+    r"(?:\s+reflect\s+the\s+correct\b)?",
+    re.I,
+)
+_SUPERSEDED_RE = re.compile(r"\bfrom\s+\S*$", re.I)
+
+
+def _corrected(strength: int, text: str, at: int, correction: re.Match[str] | None) -> int | None:
+    """A candidate's strength where its unit corrects a category: what follows "amended to"
+    wins (3), what follows "from" is superseded (None); elsewhere unchanged."""
+    if correction is None:
+        return strength
+    if (
+        _SUPERSEDED_RE.search(text[max(0, at - 12) : at])
+        or correction.start() <= at < correction.end()
+    ):
+        return None
+    return 3 if at >= correction.end() else strength
 
 
 def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
     out: dict[str, list[_Candidate]] = {"T": [], "N": [], "M": []}
     for unit in units:
         text = _untangle_tnm(unit.text)
+        correction = _CORRECTION_RE.search(text)
         taken: list[tuple[int, int]] = []
         for m in _RUN_RE.finditer(text):
             prefix = (m.group("pre") or "").lower() or None
             taken.append(m.span())
+            strength = _corrected(2, text, m.start(), correction)
             for cat, val, sub in (("T", m.group("t"), m.group("ts")),
                                   ("N", m.group("n"), m.group("ns")),
                                   ("M", m.group("m"), m.group("ms"))):  # fmt: skip
-                if val is None:
+                if val is None or strength is None:
                     continue
                 norm = None if _is_x(val) else _norm_category(cat, val, sub)
-                out[cat].append(_Candidate(norm, prefix, unit, 2))
+                out[cat].append(_Candidate(norm, prefix, unit, strength))
         for m in _PREFIXED_RE.finditer(text):
             if any(a <= m.start() < b for a, b in taken):
                 continue
@@ -461,7 +584,9 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
             # "pN" followed by a lymph-node station number is not a category (rare), but "pNO"
             # (OCR zero) is
             norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
-            out[cat].append(_Candidate(norm, pre, unit, 2))
+            strength = _corrected(2, text, m.start(), correction)
+            if strength is not None:
+                out[cat].append(_Candidate(norm, pre, unit, strength))
         if _STAGING_CONTEXT_RE.search(text):
             # a staging line ("pTNM Stage: T1b", "AJCC: T3a N0 M0"): unprefixed tokens count
             for m in _CONTEXT_TOKEN_RE.finditer(text):
@@ -472,7 +597,9 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
                     continue
                 val = m.group("val")
                 norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
-                out[cat].append(_Candidate(norm, None, unit, 1))
+                strength = _corrected(1, text, m.start(), correction)
+                if strength is not None:
+                    out[cat].append(_Candidate(norm, None, unit, strength))
         for cat, label in _LABELLED_RE.items():
             lm = label.search(text)
             if not lm:
@@ -965,7 +1092,7 @@ _SIZE_APPOSED_RE = re.compile(
     re.I,
 )
 _SIZE_AFTER_RE = re.compile(
-    r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm|em)\s+in\s+(?:greatest|maximum|largest)\s+"
+    r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm|em)\s+(?:in\s+)?(?:greatest|maximum|largest)\.?\s+"
     r"(?:dimension|diameter|extent)",
     re.I,
 )
