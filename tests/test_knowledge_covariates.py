@@ -140,3 +140,19 @@ def test_encoded_facts_read_back_as_a_pathologist_writes_them():
     assert describe_fact("t", other) == "not stated"
     assert describe_fact("stage", {c: v for c, v in encoded.loc["B"].items()
                                    if c.startswith("stage")}) == "stage I (or lower)"  # fmt: skip
+
+
+def test_a_derived_stage_uses_each_patients_age_where_the_table_depends_on_it(sim_root, tmp_path):
+    # thyroid (AJCC 7th): T3 N1a M0 is stage I under 45 and stage III from 45
+    cohort = pd.read_csv(sim_root / "tcga" / "sim" / "tcga_sim_all_clean.csv")
+    text = "FINAL DIAGNOSIS:\nThyroid: papillary thyroid carcinoma.\nPathologic stage: pT3 pN1a\n"
+    reports = pd.DataFrame({"case_id": cohort.case_id, "raw_text": text})
+    reports.to_csv(tmp_path / "reports.csv", index=False)
+    raw = {"data": {"root": str(sim_root), "cohort": "sim", "cancer": "thca",
+                    "clinical": ["age", "stage"], "reports": {"csv": str(tmp_path / "reports.csv")}},
+           "models": [{"name": "clinical_cox"}]}  # fmt: skip
+    data = prepare_cohort(parse_config(raw).data)
+    age = cohort.set_index("case_id").age.reindex(data.clinical.index)
+    assert (age < 45).any() and (age >= 45).any()
+    assert (data.clinical["stage>=3"] == (age >= 45).astype(float)).all()
+    assert (data.clinical["stage=unknown"] == 0).all()

@@ -143,6 +143,46 @@ def test_facts_cli_bad_input_is_a_one_line_error(tmp_path, case, message):
     assert not (tmp_path / "facts.csv").exists()
 
 
+THYROID = (
+    "FINAL DIAGNOSIS:\nThyroid, total thyroidectomy: papillary thyroid carcinoma, 3.5 cm.\n"
+    "Pathologic stage: pT3 pN1a pMX\n"
+)
+
+
+def test_facts_cli_age_column_picks_the_thyroid_table_by_age(tmp_path):
+    path = _write(
+        tmp_path / "reports.csv",
+        [("TCGA-T1", THYROID, "30"), ("TCGA-T2", THYROID, "61"), ("TCGA-T3", THYROID, "")],
+        columns=("case_id", "raw_text", "age"),
+    )
+    out = tmp_path / "facts.csv"
+    result = _invoke("--reports", path, "--cancer", "thyroid", "--out", out, "--age-column", "age")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)
+    # under 45 any T and N without M1 is stage I; from 45, T3 N1a is III; no age, no group
+    assert list(table.stage) == ["I", "III", ""]
+    spans = [json.loads(line) for line in out.with_suffix(".spans.jsonl").read_text().splitlines()]
+    stage = {s["case_id"]: s["facts"].get("stage") for s in spans}
+    assert stage["TCGA-T2"]["origin"] == "derived" and "age 61" in stage["TCGA-T2"]["rule"]
+    # without the column the bands disagree for every case: no stage is derived
+    assert _invoke("--reports", path, "--cancer", "thca", "--out", out).exit_code == 0
+    assert set(pd.read_csv(out, dtype=str, keep_default_na=False).stage) == {""}
+
+
+@pytest.mark.parametrize(
+    "ages, message", [(("30",), "no age column 'years'"), (("thirty",), "patient TCGA-T1")]
+)
+def test_facts_cli_bad_age_column_is_a_one_line_error(tmp_path, ages, message):
+    path = _write(tmp_path / "r.csv", [("TCGA-T1", THYROID, *ages)], ("case_id", "raw_text", "age"))
+    column = "years" if "years" in message else "age"
+    result = _invoke(
+        "--reports", path, "--cancer", "thca", "--out", tmp_path / "f.csv", "--age-column", column
+    )
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and str(path.name) in lines[0], result.output
+
+
 # ----------------------------------------------------------------------------------------------
 # Validation of LLM fills (canned answers, checked against the report)
 

@@ -318,6 +318,13 @@ def register(app: typer.Typer) -> None:
         text_column: str = typer.Option(
             "raw_text", "--column", "--text-column", help="Report text column."
         ),
+        age_column: str | None = typer.Option(
+            None,
+            "--age-column",
+            help="Column of the reports CSV with the age at diagnosis (years): picks the AJCC "
+            "table where stage groups depend on age (thyroid). Without it such a stage is "
+            "derived only where every age band agrees.",
+        ),
         max_input_chars: int = typer.Option(
             5000, "--max-input-chars", help="Report text shown to the LLM (~1,500 tokens)."
         ),
@@ -331,7 +338,7 @@ def register(app: typer.Typer) -> None:
         The rules read every field. With an LLM backend, the fields they left empty are asked of the LLM through a JSON schema, and a value is kept only when its verbatim quote is in the report and states it.
         """
         from kemm.knowledge.backends import create_backend
-        from kemm.knowledge.facts_llm import extract_facts, read_report_table
+        from kemm.knowledge.facts_llm import extract_facts, read_report_ages, read_report_table
 
         try:
             from kemm.knowledge.cancers import resolve_cancer_code
@@ -340,6 +347,7 @@ def register(app: typer.Typer) -> None:
             code = resolve_cancer_code(cancer).rules if cancer else None
             texts = read_report_table(reports, text_column=text_column)
             texts = batch.take(texts)
+            ages = read_report_ages(reports, age_column) if age_column else None
             backend = create_backend(llm.backend_config())
             result = extract_facts(
                 texts,
@@ -347,6 +355,7 @@ def register(app: typer.Typer) -> None:
                 cancer=code,
                 cache_dir=batch.llm_cache(),
                 max_input_chars=max_input_chars,
+                ages=ages,
             )
         except KemmError as error:
             fail(error)

@@ -349,14 +349,16 @@ def report_fact_values(
             file=str(csv),
         )
     cancer = cancer_code(config, cohort)
-    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer)
+    # age at diagnosis picks the AJCC table where stage groups depend on it (thyroid)
+    ages = cohort.patients["age"].dropna().to_dict() if "age" in cohort.patients.columns else {}
+    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer, tuple(sorted(ages.items())))
     if key not in _FACT_CACHE:
         columns = read_csv(csv, what="reports file", nrows=0).columns
         frames = []
         for column in ("raw_text", "llm_text"):
             if column in columns:
                 texts = read_reports(csv, text_column=column)
-                frames.append(records_frame(facts_for_reports(texts, cancer)))
+                frames.append(records_frame(facts_for_reports(texts, cancer, ages)))
         merged = frames[0] if frames else pd.DataFrame()
         for extra in frames[1:]:
             merged = merged.combine_first(extra)

@@ -189,9 +189,13 @@ def _group(table: _Table, t: str | None, n: str | None, m: str | None) -> str | 
     return _common(groups) if groups else None
 
 
-def stage_rule(cancer: str, categories: list[str], stage: str) -> str:
-    """How a derived stage was read: ``"AJCC 7th kirc stage group of T3a N0 -> III"``."""
-    return f"AJCC 7th {cancer.lower()} stage group of {' '.join(categories)} -> {stage}"
+def stage_rule(cancer: str, categories: list[str], stage: str, age: float | None = None) -> str:
+    """How a derived stage was read: ``"AJCC 7th kirc stage group of T3a N0 -> III"`` (with
+    ``", age 52"`` after the categories where the cancer's groups depend on age)."""
+    tables = _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"), [])
+    by_age = age is not None and len(tables) > 1
+    at = f", age {age:g}" if by_age else ""
+    return f"AJCC 7th {cancer.lower()} stage group of {' '.join(categories)}{at} -> {stage}"
 
 
 def stage_rank(stage: str | None) -> int | None:

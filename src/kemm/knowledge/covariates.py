@@ -196,10 +196,16 @@ def covariate_of(column: str) -> str:
 
 
 def facts_for_reports(
-    texts: Mapping[str, str | None], cancer: str | None = None
+    texts: Mapping[str, str | None],
+    cancer: str | None = None,
+    ages: Mapping[str, float] | None = None,
 ) -> dict[str, ReportFacts]:
-    """The fact record of every patient's report text (empty record for an empty text)."""
-    return {case: extract_report_facts(text, cancer) for case, text in texts.items()}
+    """The fact record of every patient's report text (empty record for an empty text);
+    ``ages`` (years at diagnosis) pick the AJCC table where stage groups depend on age."""
+    ages = ages or {}
+    return {
+        case: extract_report_facts(text, cancer, ages.get(case)) for case, text in texts.items()
+    }
 
 
 def records_frame(records: Mapping[str, ReportFacts]) -> pd.DataFrame:

@@ -45,6 +45,7 @@ import csv
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -872,6 +873,44 @@ def read_report_table(
     return {cid: texts.get(cid, "") for cid in ids[id_column].str.strip()}
 
 
+def read_report_ages(
+    csv_path: str | os.PathLike[str], age_column: str, *, id_column: str = "case_id"
+) -> dict[str, float]:
+    """``case_id -> age`` (years at diagnosis) from a column of a reports CSV; an empty cell
+    gives no age. A missing column or a value that is not a number is an error naming the file
+    (and the patient)."""
+    from kemm.errors import InputDataError
+    from kemm.io import read_csv
+
+    header = read_csv(csv_path, what="reports file", nrows=0).columns
+    if age_column not in header:
+        raise InputDataError(
+            f"no age column {age_column!r}; the columns are {', '.join(map(str, header))}",
+            file=str(csv_path),
+        )
+    table = read_csv(
+        csv_path, what="reports file", dtype=str, keep_default_na=False,
+        usecols=[id_column, age_column],
+    )  # fmt: skip
+    ages: dict[str, float] = {}
+    for case_id, raw in zip(
+        table[id_column].str.strip(), table[age_column].str.strip(), strict=True
+    ):
+        if not raw:
+            continue
+        try:
+            age = float(raw)
+        except ValueError:
+            age = math.nan
+        if not 0 <= age <= 130:
+            raise InputDataError(
+                f"age {raw!r} in column {age_column!r} is not a number of years",
+                file=str(csv_path), patient=case_id,
+            )  # fmt: skip
+        ages[case_id] = age
+    return ages
+
+
 def extract_facts(
     reports: Mapping[str, str],
     backend: LLMBackend | None = None,
@@ -882,8 +921,12 @@ def extract_facts(
     temperature: float = 0.0,
     seed: int = 0,
     progress: bool = True,
+    ages: Mapping[str, float] | None = None,
 ) -> FactsResult:
     """The facts of every report (one :class:`CaseFacts` per case, empty reports included).
+
+    ``ages`` (case -> years at diagnosis) picks the AJCC table of a cancer whose stage groups
+    depend on age (thyroid) when a stage is derived from TNM.
 
     ``backend=None`` or the extractive backend: rules only. Otherwise the fields the rules left
     empty are asked of the LLM and validated (see the module docstring). ``cache_dir=None``
@@ -910,7 +953,8 @@ def extract_facts(
         case = CaseFacts(case_id, empty=not (text or "").strip())
         if case.empty:
             return case
-        rules = extract_report_facts(text, cancer)
+        age = (ages or {}).get(case_id)
+        rules = extract_report_facts(text, cancer, age)
         case.facts = _from_rules(rules, columns)
         if not use_llm or backend is None:
             return case
@@ -946,7 +990,7 @@ def extract_facts(
         )
         case.facts.update(kept)
         case.filled = [name for name in columns if name in kept]
-        _derive_stage(case, cancer)
+        _derive_stage(case, cancer, age)
         return case
 
     items = list(reports.items())
@@ -963,14 +1007,15 @@ def extract_facts(
             result.failures[case_id] = outcome
             case = CaseFacts(case_id, empty=not (text or "").strip())
             if not case.empty:
-                case.facts = _from_rules(extract_report_facts(text, cancer), columns)
+                age = (ages or {}).get(case_id)
+                case.facts = _from_rules(extract_report_facts(text, cancer, age), columns)
             result.cases[case_id] = case
     result.llm_calls = counts["calls"]
     result.elapsed_s = time.perf_counter() - started
     return result
 
 
-def _derive_stage(case: CaseFacts, cancer: str | None) -> None:
+def _derive_stage(case: CaseFacts, cancer: str | None, age: float | None = None) -> None:
     """Stage from TNM the LLM completed, where no stage is stated (as the rules derive it)."""
     stage = case.facts.get("stage")
     if (stage is not None and not stage.derived) or not cancer:
@@ -984,12 +1029,13 @@ def _derive_stage(case: CaseFacts, cancer: str | None) -> None:
     tnm = [case.facts.get(name) for name in ("t", "n", "m")]
     if tnm[0] is None and tnm[2] is None:
         return
-    stage = stage_from_tnm(cancer, *(f.value if f else None for f in tnm))
+    age = None if age is None or math.isnan(float(age)) else float(age)
+    stage = stage_from_tnm(cancer, *(f.value if f else None for f in tnm), age=age)
     if stage is None:
         return
     spans = [f for f in tnm if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
-    rule = stage_rule(cancer, [str(f.value) for f in spans], stage)
+    rule = stage_rule(cancer, [str(f.value) for f in spans], stage, age)
     case.facts["stage"] = SpanFact(
         stage, min(f.start for f in spans), max(f.end for f in spans), source, True, "llm",
         rule=rule,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import re
 from dataclasses import dataclass, field, fields
 
@@ -1252,22 +1253,27 @@ def _receptors(units: list[Unit]) -> dict[str, Fact]:
 # ----------------------------------------------------------------------------------------------
 
 
-def extract_report_facts(text: str | None, cancer: str | None = None) -> ReportFacts:
+def extract_report_facts(
+    text: str | None, cancer: str | None = None, age: float | None = None
+) -> ReportFacts:
     """The typed fact record of one report (see the module docstring for the reading rules).
 
     ``cancer`` (TCGA study code, e.g. ``"kirc"``) selects the grade scale and the AJCC 7th
-    edition table used to derive a stage group from TNM when no group is stated.
+    edition table used to derive a stage group from TNM when no group is stated. ``age`` (years
+    at diagnosis) picks the table where the groups depend on it (thyroid); without it such a
+    stage is derived only where every age band gives the same group.
     """
     if not text or not str(text).strip():
         return ReportFacts()
+    age = None if age is None or math.isnan(float(age)) else float(age)
     # a fresh copy each call: callers may fill or merge the record they get
-    return copy.deepcopy(_extract_cached(str(text), cancer))
+    return copy.deepcopy(_extract_cached(str(text), cancer, age))
 
 
 # One run reads each report several times (covariates, statements, grounding) and a benchmark
 # once per data variant: the record of a (text, cancer) pair is computed once per process.
 @functools.lru_cache(maxsize=16384)
-def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
+def _extract_cached(text: str, cancer: str | None, age: float | None = None) -> ReportFacts:
     facts = ReportFacts()
     every = report_units(str(text))
     units = [u for u in every if not _foreign(u.text, cancer)]
@@ -1287,7 +1293,9 @@ def _extract_cached(text: str, cancer: str | None) -> ReportFacts:
     # the lines naming another organ stay: "invades prostatic stroma" is a bladder tumour's T4a
     _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer)
     stages = _stage_candidates(units, cancer)
-    derived = _derived_stage(facts, cancer) if facts.t is not None or facts.m is not None else None
+    derived = (
+        _derived_stage(facts, cancer, age) if facts.t is not None or facts.m is not None else None
+    )
     if stages:
         value, unit = max(stages, key=lambda s: _stage_key(s[0]))
         facts.stage = Fact(value, unit.start, unit.end, unit.text)
@@ -1347,19 +1355,19 @@ def _foreign_re(cancer: str) -> re.Pattern[str]:
 _TNM_HINT_RE = re.compile(r"\b(?:y?p)[TNM]\s?[0-4xX]", re.I)
 
 
-def _derived_stage(facts: ReportFacts, cancer: str | None) -> Fact | None:
+def _derived_stage(facts: ReportFacts, cancer: str | None, age: float | None = None) -> Fact | None:
     if not cancer:
         return None
     from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rule
 
     if cancer.lower() not in SUPPORTED_CANCERS:
         return None
-    stage = stage_from_tnm(cancer, facts.value("t"), facts.value("n"), facts.value("m"))
+    stage = stage_from_tnm(cancer, facts.value("t"), facts.value("n"), facts.value("m"), age)
     if stage is None:
         return None
     spans = [f for f in (facts.t, facts.n, facts.m) if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
-    rule = stage_rule(cancer, [str(f.value) for f in spans], stage)
+    rule = stage_rule(cancer, [str(f.value) for f in spans], stage, age)
     return Fact(stage, min(f.start for f in spans), max(f.end for f in spans), source, True, rule)
 
 
