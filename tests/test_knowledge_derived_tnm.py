@@ -149,9 +149,25 @@ def test_a_stated_category_wins_over_the_derived_one():
         ("Lymph nodes: 17 of 30 positive", "stad", "N3b"),
         ("Lymph nodes: 0 of 3 positive", "kirc", "N0"),
         ("Lymph nodes: 0 of 12 positive", "hnsc", "N0"),
+        ("Lymph nodes: 3 of 20 positive", "esca", "N2"),
+        ("Lymph nodes: 7 of 20 positive", "esca", "N3"),
+        ("Lymph nodes: 1 of 12 positive", "blca", "N1"),
+        ("Lymph nodes: 2 of 12 positive", "blca", "N2"),
+        ("Lymph nodes: 3 of 9 positive", "skcm", "N2"),
+        ("Lymph nodes: 4 of 9 positive", "skcm", "N3"),
+        ("Lymph nodes: 2 of 14 positive", "prad", "N1"),
+        ("Lymph nodes: 1 of 14 positive", "paad", "N1"),
+        ("Lymph nodes: 3 of 25 positive", "cesc", "N1"),
         # N by count only where the definition is a count
         ("Lymph nodes: 2 of 12 positive", "hnsc", None),
-        ("Lymph nodes: 2 of 5 positive", "kirc", None),
+        ("Lymph nodes: 2 of 5 positive", "kirc", None),  # 7th N1 = 6th N1 + N2
+        ("Lymph nodes: 2 of 12 positive", "luad", None),  # stations
+        ("Lymph nodes: 2 of 12 positive", "thca", None),  # central or lateral
+        ("Lymph nodes: 2 of 12 positive", "ucec", None),  # pelvic or para-aortic
+        ("Lymph nodes: 2 of 12 positive, one right common iliac", "blca", None),  # N3
+        ("Lymph nodes: 2 of 9 positive, matted", "skcm", None),  # N3
+        ("Lymph nodes: 1 of 9 positive; in-transit metastasis present", "skcm", None),
+        ("Lymph nodes: 1 of 9 positive (isolated tumor cells)", "prad", None),  # N0(i+)
     ],
 )
 def test_n_derived_from_the_count_of_positive_nodes(nodes, cancer, n):

@@ -32,7 +32,14 @@ Rules (``cancer`` is the report-rules code of :mod:`kemm.knowledge.cancers`):
   melanoma, no satellite or in-transit metastasis: N2c).
 * **N by the count of positive nodes** where the definition is a count: breast (1-3 N1, 4-9
   N2, >= 10 N3; none derived when a metastasis is called micro or isolated cells), colorectum
-  (1 N1a, 2-3 N1b, 4-6 N2a, >= 7 N2b), stomach (1-2 N1, 3-6 N2, 7-15 N3a, >= 16 N3b).
+  (1 N1a, 2-3 N1b, 4-6 N2a, >= 7 N2b), stomach (1-2 N1, 3-6 N2, 7-15 N3a, >= 16 N3b),
+  oesophagus (1-2 N1, 3-6 N2, >= 7 N3), bladder (1 N1, >= 2 N2; none when a common iliac node
+  is named: N3), melanoma (1 N1, 2-3 N2, >= 4 N3; none below 4 beside matted nodes or
+  in-transit or satellite metastases), and N1 for any positive node where the 7th edition has
+  only N0/N1 (adrenal cortex, cervix, liver, ovary, pancreas, prostate). Not kidney (the 7th
+  edition's N1 is the 6th's N1 and N2, which TCGA's registries mix), head and neck (size and
+  side), lung and thyroid (node stations), uterus (pelvic or para-aortic). Isolated tumour
+  cells in any line: no N from the count.
 
 A structure counts as invaded only in a unit that says so: an invasion verb or an
 "extent/depth of invasion" item, not negated ("no", "free of", "uninvolved", "intact", "not
@@ -348,13 +355,26 @@ def _head_neck_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | 
 # ----------------------------------------------------------------------------------------------
 # N
 
+# (most positive nodes, category) in order; above the last limit, _N_ABOVE
 _N_BY_COUNT: dict[str, tuple[tuple[int, str], ...]] = {
     "brca": ((3, "N1"), (9, "N2")),
     "coad": ((1, "N1a"), (3, "N1b"), (6, "N2a")),
     "read": ((1, "N1a"), (3, "N1b"), (6, "N2a")),
     "stad": ((2, "N1"), (6, "N2"), (15, "N3a")),
+    "esca": ((2, "N1"), (6, "N2")),
+    "blca": ((1, "N1"),),
+    "skcm": ((1, "N1"), (3, "N2")),
 }
-_N_ABOVE = {"brca": "N3", "coad": "N2b", "read": "N2b", "stad": "N3b"}
+_N_ABOVE = {"brca": "N3", "coad": "N2b", "read": "N2b", "stad": "N3b", "esca": "N3",
+            "blca": "N2", "skcm": "N3"}  # fmt: skip
+# cancers whose 7th-edition N is N1 for any regional node metastasis
+for _code in ("acc", "cesc", "lihc", "ov", "paad", "prad"):
+    _N_BY_COUNT[_code] = ()
+    _N_ABOVE[_code] = "N1"
+# bladder N3 is a common iliac node, whatever the count
+_COMMON_ILIAC_RE = re.compile(r"common\s+iliac", re.I)
+# melanoma N3 is also matted nodes, or in-transit or satellite metastases with nodes
+_MATTED_RE = re.compile(r"\bmatted\b", re.I)
 _SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|isolated\s+tumou?r\s+cells|\bitc\b", re.I)
 _TUMOUR_DEPOSIT_RE = re.compile(
     r"tumou?r\s+deposits?|satellite\s+nodules?|discontinuous\s+extramural\s+extension", re.I
@@ -399,6 +419,18 @@ def derive_n(
         return None
     if cancer == "brca" and any(_SMALL_METASTASIS_RE.search(u.text) for u in units):
         return None  # N1mi or N0(i+): the count alone does not decide
+    if any(re.search(r"isolated\s+tumou?r\s+cells|\bitcs?\b", u.text, re.I) for u in units):
+        return None  # isolated tumour cells are N0(i+), yet may be counted as positive
+    if cancer == "blca" and any(_COMMON_ILIAC_RE.search(u.text) for u in units):
+        return None  # N3 if the common iliac node is the positive one
+    if (
+        cancer == "skcm"
+        and count < 4
+        and any(
+            _MATTED_RE.search(u.text) or _affirmed(u.text, _MELANOMA_NON_NODAL_RE) for u in units
+        )
+    ):
+        return None  # N3 by matted nodes or in-transit / satellite metastases
     category = _N_ABOVE[cancer]
     for limit, name in cuts:
         if count <= limit:
