@@ -283,3 +283,44 @@ def test_non_nodal_n_findings_stop_n0():
     melanoma = "DIAGNOSIS:\nMelanoma.\nLymph nodes: 0 of 3 positive\n"
     assert _tn(melanoma, "skcm")[1] == "N0"
     assert _tn(melanoma + "Satellite metastasis: present\n", "skcm")[1] is None  # N2c
+
+
+@pytest.mark.parametrize(
+    ("text", "t"),
+    [
+        ("Tumor size: 3.5 cm\nTumor limited to the kidney.", "T1a"),
+        ("Tumor size: 6.5 cm\nExtent: confined to kidney; no invasion of the renal vein.", "T1b"),
+        ("Tumor size: 9.5 cm\nTumor confined to the kidney.", "T2a"),
+        ("Tumor size: 12 cm\nTumor confined to the kidney.", "T2b"),
+        # no statement that it stays in the kidney: the size alone does not decide
+        ("Tumor size: 3.5 cm", None),
+        # "not limited to the kidney", or an extension named (T3 whatever the size)
+        ("Tumor size: 3.5 cm\nTumor is not limited to the kidney.", None),
+        ("Tumor size: 3.5 cm\nTumor limited to the kidney.\nTumor invades renal sinus fat.", None),
+        ("Tumor size: 3.5 cm\nConfined to kidney.\nTumor extends into the renal vein.", None),
+        ("Tumor size: 3.5 cm\nConfined to kidney.\nTumor abuts, but does not invade, Gerota's "
+         "fascia; perinephric fat invasion cannot be excluded.", None),
+    ],
+)  # fmt: skip
+def test_kidney_t_by_size_only_when_limited_to_the_kidney(text, t):
+    facts = extract_report_facts("DIAGNOSIS:\nClear cell renal cell carcinoma.\n" + text, "kirc")
+    assert (facts.t.value if facts.t else None) == t
+    if t is not None:
+        assert facts.t.derived and "limited to the kidney" in facts.t.rule
+
+
+@pytest.mark.parametrize(
+    ("text", "t"),
+    [
+        ("Breslow thickness: 0.6 mm", "T1"),
+        ("Tumor thickness (Breslow): 1.8 mm", "T2"),
+        ("Breslow depth 3.2 mm", "T3"),
+        ("Breslow thickness: 6 mm", "T4"),
+        ("Breslow thickness: at least 2.5 mm (transected at the base)", None),
+        ("Breslow thickness: 0.9 mm\nA second focus, Breslow thickness 2.4 mm", None),
+        ("Clark level IV", None),
+    ],
+)
+def test_melanoma_t_by_breslow_thickness(text, t):
+    facts = extract_report_facts("DIAGNOSIS:\nMalignant melanoma, skin of back.\n" + text, "skcm")
+    assert (facts.t.value if facts.t else None) == t

@@ -322,7 +322,7 @@ def test_a_synoptic_laid_out_in_two_columns_pairs_labels_with_values_in_order():
         "SYNOPTIC REPORT\nTumor focality:\nTumor size:\nHistologic type:\nHistologic grade:\n"
         "Lymphovascular Invasion:\nMargins:Solitary\n4.1 cm in greatest dimension\n"
         "Clear cell renal cell carcinoma\nFuhrman nuclear grade 3\nPresent\n"
-        "Uninvolved by tumor\nother text\n"
+        "Uninvolved by tumor\nPathologic stage: pT1b\n"
     )
     got = _stated(text, "kirc")
     assert got["size_cm"] == 4.1 and got["grade"] == "G3" and got["lvi"] == "present"
@@ -332,6 +332,9 @@ def test_a_synoptic_laid_out_in_two_columns_pairs_labels_with_values_in_order():
     shifted = text.replace("4.1 cm in greatest dimension\n", "")
     got = _stated(shifted, "kirc")
     assert "lvi" not in got and "margin" not in got and got["grade"] == "G3"
+    # nor when the block does not end at a label, a header or the end of the text
+    got = _stated(text.replace("Pathologic stage: pT1b", "and free of fibrosis"), "kirc")
+    assert "lvi" not in got and "size_cm" not in got
 
 
 def test_a_measurement_broken_by_an_ocr_dot_keeps_its_size():
@@ -356,3 +359,56 @@ def test_an_addendum_that_corrects_a_category_wins_over_the_original(addendum):
     assert _stated(text, "lusc")["n"] == "N0"
     # without the correction, the highest category stated wins
     assert _stated(text.replace(addendum, ""), "lusc")["n"] == "N1"
+
+
+_STATED_T3_N1 = "DIAGNOSIS:\nSquamous cell carcinoma.\nPathologic stage: pT3 N1 MX\n"
+
+
+@pytest.mark.parametrize(
+    ("addendum", "t", "n"),
+    [
+        # not corrections
+        ("After review, the stage has not been changed to pT2 N0.", "T3", "N1"),
+        ("If needed the stage would be changed to pT2.", "T3", "N1"),
+        ("The label was corrected to left lower lobe. A second nodule, pT1a N0.", "T3", "N1"),
+        # the value a correction replaces loses, however it is introduced
+        ("The stage is amended to pT2 (previously reported as pT3).", "T2", "N1"),
+        ("The stage is amended to pN0 (originally pN1).", "T3", "N0"),
+        ("Corrected to pT2, rather than pT3 as originally reported.", "T2", "N1"),
+        ("The stage is amended to pT3 pN0 from pT3 and pN1.", "T3", "N0"),
+        ("Revised to reflect the correct stage: pT2 N1 (the original template read pT3 N1).",
+         "T2", "N1"),
+        # the last of two corrections; a correction to X leaves the category unstated
+        ("Stage is amended to pT4 N1.\nADDENDUM 2: the stage is corrected to pT2 N1.", "T2", "N1"),
+        ("The nodal stage is amended to pNX.", "T3", None),
+    ],
+)  # fmt: skip
+def test_corrections_only_where_the_report_makes_one(addendum, t, n):
+    facts = extract_report_facts(_STATED_T3_N1 + addendum + "\n", "lusc")
+    assert (facts.value("t"), facts.value("n")) == (t, n)
+
+
+def test_a_corrected_stage_group_wins():
+    text = "DIAGNOSIS:\nEndometrioid adenocarcinoma.\nFIGO stage: IIIA\n"
+    corrected = text + "FIGO stage IIIA has been changed to FIGO stage IA (pT1a)\n"
+    assert _stated(text, "ucec")["stage"] == "IIIA"
+    assert _stated(corrected, "ucec")["stage"] == "IA"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        # LVI left empty: the values shift and the node line would be pulled in
+        "Histologic grade:\nLymphovascular invasion:\nPerineural invasion:\nMargins:\n"
+        "Grade 2\nPresent\nNegative\nLymph nodes negative for tumor (0/12)\n",
+        "Tumor size:\nHistologic grade:\nMargins:\nLymphovascular invasion:\n4.5 cm\n"
+        "Negative, closest 2 mm\nPresent\nNo lymph nodes identified\n",
+    ],
+)
+def test_a_shifted_column_block_is_not_paired(block):
+    got = _stated("SYNOPTIC REPORT\n" + block, "brca")
+    assert "lvi" not in got and "pni" not in got and "margin" not in got
+
+
+def test_a_margin_distance_is_not_a_size():
+    assert "size_cm" not in _stated("DIAGNOSIS:\nCarcinoma.\nMargins: Free of tumor, 4 mm\n")

@@ -25,6 +25,11 @@ Rules (``cancer`` is the report-rules code of :mod:`kemm.knowledge.cancers`):
 * **Colorectum** T by depth: submucosa T1, muscularis propria T2, through it into subserosa or
   pericolorectal tissue T3, visceral peritoneum (serosal surface) T4a; invasion of or adherence
   to another organ (T4b) gives no T.
+* **Kidney** T by size (T1a <= 4 cm < T1b <= 7 < T2a <= 10 < T2b) only where the report says
+  the tumour is limited to (confined to) the kidney and names no extension into the renal vein,
+  sinus or perinephric fat, Gerota's fascia or the adrenal, even as a possibility.
+* **Melanoma** T by the Breslow thickness (T1 <= 1.0 mm < T2 <= 2.0 < T3 <= 4.0 < T4; a/b by
+  ulceration is not derived), none from a bound ("at least") or from two disagreeing thicknesses.
 * No T is derived after neoadjuvant therapy (ypT), nor for breast from a size that includes the
   in-situ component or is one of several foci.
 * **N0** for every staged cancer when nodes were examined and none is positive (and, for the
@@ -321,7 +326,94 @@ def derive_t(
         if any(_ADJACENT_ORGAN_RE.search(u.text) for u in units):
             return None  # T4b or adherent only: not decidable from the words
         return _deepest(units, _COLORECTAL_LAYERS, "colorectal")
+    if cancer in ("kirc", "kirp", "kich"):
+        return _kidney_t(units, size)
+    if cancer == "skcm":
+        return _melanoma_t(units)
     return None
+
+
+_KIDNEY_T_BY_SIZE = ((4.0, "T1a"), (7.0, "T1b"), (10.0, "T2a"))
+# a finding left open anywhere in the unit ("perinephric fat invasion cannot be excluded")
+_OPEN_RE = re.compile(
+    r"cannot\s+be\s+(?:excluded|ruled\s+out|assessed|evaluated)|can\s*not\s+be\s+excluded|"
+    r"not\s+(?:be\s+)?(?:excluded|ruled\s+out)|indeterminate|equivocal|suspicious|questionable|"
+    r"\bpossible\b|\bfocal(?:ly)?\s+(?:invasion|extension)",
+    re.I,
+)
+# the report says the tumour stays in the kidney ("Tumor limited to the kidney", "Extent of
+# involvement: Confined to kidney")
+_KIDNEY_CONFINED_RE = re.compile(
+    r"(?:limited|confined)\s+to\s+(?:the\s+)?(?:kidney|renal\s+parenchyma)|"
+    r"intra-?renal\s+(?:tumou?r|mass)|organ[- ]confined",
+    re.I,
+)
+# T3/T4 structures: a tumour invading (or only reaching) one is not staged by its size
+_KIDNEY_BEYOND = (
+    r"renal\s+vein|vena\s+cava|\bivc\b|(?:renal\s+)?sinus(?:\s+(?:fat|adipose|tissue))?|"
+    r"peri-?(?:renal|nephric)|gerota\w*|adrenal|capsule|hilar\s+fat|segmental\s+veins?|"
+    r"beyond\s+the\s+kidney"
+)
+
+
+def _kidney_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | None:
+    """Kidney T1a-T2b by the tumour's size, only where the report says it is limited to the
+    kidney and names no extension beyond it (renal vein, sinus or perinephric fat, Gerota's
+    fascia, adrenal: T3-T4 whatever the size)."""
+    if (
+        size is None
+        or _NOT_PRIMARY_SIZE_RE.search(size.source)
+        or _SEVERAL_FOCI_RE.search(size.source)
+    ):
+        return None
+    if not any(
+        _KIDNEY_CONFINED_RE.search(u.text)
+        and not _NEGATED_BEFORE_RE.search(
+            u.text[: _KIDNEY_CONFINED_RE.search(u.text).start()][-40:]
+        )
+        for u in units
+    ):
+        return None
+    invaded, near = _mentions(units, _KIDNEY_BEYOND)
+    beyond = re.compile(_KIDNEY_BEYOND, re.I)
+    open_question = any(beyond.search(u.text) and _OPEN_RE.search(u.text) for u in units)
+    if invaded or near or open_question:
+        return None
+    category, bound = _by_size(float(size.value), _KIDNEY_T_BY_SIZE, "T2b")
+    rule = f"AJCC 7th kidney T: tumour {bound}, limited to the kidney -> {category}"
+    return Derivation(category, rule, size.start, size.end, size.source)
+
+
+# "Breslow thickness: 2.3 mm", "Tumor thickness (Breslow): 1.1 mm", "Breslow depth 0.8 mm"
+_BRESLOW_RE = re.compile(
+    r"(?:breslow(?:'s)?\s*(?:thickness|depth|level)?|(?:tumou?r|maximum|vertical)\s+thickness"
+    r"(?:\s*\(breslow\))?)\s*[:=]?\s*(?:is\s+|of\s+|measures?\s+)?"
+    r"(?P<bound>at\s+least|greater\s+than|more\s+than|less\s+than|up\s+to|[<>]|approximately)?"
+    r"\s*(?P<value>\d{1,2}(?:\.\d{1,2})?)\s*(?P<unit>mm|cm)\b",
+    re.I,
+)
+_MELANOMA_T_BY_THICKNESS = ((1.0, "T1"), (2.0, "T2"), (4.0, "T3"))
+
+
+def _melanoma_t(units: Sequence[_Unit]) -> Derivation | None:
+    """Melanoma T1-T4 by the Breslow thickness (its a/b, by ulceration and mitoses, is not
+    derived); none from a bound ("at least 2 mm": the base was transected) or when two
+    thicknesses disagree on the category."""
+    found: list[tuple[str, str, _Unit]] = []
+    for unit in units:
+        for m in _BRESLOW_RE.finditer(unit.text):
+            if m.group("bound"):
+                return None
+            mm = float(m.group("value")) * (10.0 if m.group("unit").lower() == "cm" else 1.0)
+            if mm <= 0:
+                continue
+            category, bound = _by_size(mm, _MELANOMA_T_BY_THICKNESS, "T4")
+            found.append((category, bound.replace("cm", "mm"), unit))
+    if not found or len({c for c, _, _ in found}) > 1:
+        return None
+    category, bound, unit = found[0]
+    rule = f"AJCC 7th melanoma T: Breslow thickness {bound} -> {category}"
+    return Derivation(category, rule, unit.start, unit.end, unit.text)
 
 
 def _head_neck_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | None:

@@ -209,7 +209,7 @@ _COLUMN_VALUE_CHECKS = (
     (re.compile(r"size|dimension", re.I), re.compile(r"\d\s*(?:cm|mm)\b", re.I)),
     (
         re.compile(r"grade", re.I),
-        re.compile(r"grade|\bG\s?[1-4X]\b|\b[1-4]\b|differentiat|\b(?:low|high)\b", re.I),
+        re.compile(r"grade|\bG\s?[1-4X]\b|differentiat|\b(?:low|high)\b", re.I),
     ),
     (
         re.compile(r"margin", re.I),
@@ -220,7 +220,7 @@ _COLUMN_VALUE_CHECKS = (
     ),
     (
         re.compile(r"invasion|nodes?\b", re.I),
-        re.compile(r"identified|present|absent|negative|positive|involved|\bnot?\b|none|\d", re.I),
+        re.compile(r"identified|present|absent|negative|positive|involved|\bnot?\b|none", re.I),
     ),
     (re.compile(r"extension|involvement", re.I), re.compile(r"\w")),
     (
@@ -260,9 +260,19 @@ def _column_pairs(lines: list[str]) -> tuple[dict[int, tuple[str, str]], set[int
             ]
         else:
             values = [(k, lines[k]) for k in range(j, min(j + len(labels), len(lines)))]
+        after = values[-1][0] + 1 if values else len(lines)
         fits = (
             len(labels) >= 3
             and len(values) == len(labels)
+            # the block ends where it should: its last value runs into the next column's label
+            # ("tumorAccession:") or the next line is a label, a header or the end; a value
+            # left empty would pull a later line in
+            and (
+                re.search(r"[a-z][A-Z]\w*:$", values[-1][1])
+                or after >= len(lines)
+                or _COLUMN_LABEL_RE.match(lines[after])
+                or _ANY_HEADER_RE.match(lines[after])
+            )
             # a block of synoptic items: at least one label the checks know
             and any(rx.search(label) for label in labels for rx, _ in _COLUMN_VALUE_CHECKS)
             and all(
@@ -272,6 +282,8 @@ def _column_pairs(lines: list[str]) -> tuple[dict[int, tuple[str, str]], set[int
                 and ":"
                 not in re.sub(r"(?<=[a-z])[A-Z]\w*:$" if n == len(values) - 1 else "$^", "", value)
                 and all(not rx.search(label) or ok.search(value) for rx, ok in _COLUMN_VALUE_CHECKS)
+                # a value naming another item ("Lymph nodes negative (0/12)") is that item's
+                and not re.search(r"lymph\s+nodes?|margin", value, re.I)
                 for n, (label, (_, value)) in enumerate(zip(labels, values, strict=True))
             )
         )
@@ -532,36 +544,53 @@ class _Candidate:
     prefix: str | None
     unit: Unit
     strength: int  # 3 a correction, 2 prefixed or run, 1 labelled
+    at: int = 0  # position in the unit
 
 
 # An addendum's correction: "the stage is amended to pT1a from pT1b", "amended from N1 to N2",
 # "the template is revised to reflect the correct pathologic stage: pT2N1Mx"
 _CORRECTION_RE = re.compile(
-    r"\b(?:amended|revised|corrected|changed)\s+(?:from\s+[^.;]{1,30}?\s+)?to\b"
+    r"\b(?:amended|revised|corrected|changed)\s+(?:from\s+[^.;]{1,60}?\s+)?to\b"
     r"(?:\s+reflect\s+the\s+correct\b)?",
     re.I,
 )
-_SUPERSEDED_RE = re.compile(r"\bfrom\s+\S*$", re.I)
+# not a correction: "has not been changed to", "would be changed to", "if amended to"
+_NO_CORRECTION_RE = re.compile(r"\b(?:not|never|would|could|if|may|might)\b[^.;]{0,20}$", re.I)
+# the value a correction replaces: "from pT1b", "(previously reported as pT3)", "rather than"
+_SUPERSEDED_RE = re.compile(
+    r"(?:\bfrom|previously|originally|formerly|initially|rather\s+than|instead\s+of|"
+    r"original\w*(?:\s+\w+){0,2}\s+read\w*)[^.;()]{0,25}$",
+    re.I,
+)
+
+
+def _correction_in(text: str) -> re.Match[str] | None:
+    """The correction a unit states ("amended to ..."), if any."""
+    for m in _CORRECTION_RE.finditer(text):
+        if not _NO_CORRECTION_RE.search(text[max(0, m.start() - 30) : m.start()]):
+            return m
+    return None
 
 
 def _corrected(strength: int, text: str, at: int, correction: re.Match[str] | None) -> int | None:
-    """A candidate's strength where its unit corrects a category: what follows "amended to"
-    wins (3), what follows "from" is superseded (None); elsewhere unchanged."""
+    """A candidate's strength where its unit corrects a category: what follows "amended to" in
+    the same sentence wins (3), what a correction replaces is dropped (None); else unchanged."""
     if correction is None:
         return strength
-    if (
-        _SUPERSEDED_RE.search(text[max(0, at - 12) : at])
-        or correction.start() <= at < correction.end()
+    if correction.start() <= at < correction.end() or (
+        at >= correction.end() and _SUPERSEDED_RE.search(text[correction.end() : at])
     ):
         return None
-    return 3 if at >= correction.end() else strength
+    if at >= correction.end() and not re.search(r"[.;]\s", text[correction.end() : at]):
+        return 3
+    return strength
 
 
 def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
     out: dict[str, list[_Candidate]] = {"T": [], "N": [], "M": []}
     for unit in units:
         text = _untangle_tnm(unit.text)
-        correction = _CORRECTION_RE.search(text)
+        correction = _correction_in(text)
         taken: list[tuple[int, int]] = []
         for m in _RUN_RE.finditer(text):
             prefix = (m.group("pre") or "").lower() or None
@@ -573,7 +602,7 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
                 if val is None or strength is None:
                     continue
                 norm = None if _is_x(val) else _norm_category(cat, val, sub)
-                out[cat].append(_Candidate(norm, prefix, unit, strength))
+                out[cat].append(_Candidate(norm, prefix, unit, strength, m.start()))
         for m in _PREFIXED_RE.finditer(text):
             if any(a <= m.start() < b for a, b in taken):
                 continue
@@ -587,7 +616,7 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
             norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
             strength = _corrected(2, text, m.start(), correction)
             if strength is not None:
-                out[cat].append(_Candidate(norm, pre, unit, strength))
+                out[cat].append(_Candidate(norm, pre, unit, strength, m.start()))
         if _STAGING_CONTEXT_RE.search(text):
             # a staging line ("pTNM Stage: T1b", "AJCC: T3a N0 M0"): unprefixed tokens count
             for m in _CONTEXT_TOKEN_RE.finditer(text):
@@ -600,7 +629,7 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
                 norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
                 strength = _corrected(1, text, m.start(), correction)
                 if strength is not None:
-                    out[cat].append(_Candidate(norm, None, unit, strength))
+                    out[cat].append(_Candidate(norm, None, unit, strength, m.start()))
         for cat, label in _LABELLED_RE.items():
             lm = label.search(text)
             if not lm:
@@ -628,8 +657,13 @@ def _untangle_tnm(text: str) -> str:
 
 
 def _choose(cands: list[_Candidate], order) -> _Candidate | None:
-    """The stated category: among non-X statements, the strongest evidence, then the highest
-    (multiple tumours are staged by the highest T); an explicit X only when nothing else is."""
+    """The stated category: the last correction if there is one (its first token; an X there
+    leaves the category unstated); else among non-X statements, the strongest evidence, then
+    the highest (multiple tumours are staged by the highest T)."""
+    corrections = [c for c in cands if c.strength == 3]
+    if corrections:
+        last = max(corrections, key=lambda c: (c.unit.start, -c.at))
+        return last if last.value is not None else None
     stated = [c for c in cands if c.value is not None]
     if not stated:
         return None
@@ -667,9 +701,15 @@ _NOT_TUMOUR_STAGE_RE = re.compile(
 
 
 def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, Unit]]:
-    out = []
+    """Stated stage groups; where an addendum corrects the stage ("FIGO stage IIIA has been
+    changed to FIGO stage IA"), only the last correction."""
+    out, corrections = [], []
     for unit in units:
+        correction = _correction_in(unit.text)
         for m in _STAGE_RE.finditer(unit.text):
+            strength = _corrected(2, unit.text, m.start(), correction)
+            if strength is None:
+                continue  # the group a correction replaces
             window = unit.text[max(0, m.start() - 40) : m.end() + 40]
             if _NOT_TUMOUR_STAGE_RE.search(window) or _HISTORY_RE.search(unit.text):
                 continue
@@ -686,8 +726,8 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
             if rank is None or not 1 <= rank <= 4:
                 continue
             sub = (m.group("sub") or "").upper()
-            out.append((to_roman(rank) + sub, unit))
-    return out
+            (corrections if strength == 3 else out).append((to_roman(rank) + sub, unit))
+    return corrections[-1:] if corrections else out
 
 
 _DEFINITION_RE = re.compile(
@@ -1143,7 +1183,14 @@ def _size(units: list[Unit]) -> Fact | None:
             apposed = _SIZE_APPOSED_RE.search(text)
             # a unit starting lower case is the tail of a broken line: its head ("Metastatic")
             # may say whose size it is
-            if apposed and not text[:1].islower():
+            if (
+                apposed
+                and not text[:1].islower()
+                # "Margins: Free of tumor, 4 mm": a distance, not a size
+                and not re.search(
+                    r"margin|free\s+of|negative\s+for|\bno\b|distance", text[: apposed.end()], re.I
+                )
+            ):
                 m = SIZE_VALUE_RE.match(text, apposed.end())
         if not m or float(m.group("a").replace(",", ".")) == 0:
             continue  # no size, or an OCR-garbled one ("0 X 0 x 3 cm")
