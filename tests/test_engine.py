@@ -45,6 +45,9 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="duplicate model labels"):
         parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn"}, {"name": "snn"}]})
+    # a label names the folder of the model's folds
+    with pytest.raises(ConfigError, match="label 'SNN a/b'.*no '/'"):
+        parse_config({"data": {"cohort": "x"}, "models": [{"name": "snn", "label": "SNN a/b"}]})
     config = parse_config(
         {"data": {"cohort": "x"}, "models": [{"name": "snn"}]}, overrides={"train.epochs": 7}
     )

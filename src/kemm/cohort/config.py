@@ -106,6 +106,12 @@ class DataConfig(_Strict):
     facts_csv: str | None = _doc(
         None, "a `kemm knowledge facts` CSV; default: facts extracted from the reports"
     )
+    derived_facts: bool = _doc(
+        True,
+        "T and N derived from the findings that define them (size, depth, node counts) where "
+        "a report states none; false: only stated categories (a stage is still derived from "
+        "stated TNM)",
+    )
     pbk_embeddings: str | None = _doc(
         None, "a `kemm knowledge embed --pbk-out` file; default the built-in library"
     )

@@ -351,14 +351,18 @@ def report_fact_values(
     cancer = cancer_code(config, cohort)
     # age at diagnosis picks the AJCC table where stage groups depend on it (thyroid)
     ages = cohort.patients["age"].dropna().to_dict() if "age" in cohort.patients.columns else {}
-    key = (str(csv.resolve()), csv.stat().st_mtime_ns, cancer, tuple(sorted(ages.items())))
+    key = (
+        str(csv.resolve()), csv.stat().st_mtime_ns, cancer, tuple(sorted(ages.items())),
+        config.derived_facts,
+    )  # fmt: skip
     if key not in _FACT_CACHE:
         columns = read_csv(csv, what="reports file", nrows=0).columns
         frames = []
         for column in ("raw_text", "llm_text"):
             if column in columns:
                 texts = read_reports(csv, text_column=column)
-                frames.append(records_frame(facts_for_reports(texts, cancer, ages)))
+                records = facts_for_reports(texts, cancer, ages, derive=config.derived_facts)
+                frames.append(records_frame(records))
         merged = frames[0] if frames else pd.DataFrame()
         for extra in frames[1:]:
             merged = merged.combine_first(extra)

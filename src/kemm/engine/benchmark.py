@@ -9,7 +9,9 @@ Data variants differ only in what the models read:
   RNA table), same text;
 * ``raw_reports`` — the report modality as unrefined sentences of the cleaned OCR text;
 * ``llm_reports`` — the report modality from the shipped LLM summaries (``llm_text``);
-* ``site_held_out`` — ``families`` with folds that keep each tissue-source site on one side.
+* ``site_held_out`` — ``families`` with folds that keep each tissue-source site on one side;
+* ``stated_facts`` — ``families`` whose fact covariates keep only the T and N categories the
+  reports state (``data.derived_facts: false``), for the facts Cox model's paired ablation.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ GENOMIC_CLIP = 3.0
 
 FACTS_COX = "Clinical Cox (facts)"
 FACTS_COX_NO_PRIOR = "Clinical Cox (facts) −PBK prior"
+FACTS_COX_STATED = "Clinical Cox (facts) −derived T, N"  # stated categories only
 AGE_SEX_COX = "Clinical Cox (age, sex)"
 GENOMIC_COXNET = "CoxNet (genomics)"
 LINEAR_PART = (FACTS_COX, GENOMIC_COXNET)  # KEMM's linear part: the stack of these two
@@ -72,6 +75,7 @@ ENTRIES = (
           clinical=("age", "sex", "stage")),
     Entry(FACTS_COX, "clinical_cox", "families", (("direction_prior", True),)),
     Entry(FACTS_COX_NO_PRIOR, "clinical_cox", "families"),
+    Entry(FACTS_COX_STATED, "clinical_cox", "stated_facts", (("direction_prior", True),)),
     Entry("Stack (facts Cox + genomic CoxNet)", "stack", "families",
           (("base", LINEAR_PART),)),
     Entry("MCAT-style", "mcat", "families"),
@@ -107,6 +111,7 @@ PAIRS = (
     ("KEMM", "KEMM −KECM (plain co-attention)"),
     ("KEMM", "KEMM −PBK prior"),
     ("KEMM", "KEMM −fact covariates"),
+    (FACTS_COX, FACTS_COX_STATED),
     (PAPER, f"{PAPER} −report"),
     (PAPER, f"{PAPER} −PBK"),
     (PAPER, f"{PAPER} −KECM"),
@@ -197,6 +202,8 @@ def variant_config(root: Path, cohort: str, variant: str, models: list[Entry], o
         data["reports"] = {"column": "llm_text", "refiner": "sentences", "max_statements": 12}
     elif variant == "site_held_out":
         data["splits"] = str(site_splits(root, cohort, out))
+    elif variant == "stated_facts":
+        data["derived_facts"] = False
     raw = {
         "name": f"benchmark_{cohort}_{variant}",
         "data": data,
@@ -351,11 +358,17 @@ def paired_table(out: Path, cohorts: list[str], entries: list[Entry]) -> list[di
     variant_of = {e.label: e.variant for e in entries}
     rows = []
     for a, b in PAIRS:
-        if a not in variant_of or b not in variant_of or variant_of[a] != variant_of[b]:
+        if a not in variant_of or b not in variant_of:
             continue
+        variants = list(dict.fromkeys((variant_of[a], variant_of[b])))
+        if "site_held_out" in variants and len(variants) > 1:
+            continue  # other folds: not paired
         per_cohort = []
         for cohort in cohorts:
-            predictions = pd.read_csv(out / cohort / variant_of[a] / "predictions.csv")
+            # two data variants of one cohort share its folds: their predictions pair up
+            predictions = pd.concat(
+                [pd.read_csv(out / cohort / v / "predictions.csv") for v in variants]
+            )
             per_cohort.append(compare_predictions(predictions, a, b, scope=cohort.upper(),
                                                   n_boot=1000))  # fmt: skip
         pooled = [pool(per_cohort)] if len(per_cohort) > 1 else []

@@ -42,6 +42,14 @@ class ModelConfig(_Strict):
         None, "the data.clinical covariates this model reads; default all"
     )
 
+    @field_validator("label")
+    @classmethod
+    def _label_names_a_folder(cls, label: str | None) -> str | None:
+        # each model's folds are written under a folder named by its label
+        if label is not None and (not label.strip() or any(c in label for c in "/\\\0")):
+            raise ValueError(f"label {label!r}: a label names a folder, so no '/' or '\\'")
+        return label
+
     @property
     def display(self) -> str:
         return self.label or self.name

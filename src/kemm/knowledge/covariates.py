@@ -199,12 +199,16 @@ def facts_for_reports(
     texts: Mapping[str, str | None],
     cancer: str | None = None,
     ages: Mapping[str, float] | None = None,
+    *,
+    derive: bool = True,
 ) -> dict[str, ReportFacts]:
     """The fact record of every patient's report text (empty record for an empty text);
-    ``ages`` (years at diagnosis) pick the AJCC table where stage groups depend on age."""
+    ``ages`` (years at diagnosis) pick the AJCC table where stage groups depend on age;
+    ``derive=False``: only the T and N categories the reports state."""
     ages = ages or {}
     return {
-        case: extract_report_facts(text, cancer, ages.get(case)) for case, text in texts.items()
+        case: extract_report_facts(text, cancer, ages.get(case), derive=derive)
+        for case, text in texts.items()
     }
 
 

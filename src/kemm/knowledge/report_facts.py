@@ -1301,26 +1301,30 @@ def _receptors(units: list[Unit]) -> dict[str, Fact]:
 
 
 def extract_report_facts(
-    text: str | None, cancer: str | None = None, age: float | None = None
+    text: str | None, cancer: str | None = None, age: float | None = None, *, derive: bool = True
 ) -> ReportFacts:
     """The typed fact record of one report (see the module docstring for the reading rules).
 
     ``cancer`` (TCGA study code, e.g. ``"kirc"``) selects the grade scale and the AJCC 7th
     edition table used to derive a stage group from TNM when no group is stated. ``age`` (years
     at diagnosis) picks the table where the groups depend on it (thyroid); without it such a
-    stage is derived only where every age band gives the same group.
+    stage is derived only where every age band gives the same group. ``derive=False`` leaves
+    T and N that the report does not state empty (no derivation from size, depth or node
+    counts; a stage is still derived from stated TNM).
     """
     if not text or not str(text).strip():
         return ReportFacts()
     age = None if age is None or math.isnan(float(age)) else float(age)
     # a fresh copy each call: callers may fill or merge the record they get
-    return copy.deepcopy(_extract_cached(str(text), cancer, age))
+    return copy.deepcopy(_extract_cached(str(text), cancer, age, derive))
 
 
 # One run reads each report several times (covariates, statements, grounding) and a benchmark
 # once per data variant: the record of a (text, cancer) pair is computed once per process.
 @functools.lru_cache(maxsize=16384)
-def _extract_cached(text: str, cancer: str | None, age: float | None = None) -> ReportFacts:
+def _extract_cached(
+    text: str, cancer: str | None, age: float | None = None, derive: bool = True
+) -> ReportFacts:
     facts = ReportFacts()
     every = report_units(str(text))
     units = [u for u in every if not _foreign(u.text, cancer)]
@@ -1338,7 +1342,8 @@ def _extract_cached(text: str, cancer: str | None, age: float | None = None) -> 
         facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
     facts.size_cm = _size(units)
     # the lines naming another organ stay: "invades prostatic stroma" is a bladder tumour's T4a
-    _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer)
+    if derive:
+        _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer)
     stages = _stage_candidates(units, cancer)
     derived = (
         _derived_stage(facts, cancer, age) if facts.t is not None or facts.m is not None else None
