@@ -324,3 +324,98 @@ def test_kidney_t_by_size_only_when_limited_to_the_kidney(text, t):
 def test_melanoma_t_by_breslow_thickness(text, t):
     facts = extract_report_facts("DIAGNOSIS:\nMalignant melanoma, skin of back.\n" + text, "skcm")
     assert (facts.t.value if facts.t else None) == t
+
+
+_KIDNEY = "DIAGNOSIS:\nClear cell renal cell carcinoma.\nTumor size: 3.0 cm\n"
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        # an extension named before its verb, or in other words (T3-T4 whatever the size)
+        "Tumor limited to the kidney.\nRenal vein invasion: present",
+        "Tumor limited to the kidney.\nPerinephric fat inv.: present",
+        "Tumor limited to the kidney.\nRenal sinus: involved",
+        "Tumor limited to the kidney; renal vein invasion present.",
+        "Tumor limited to the kidney.\nTumor thrombus present in main renal vein",
+        "Tumor limited to the kidney.\nIVC thrombus: present",
+        "Tumor limited to the kidney.\nMacroscopic venous invasion: present",
+        "Tumor limited to the kidney.\nExtrarenal extension present",
+        "Tumor limited to the kidney.\nTumor invades into the fat",
+        # the statement of confinement denied, left open, unticked, or said of something else
+        "Tumor limited to the kidney: No",
+        "Tumor limited to the kidney? Cannot be determined.",
+        "[ ] Tumor limited to kidney\n[X] Tumor grossly extends into major veins",
+        "The cyst is confined to the kidney.",
+        # another lesion as large as the size read
+        "Tumor limited to the kidney.\nA second tumor measures 6.0 cm.",
+        "Tumor confined to the kidney.\n(B) Right kidney: angiomyolipoma, 7.5 cm.",
+    ],
+)
+def test_no_kidney_t_from_size_beside_an_extension_or_a_doubt(finding):
+    assert _tn(_KIDNEY + finding, "kirc")[0] is None
+
+
+def test_kidney_t_from_size_beside_denied_extensions_and_smaller_lesions():
+    text = _KIDNEY + (
+        "Tumor confined to the kidney; it does not invade the perinephric adipose tissue, renal "
+        "sinus or renal vein.\nAdrenal cortical adenoma (1.7 cm maximum dimension).\n"
+    )
+    assert _tn(text, "kirc")[0] == "T1a"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Breslow thickness: 1.2 mm (at least)",
+        "Breslow thickness: 0.9 mm, transected at the deep margin",
+        "Malignant melanoma in situ. Tumor thickness: 0.3 mm",
+        "Re-excision: residual melanoma in scar, Breslow thickness 0.5 mm",
+        "Soft tissue, right flank, excision: metastatic melanoma. Tumor thickness 9 mm",
+        "In-transit metastasis, tumor thickness 3.0 mm",
+    ],
+)
+def test_no_melanoma_t_from_a_bound_or_from_what_is_not_the_invasive_primary(text):
+    assert _tn("DIAGNOSIS:\n" + text + "\n", "skcm")[0] is None
+
+
+@pytest.mark.parametrize(
+    ("nodes", "cancer"),
+    [
+        # a node group that is not regional for the cancer: a metastasis there is M1, not N
+        ("Common iliac lymph nodes: 1 of 2 positive", "prad"),
+        ("Para-aortic lymph nodes: 1 of 1 positive", "prad"),
+        ("Para-aortic lymph nodes: 1 of 3 positive", "cesc"),
+        ("Aortocaval lymph nodes: 1 of 2 positive", "paad"),
+        ("Para-aortic lymph node: 1 of 2 positive", "blca"),
+    ],
+)
+def test_no_n_from_a_count_that_may_include_distant_nodes(nodes, cancer):
+    assert _tn(f"DIAGNOSIS:\nCarcinoma.\n{nodes}\n", cancer)[1] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer"),
+    [
+        ("Pelvic lymph nodes: 0 of 20 positive\nParametrial lymph node: metastatic carcinoma",
+         "cesc"),
+        ("Lymph nodes: 0 of 3 positive\nIsolated melanoma cells in one node", "skcm"),
+        ("Lymph nodes: 0 of 12 positive\nC. Hilar lymph node: metastatic carcinoma in one lymph "
+         "node", "luad"),
+    ],
+)  # fmt: skip
+def test_no_n0_beside_a_node_metastasis_stated_in_words(text, cancer):
+    assert _tn(f"DIAGNOSIS:\nCarcinoma.\n{text}\n", cancer)[1] is None
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        "Lymph nodes: 0/8 positive for metastasis",
+        "Lymph nodes examined: 12. Number of metastatic nodes: 0",
+        "Sentinel lymph nodes: 8 of 8, negative for metastatic carcinoma",
+        "Eight of eight sentinel lymph nodes, free of metastatic carcinoma",
+    ],
+)
+def test_n0_where_every_node_statement_is_negative(nodes):
+    assert _tn(f"DIAGNOSIS:\nInvasive ductal carcinoma.\n{nodes}\n", "brca")[1] == "N0"

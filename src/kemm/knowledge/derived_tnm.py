@@ -356,28 +356,104 @@ _KIDNEY_BEYOND = (
 )
 
 
+# an extension named in a clause that does not deny it ("Renal vein invasion: present",
+# "Tumor thrombus in the main renal vein", "Perinephric fat inv.: present", "invades into the
+# fat"); a clause with "no", "not", "free", "confined" ... denies
+_KIDNEY_EXTENSION_TERMS_RE = re.compile(
+    _KIDNEY_BEYOND + r"|thromb\w*|venous\s+invasion|(?:large\s+|major\s+)?vessels?\s+invasion|"
+    r"extra-?renal|\bfat\b|adipose|major\s+veins?|hilar|hilum",
+    re.I,
+)
+# an invasion word in the clause ("present" alone is not one: "representative section of
+# adrenal", "lymph node identified on the adrenal")
+_EXTENSION_WORD_RE = re.compile(
+    r"invad\w*|invasion|\binv\b|involv\w*|extend\w*|extension|thromb\w*|penetrat\w*|"
+    r"\binto\b",
+    re.I,
+)
+_DENIED_RE = re.compile(
+    r"\b(?:no|not|without|negative|free|uninvolved|absent|none|confined|limited|intact|spared|"
+    r"n/a)\b",
+    re.I,
+)
+# "Tumor limited to the kidney: No", "...? Cannot be determined", an unticked checklist box
+_CONFINED_DENIED_AFTER_RE = re.compile(
+    r"^\s*[:?\-]?\s*(?:no\b|not\b|cannot|unknown|indetermin)", re.I
+)
+_UNTICKED_RE = re.compile(r"^\s*(?:\[\s*\]|\(\s*\)|_{2,})")
+# whose confinement: the tumour's, or a synoptic item's value ("Extent: Confined to kidney")
+_TUMOUR_SUBJECT_RE = re.compile(
+    r"tumou?r|carcinoma|neoplasm|\bmass\b|extent|extension|involvement|invasion|^\W*$", re.I
+)
+# another lesion with its own size: the largest size may be its
+_OTHER_LESION_RE = re.compile(
+    r"angiomyolipoma|leiomyoma|oncocytoma|adenoma|\bcyst\b|(?:second|separate|another|"
+    r"additional)\s+(?:\w+\s+)?(?:tumou?r|mass|nodule|lesion|focus|neoplasm)",
+    re.I,
+)
+_SIZE_IN_TEXT_RE = re.compile(r"(\d{1,2}(?:\.\d{1,2})?)\s*(cm|mm)\b", re.I)
+
+
+def _kidney_confined(units: Sequence[_Unit]) -> bool:
+    for unit in units:
+        for m in _KIDNEY_CONFINED_RE.finditer(unit.text):
+            before, after = unit.text[: m.start()], unit.text[m.end() :]
+            if (
+                _NEGATED_BEFORE_RE.search(before[-40:])
+                or _CONFINED_DENIED_AFTER_RE.match(after)
+                or _UNTICKED_RE.match(unit.text)
+                or not _TUMOUR_SUBJECT_RE.search(re.split(r"[.;]\s", before)[-1])
+            ):
+                continue
+            return True
+    return False
+
+
+def _kidney_extension_named(units: Sequence[_Unit]) -> bool:
+    """True where a clause names an extension beyond the kidney without denying it, or a unit
+    names one and leaves it open ("cannot be excluded")."""
+    for unit in units:
+        if _KIDNEY_EXTENSION_TERMS_RE.search(unit.text) and _OPEN_RE.search(unit.text):
+            return True
+        for clause in re.split(r"[.;,]", unit.text):
+            if (
+                _KIDNEY_EXTENSION_TERMS_RE.search(clause)
+                and _EXTENSION_WORD_RE.search(clause)
+                and not _DENIED_RE.search(clause)
+            ):
+                return True
+    return False
+
+
+def _another_lesion_as_large(units: Sequence[_Unit], size: _Finding) -> bool:
+    """True where another lesion (a cyst, an adenoma, a second tumour) is given a size (within
+    60 characters after its name) at least the tumour size read: that size may be its."""
+    for unit in units:
+        for lesion in _OTHER_LESION_RE.finditer(unit.text):
+            after = unit.text[lesion.end() : lesion.end() + 60]
+            for value, unit_name in _SIZE_IN_TEXT_RE.findall(after):
+                cm = float(value) / (10.0 if unit_name.lower() == "mm" else 1.0)
+                if cm >= float(size.value):
+                    return True
+    return False
+
+
 def _kidney_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | None:
     """Kidney T1a-T2b by the tumour's size, only where the report says it is limited to the
     kidney and names no extension beyond it (renal vein, sinus or perinephric fat, Gerota's
-    fascia, adrenal: T3-T4 whatever the size)."""
+    fascia, adrenal, a tumour thrombus: T3-T4 whatever the size), not even as a possibility,
+    and no other lesion is as large."""
     if (
         size is None
         or _NOT_PRIMARY_SIZE_RE.search(size.source)
         or _SEVERAL_FOCI_RE.search(size.source)
+        or not _kidney_confined(units)
     ):
         return None
-    if not any(
-        _KIDNEY_CONFINED_RE.search(u.text)
-        and not _NEGATED_BEFORE_RE.search(
-            u.text[: _KIDNEY_CONFINED_RE.search(u.text).start()][-40:]
-        )
-        for u in units
-    ):
-        return None
-    invaded, near = _mentions(units, _KIDNEY_BEYOND)
-    beyond = re.compile(_KIDNEY_BEYOND, re.I)
-    open_question = any(beyond.search(u.text) and _OPEN_RE.search(u.text) for u in units)
-    if invaded or near or open_question:
+    # (clause by clause, so that a denied list, "does not invade the perinephric fat, renal
+    # sinus or renal vein", stays denied; a structure only reached or abutted still counts)
+    _, near = _mentions(units, _KIDNEY_BEYOND)
+    if near or _kidney_extension_named(units) or _another_lesion_as_large(units, size):
         return None
     category, bound = _by_size(float(size.value), _KIDNEY_T_BY_SIZE, "T2b")
     rule = f"AJCC 7th kidney T: tumour {bound}, limited to the kidney -> {category}"
@@ -393,16 +469,33 @@ _BRESLOW_RE = re.compile(
     re.I,
 )
 _MELANOMA_T_BY_THICKNESS = ((1.0, "T1"), (2.0, "T2"), (4.0, "T3"))
+# a thickness that is only a lower bound ("1.2 mm (at least)", "transected at the deep margin")
+_THICKNESS_BOUND_AFTER_RE = re.compile(
+    r"^[^.;]{0,40}?(?:at\s+least|minimum|transect\w*|deep\s+margin|greater|underestimat\w*)",
+    re.I,
+)
+# not the invasive primary: a metastasis, in-transit disease, a re-excision's residual or scar
+_NOT_PRIMARY_MELANOMA_RE = re.compile(
+    r"metasta\w*|in[- ]transit|re-?excision|\bresidual\b|\bscar\b|lymph\s+nodes?\s+dissection",
+    re.I,
+)
+_IN_SITU_RE = re.compile(r"in[- ]situ", re.I)
 
 
 def _melanoma_t(units: Sequence[_Unit]) -> Derivation | None:
     """Melanoma T1-T4 by the Breslow thickness (its a/b, by ulceration and mitoses, is not
     derived); none from a bound ("at least 2 mm": the base was transected) or when two
     thicknesses disagree on the category."""
+    if (
+        any(_NOT_PRIMARY_MELANOMA_RE.search(u.text) for u in units)
+        or any(_IN_SITU_RE.search(u.text) for u in units)
+        and not any(re.search(r"\binvasive\b", u.text, re.I) for u in units)
+    ):
+        return None  # a metastasis, a re-excision, a scar; or melanoma in situ (Tis)
     found: list[tuple[str, str, _Unit]] = []
     for unit in units:
         for m in _BRESLOW_RE.finditer(unit.text):
-            if m.group("bound"):
+            if m.group("bound") or _THICKNESS_BOUND_AFTER_RE.match(unit.text[m.end() :]):
                 return None
             mm = float(m.group("value")) * (10.0 if m.group("unit").lower() == "cm" else 1.0)
             if mm <= 0:
@@ -465,6 +558,81 @@ for _code in ("acc", "cesc", "lihc", "ov", "paad", "prad"):
     _N_ABOVE[_code] = "N1"
 # bladder N3 is a common iliac node, whatever the count
 _COMMON_ILIAC_RE = re.compile(r"common\s+iliac", re.I)
+# node groups that are not regional for the cancer (a metastasis there is M1): where the
+# report names one, the count may include it
+_NON_REGIONAL_NODES = {
+    code: re.compile(rx, re.I)
+    for code, rx in {
+        "prad": r"common\s+iliac|para-?aortic|aort\w*|inguinal|retroperitoneal",
+        "cesc": r"para-?aortic|aort\w*|inguinal|supraclavicular",
+        "paad": r"para-?aortic|aorto-?caval|aortic",
+        "blca": r"\bCI\b|para-?aortic|aort\w*|inguinal",
+        "lihc": r"para-?aortic|aort\w*|celiac|mediastin\w*|cardiophrenic",
+    }.items()
+}
+# a node metastasis stated in words ("Parametrial lymph node: metastatic carcinoma"); for
+# melanoma, isolated cells or a metastasis seen on immunostains count too (N1a)
+_NODE_METASTASIS_RE = re.compile(
+    r"metasta\w*|positive\s+for\s+(?:\w+\s+){0,2}(?:carcinoma|malignan\w*|melanoma)|"
+    r"involved\s+by\s+(?:\w+\s+){0,2}(?:carcinoma|melanoma)",
+    re.I,
+)
+_MELANOMA_NODE_CELLS_RE = re.compile(
+    r"isolated\s+(?:\w+\s+)?cells|micro-?metasta\w*|immunostain\w*[^.;]{0,40}(?:positive|"
+    r"reveal|highlight|show)",
+    re.I,
+)
+# "Number of metastatic nodes: 0", "... metastasis: none", "SENTINEL NODE METASTASIS:
+# NON-NEOPLASTIC ...", a label whose value is on the next line
+_ZERO_AFTER_RE = re.compile(
+    r"^\W{0,3}\(?\s*[0O]\b|^[\s:]*(?:non-?neoplastic|benign|reactive|negative)|^\s*:?\s*$", re.I
+)
+# "0/8 positive for metastasis", "0 OF 11 NODES ARE POSITIVE FOR METASTATIC TUMOR"
+_ZERO_BEFORE_RE = re.compile(
+    r"(?:\b[0O]\s*(?:/|of\b|out\s+of\b)\s*\d+|\b(?:zero|none)\b)[^.;]{0,60}$", re.I
+)
+
+
+# "1/5", "0/14" (not a date "8/05", not a stain clone "AE1/3")
+_NODE_RATIO_RE = re.compile(r"(?<![\w/])([0-9O]{1,2})\s*/\s*([1-9]\d?)(?![\d/])")
+# a label or legend, not a finding: "Number of metastatic nodes", "(... the number of
+# metastatic nodes in relation to the total number of nodes examined)"
+_NODE_LABEL_BEFORE_RE = re.compile(r"number\s+of\s+(?:\w+\s+){0,6}$", re.I)
+_NODE_LABEL_AFTER_RE = re.compile(r"^\s*(?:lymph\s+)?nodes?\s*(?:in\b|:?\s*[0O]\b|$)", re.I)
+
+
+def _node_metastasis_affirmed(text: str, cancer: str) -> bool:
+    """True where a unit about lymph nodes states a metastasis it does not deny. Where the unit
+    gives node ratios ("1/5", "0/14"), they decide: a metastasis iff one is non-zero."""
+    if not re.search(r"\bnodes?\b|\bnodal\b", text, re.I):
+        return False
+    if cancer == "skcm" and _affirmed(text, _MELANOMA_NODE_CELLS_RE):
+        return True
+    ratios = [
+        (int(k.replace("O", "0")), int(n))
+        for k, n in _NODE_RATIO_RE.findall(text)
+        if int(k.replace("O", "0")) <= int(n)
+    ]
+    if ratios:
+        return any(k > 0 for k, _ in ratios)
+    for m in _NODE_METASTASIS_RE.finditer(text):
+        before = re.split(r"[;.]", text[max(0, m.start() - 60) : m.start()])[-1]
+        after = text[m.end() :]
+        if (
+            _NEGATED_BEFORE_RE.search(before)
+            or _NEGATED_AFTER_RE.match(after)
+            or _ZERO_AFTER_RE.match(after)
+            or _ZERO_BEFORE_RE.search(before)
+            or _NODE_LABEL_BEFORE_RE.search(before)
+            or _NODE_LABEL_AFTER_RE.match(after)
+            or _UNCERTAIN_AFTER_RE.match(after)
+            or re.search(r"distant|\bM\s?[01X]\b|\(p?M\)", before + m.group(0), re.I)
+        ):
+            continue
+        return True
+    return False
+
+
 # melanoma N3 is also matted nodes, or in-transit or satellite metastases with nodes
 _MATTED_RE = re.compile(r"\bmatted\b", re.I)
 _SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|isolated\s+tumou?r\s+cells|\bitc\b", re.I)
@@ -497,6 +665,8 @@ def derive_n(
     if count == 0:
         if not staged or examined is None or int(examined.value) <= 0:
             return None
+        if any(_node_metastasis_affirmed(u.text, cancer) for u in units):
+            return None  # a metastasis reported outside the count ("Parametrial node: metastatic")
         if cancer in ("coad", "read") and any(
             _TUMOUR_DEPOSIT_RE.search(u.text) and not _DEPOSIT_ABSENT_RE.search(u.text)
             for u in units
@@ -515,6 +685,9 @@ def derive_n(
         return None  # isolated tumour cells are N0(i+), yet may be counted as positive
     if cancer == "blca" and any(_COMMON_ILIAC_RE.search(u.text) for u in units):
         return None  # N3 if the common iliac node is the positive one
+    non_regional = _NON_REGIONAL_NODES.get(cancer)
+    if non_regional is not None and any(non_regional.search(u.text) for u in units):
+        return None  # a positive node there is a distant metastasis (M1), not N
     if (
         cancer == "skcm"
         and count < 4

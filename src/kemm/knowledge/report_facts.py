@@ -1021,6 +1021,13 @@ def _node_total(found: list[tuple[int, str, Unit]]) -> Fact | None:
     return Fact(value, unit.start, unit.end, unit.text)
 
 
+_COUNT_DENIED_AFTER_RE = re.compile(
+    r"^[\s,;:\-(]*(?:all\s+|each\s+)?(?:negative|free\s+of|benign|without|uninvolved|"
+    r"no\s+(?:tumou?r|metasta|carcinoma|malignan))",
+    re.I,
+)
+
+
 def _node_count(text: str) -> tuple[int, int] | None:
     """(positive, examined) of one node statement (``x of y``, or a count of nodes said to be
     negative), or None."""
@@ -1030,6 +1037,12 @@ def _node_count(text: str) -> tuple[int, int] | None:
         if not m:
             continue
         p, n = _count(m.group("p")), int(m.group("n"))
+        if (
+            p > 0
+            and ")" not in m.group(0)  # "(1/3) Three lymph nodes negative": another statement
+            and _COUNT_DENIED_AFTER_RE.match(text[m.end() : m.end() + 30])
+        ):
+            p = 0  # "8 of 8, negative for metastatic carcinoma": the 8 are negative
         if p > 0 and not NODE_POSITIVE_WORDS_RE.search(text):
             # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line says they
             # are negative they count as examined, else it states nothing
