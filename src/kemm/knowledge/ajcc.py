@@ -26,13 +26,14 @@ Reading rules (:func:`stage_from_tnm`):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
 
 import yaml
 
-__all__ = ["SUPPORTED_CANCERS", "stage_from_tnm", "stage_rank", "stage_rule"]
+__all__ = ["SUPPORTED_CANCERS", "stage_from_tnm", "stage_rank", "stage_rule", "years"]
 
 _Row = tuple[str, str, str]  # (group, space-separated T categories, space-separated N categories)
 
@@ -187,6 +188,15 @@ def _group(table: _Table, t: str | None, n: str | None, m: str | None) -> str | 
     n_cats = _resolve(_normalise(n, "N"), table.n)
     groups = {table.cells[c] for c in ((x, y) for x in t_cats for y in n_cats) if c in table.cells}
     return _common(groups) if groups else None
+
+
+def years(age: object) -> float | None:
+    """An age at diagnosis as the tables read it: a float, or None for a missing one (None or
+    NaN), so that a missing age means "every band" everywhere."""
+    if age is None:
+        return None
+    value = float(age)  # type: ignore[arg-type]
+    return None if math.isnan(value) else value
 
 
 def stage_rule(cancer: str, categories: list[str], stage: str, age: float | None = None) -> str:

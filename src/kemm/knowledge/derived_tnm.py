@@ -54,7 +54,7 @@ identified") and not left open ("cannot be excluded": then no T at all).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -162,15 +162,22 @@ def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list
     return invaded, near
 
 
-def _affirmed(text: str, rx: re.Pattern[str]) -> bool:
+def _affirmed(
+    text: str,
+    rx: re.Pattern[str],
+    denied: Callable[[str, re.Match[str], str], bool] | None = None,
+) -> bool:
     """True when ``rx`` matches somewhere the text does not negate or leave open ("no
-    neoadjuvant therapy", "Skin involvement: negative", "... treatment: not specified")."""
+    neoadjuvant therapy", "Skin involvement: negative", "... treatment: not specified");
+    ``denied(before, match, after)`` names further ways a finding's context denies it."""
     for m in rx.finditer(text):
         before = re.split(r"[;.]", text[max(0, m.start() - 60) : m.start()])[-1]
         after = text[m.end() :]
         if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):
             continue
         if _UNCERTAIN_AFTER_RE.match(after) or _NOT_STATED_AFTER_RE.match(after):
+            continue
+        if denied is not None and denied(before, m, after):
             continue
         return True
     return False
@@ -615,27 +622,25 @@ def _node_metastasis_affirmed(text: str, cancer: str) -> bool:
     ]
     if ratios:
         return any(k > 0 for k, _ in ratios)
-    for m in _NODE_METASTASIS_RE.finditer(text):
-        before = re.split(r"[;.]", text[max(0, m.start() - 60) : m.start()])[-1]
-        after = text[m.end() :]
-        if (
-            _NEGATED_BEFORE_RE.search(before)
-            or _NEGATED_AFTER_RE.match(after)
-            or _ZERO_AFTER_RE.match(after)
-            or _ZERO_BEFORE_RE.search(before)
-            or _NODE_LABEL_BEFORE_RE.search(before)
-            or _NODE_LABEL_AFTER_RE.match(after)
-            or _UNCERTAIN_AFTER_RE.match(after)
-            or re.search(r"distant|\bM\s?[01X]\b|\(p?M\)", before + m.group(0), re.I)
-        ):
-            continue
-        return True
-    return False
+    return _affirmed(text, _NODE_METASTASIS_RE, _no_node_metastasis)
+
+
+def _no_node_metastasis(before: str, match: re.Match[str], after: str) -> bool:
+    """A count of zero, a label or legend, or a distant metastasis around a metastasis word."""
+    return bool(
+        _ZERO_AFTER_RE.match(after)
+        or _ZERO_BEFORE_RE.search(before)
+        or _NODE_LABEL_BEFORE_RE.search(before)
+        or _NODE_LABEL_AFTER_RE.match(after)
+        or re.search(r"distant|\bM\s?[01X]\b|\(p?M\)", before + match.group(0), re.I)
+    )
 
 
 # melanoma N3 is also matted nodes, or in-transit or satellite metastases with nodes
 _MATTED_RE = re.compile(r"\bmatted\b", re.I)
-_SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|isolated\s+tumou?r\s+cells|\bitc\b", re.I)
+_ISOLATED_CELLS = r"isolated\s+tumou?r\s+cells|\bitcs?\b"
+_ISOLATED_CELLS_RE = re.compile(_ISOLATED_CELLS, re.I)
+_SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|" + _ISOLATED_CELLS, re.I)
 _TUMOUR_DEPOSIT_RE = re.compile(
     r"tumou?r\s+deposits?|satellite\s+nodules?|discontinuous\s+extramural\s+extension", re.I
 )
@@ -681,7 +686,7 @@ def derive_n(
         return None
     if cancer == "brca" and any(_SMALL_METASTASIS_RE.search(u.text) for u in units):
         return None  # N1mi or N0(i+): the count alone does not decide
-    if any(re.search(r"isolated\s+tumou?r\s+cells|\bitcs?\b", u.text, re.I) for u in units):
+    if any(_ISOLATED_CELLS_RE.search(u.text) for u in units):
         return None  # isolated tumour cells are N0(i+), yet may be counted as positive
     if cancer == "blca" and any(_COMMON_ILIAC_RE.search(u.text) for u in units):
         return None  # N3 if the common iliac node is the positive one

@@ -935,6 +935,7 @@ def extract_facts(
     """
 
     cancer = cancer.lower() if cancer else None
+    ages = ages or {}
     columns = FACT_COLUMNS + (RECEPTOR_COLUMNS if cancer == "brca" else ())
     use_llm = backend is not None and backend.name != "extractive"
     result = FactsResult(
@@ -953,7 +954,7 @@ def extract_facts(
         case = CaseFacts(case_id, empty=not (text or "").strip())
         if case.empty:
             return case
-        age = (ages or {}).get(case_id)
+        age = ages.get(case_id)
         rules = extract_report_facts(text, cancer, age)
         case.facts = _from_rules(rules, columns)
         if not use_llm or backend is None:
@@ -1007,8 +1008,9 @@ def extract_facts(
             result.failures[case_id] = outcome
             case = CaseFacts(case_id, empty=not (text or "").strip())
             if not case.empty:
-                age = (ages or {}).get(case_id)
-                case.facts = _from_rules(extract_report_facts(text, cancer, age), columns)
+                case.facts = _from_rules(
+                    extract_report_facts(text, cancer, ages.get(case_id)), columns
+                )
             result.cases[case_id] = case
     result.llm_calls = counts["calls"]
     result.elapsed_s = time.perf_counter() - started
@@ -1022,14 +1024,14 @@ def _derive_stage(case: CaseFacts, cancer: str | None, age: float | None = None)
         return
     if not {"t", "n", "m"} & set(case.filled):
         return
-    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rule
+    from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rule, years
 
     if cancer not in SUPPORTED_CANCERS:
         return
     tnm = [case.facts.get(name) for name in ("t", "n", "m")]
     if tnm[0] is None and tnm[2] is None:
         return
-    age = None if age is None or math.isnan(float(age)) else float(age)
+    age = years(age)
     stage = stage_from_tnm(cancer, *(f.value if f else None for f in tnm), age=age)
     if stage is None:
         return

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import re
 from dataclasses import dataclass, field, fields
 
@@ -1021,10 +1020,9 @@ def _node_total(found: list[tuple[int, str, Unit]]) -> Fact | None:
     return Fact(value, unit.start, unit.end, unit.text)
 
 
+# the nodes just counted said to be negative: "8 of 8, negative for metastatic carcinoma"
 _COUNT_DENIED_AFTER_RE = re.compile(
-    r"^[\s,;:\-(]*(?:all\s+|each\s+)?(?:negative|free\s+of|benign|without|uninvolved|"
-    r"no\s+(?:tumou?r|metasta|carcinoma|malignan))",
-    re.I,
+    r"^[\s,;:\-(]*(?:all\s+|each\s+)?(?:" + NODE_NEGATIVE_WORDS_RE.pattern + r"|without)", re.I
 )
 
 
@@ -1327,9 +1325,10 @@ def extract_report_facts(
     """
     if not text or not str(text).strip():
         return ReportFacts()
-    age = None if age is None or math.isnan(float(age)) else float(age)
+    from kemm.knowledge.ajcc import years
+
     # a fresh copy each call: callers may fill or merge the record they get
-    return copy.deepcopy(_extract_cached(str(text), cancer, age, derive))
+    return copy.deepcopy(_extract_cached(str(text), cancer, years(age), derive))
 
 
 # One run reads each report several times (covariates, statements, grounding) and a benchmark
