@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rank
+from kemm.knowledge.ajcc import SUPPORTED_CANCERS, depends_on_age, stage_from_tnm, stage_rank
 
 Row = tuple[str | None, str | None, str | None, str | None]
 
@@ -341,6 +341,12 @@ def test_thyroid_groups_depend_on_age(t, n, m, age, expected) -> None:
 def test_age_changes_nothing_for_a_cancer_with_one_table() -> None:
     assert stage_from_tnm("brca", "T2", "N1", "M0", age=30) == "IIB"
     assert stage_from_tnm("brca", "T2", "N1", "M0", age=80) == "IIB"
+
+
+def test_only_thyroid_groups_depend_on_age() -> None:
+    assert depends_on_age("thca") and depends_on_age("TCGA-THCA")
+    assert [c for c in SUPPORTED_CANCERS if depends_on_age(c)] == ["thca"]
+    assert not depends_on_age(None) and not depends_on_age("not-a-cancer")
 
 
 def test_every_supported_cancer_has_cases() -> None:

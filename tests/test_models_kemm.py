@@ -103,6 +103,24 @@ def test_teacher_view_uses_reports_only_where_present():
     assert not torch.allclose(teacher[0], student[0], atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "wsi,gen", [((True, False, True), (True, True, False)), ((False,) * 3, (True,) * 3)]
+)
+def test_views_fused_together_equal_each_view_alone(wsi, gen):
+    """A batch with and without reports runs both views in one call, each view's transformer on
+    its own positions (the student's shorter: no report tokens; an absent modality's none):
+    each row equals the view computed alone (``explain`` takes the single-view path)."""
+    model = build().eval()
+    x = make_input(wsi=wsi, gen=gen, report=(True, False, True))
+    with torch.no_grad():
+        both = model(x).logits
+        teacher = model(x, explain=True).logits
+        student = model(x, use_report=False, explain=True).logits
+    assert torch.allclose(both[[0, 2]], teacher[[0, 2]], atol=1e-5)
+    assert torch.allclose(both[1], student[1], atol=1e-5)
+    assert not torch.allclose(teacher[0], student[0], atol=1e-4)
+
+
 def test_padded_knowledge_may_hold_nan():
     model = build()
     x = make_input()

@@ -33,7 +33,14 @@ from importlib import resources
 
 import yaml
 
-__all__ = ["SUPPORTED_CANCERS", "stage_from_tnm", "stage_rank", "stage_rule", "years"]
+__all__ = [
+    "SUPPORTED_CANCERS",
+    "depends_on_age",
+    "stage_from_tnm",
+    "stage_rank",
+    "stage_rule",
+    "years",
+]
 
 _Row = tuple[str, str, str]  # (group, space-separated T categories, space-separated N categories)
 
@@ -199,11 +206,17 @@ def years(age: object) -> float | None:
     return None if math.isnan(value) else value
 
 
+def depends_on_age(cancer: str | None) -> bool:
+    """True where the cancer's stage groups depend on the age at diagnosis (thyroid)."""
+    if not cancer:
+        return False
+    return len(_TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"), ())) > 1
+
+
 def stage_rule(cancer: str, categories: list[str], stage: str, age: float | None = None) -> str:
     """How a derived stage was read: ``"AJCC 7th kirc stage group of T3a N0 -> III"`` (with
     ``", age 52"`` after the categories where the cancer's groups depend on age)."""
-    tables = _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"), [])
-    by_age = age is not None and len(tables) > 1
+    by_age = age is not None and depends_on_age(cancer)
     at = f", age {age:g}" if by_age else ""
     return f"AJCC 7th {cancer.lower()} stage group of {' '.join(categories)}{at} -> {stage}"
 

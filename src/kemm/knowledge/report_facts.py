@@ -1325,10 +1325,12 @@ def extract_report_facts(
     """
     if not text or not str(text).strip():
         return ReportFacts()
-    from kemm.knowledge.ajcc import years
+    from kemm.knowledge.ajcc import depends_on_age, years
 
+    # the age changes nothing where the stage table does not depend on it: one cached record
+    age = years(age) if depends_on_age(cancer) else None
     # a fresh copy each call: callers may fill or merge the record they get
-    return copy.deepcopy(_extract_cached(str(text), cancer, years(age), derive))
+    return copy.deepcopy(_extract_cached(str(text), cancer, age, derive))
 
 
 # One run reads each report several times (covariates, statements, grounding) and a benchmark

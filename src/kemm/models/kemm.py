@@ -540,8 +540,9 @@ class KEMM(SurvivalModel):
         return names[i] if i < len(names) else str(i)
 
     def _fuse(self, enc: _Encoded, views: tuple[str, ...], explain: bool) -> dict[str, _ViewOut]:
-        """Co-attention and fusion transformer -> logits and z per view (the views are stacked
-        along the batch, so distillation does not double the number of operations)."""
+        """Co-attention and fusion transformer -> logits and z per view (the views share one
+        co-attention call, stacked along the batch; the transformer runs per view, each on the
+        positions it reads)."""
 
         def stack(per_view: dict[str, Tensor]) -> Tensor:
             return torch.cat([per_view[v] for v in views])
@@ -584,23 +585,19 @@ class KEMM(SurvivalModel):
         for name, (tok, _) in zip(names, parts, strict=True):
             segments[name] = slice(start, start + tok.shape[1])
             start += tok.shape[1]
-        seq = torch.cat([p[0] for p in parts], 1)
-        mask = torch.cat([p[1] for p in parts], 1)
-        # Positions masked in every row (absent modality, padding) change nothing: drop them.
-        kept = mask.any(0).nonzero().squeeze(1)
-        seq, mask = seq[:, kept], mask[:, kept]
-        cls_att = None
-        for i, block in enumerate(self.blocks):
-            last = i == len(self.blocks) - 1
-            seq, weights = block(seq, mask, need_weights=explain and last)
-            if weights is not None:
-                cls_att = torch.zeros(seq.shape[0], start, dtype=weights.dtype, device=seq.device)
-                cls_att[:, kept] = weights[:, :, 0].mean(1).detach()  # (V·B, T)
-        z = self.norm(seq[:, 0])
+        # Parts masked in every row (an absent modality) change nothing: never concatenated.
+        live = [
+            (segments[name], part)
+            for name, part in zip(names, parts, strict=True)
+            if bool(part[1].any())
+        ]
+        seq = torch.cat([tok for _, (tok, _) in live], 1)
+        mask = torch.cat([m for _, (_, m) in live], 1)
+        position = torch.cat([torch.arange(s.start, s.stop) for s, _ in live]).to(seq.device)
         out = {}
-        for i, v in enumerate(views):
-            rows = slice(i * batch, (i + 1) * batch)
-            z_v = z[rows]
+        # split, not row slices: its backward is one concatenation, not a zero-filled copy each
+        for v, seq_v, mask_v in zip(views, seq.split(batch), mask.split(batch), strict=True):
+            z_v, att = self._fusion_blocks(seq_v, mask_v, position, start, explain)
             if v == "student" and self.use_distillation:
                 z_v = z_v.detach()
                 z_v = z_v + self.student_adapter(z_v)
@@ -613,9 +610,28 @@ class KEMM(SurvivalModel):
                     logits = logits + self.clinical_linear(enc.clinical)
                 if v == "teacher" and enc.facts is not None:
                     logits = logits + self.fact_linear(enc.facts)
-            att = cls_att[rows] if cls_att is not None else None
             out[v] = _ViewOut(logits, z_v, att, segments)
         return out
+
+    def _fusion_blocks(
+        self, seq: Tensor, mask: Tensor, position: Tensor, width: int, explain: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """The fusion transformer over one view's tokens (``position``: each token's index among
+        all ``width`` positions) -> (z, CLS attention over the ``width`` positions when
+        ``explain``). Positions masked in every row of the view (padding, the report tokens of the
+        report-free view) change nothing and are dropped first: the student view runs on its
+        shorter sequence."""
+        kept = mask.any(0).nonzero().squeeze(1)
+        if len(kept) < seq.shape[1]:
+            seq, mask, position = seq[:, kept], mask[:, kept], position[kept]
+        cls_att = None
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            seq, weights = block(seq, mask, need_weights=explain and last)
+            if weights is not None:
+                cls_att = torch.zeros(seq.shape[0], width, dtype=weights.dtype, device=seq.device)
+                cls_att[:, position] = weights[:, :, 0].mean(1).detach()  # (B, T)
+        return self.norm(seq[:, 0]), cls_att
 
     def _explanation(self, enc: _Encoded, out: _ViewOut, view: str) -> dict[str, Any]:
         patients = []
