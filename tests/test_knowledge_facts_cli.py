@@ -267,6 +267,55 @@ def test_validator_reasons_and_label_value_lines():
     assert kept["nodes_positive"].value == 0
 
 
+def test_validator_drops_a_finding_the_report_leaves_open():
+    # TCGA-44-A4SU: "suspicious for" is not "present"
+    report = (
+        "Pleura: Negative for malignancy\n"
+        "Vascular invasion: Focal features suspicious for vascular invasion\n"
+        "pTNM stage: Tla\n"
+    )
+    quote = "Vascular invasion: Focal features suspicious for vascular invasion"
+    answer = _answer(lvi={"quote": quote, "value": "present"})
+    kept, dropped = validate_fills(report, answer, ["lvi"], cancer="luad")
+    assert kept == {} and [d.reason for d in dropped] == ["left_open"]
+    # a receptor may be "equivocal": that is its value, not a finding left open
+    report = "ER: Positive\nHER2 (IHC): Equivocal (2+)\n"
+    answer = _answer(her2={"quote": "HER2 (IHC): Equivocal (2+)", "value": "equivocal"})
+    kept, dropped = validate_fills(report, answer, ["her2"], cancer="brca")
+    assert dropped == [] and kept["her2"].value == "equivocal"
+
+
+@pytest.mark.parametrize(
+    "report,quote,value",
+    [
+        (  # TCGA-BS-A0V4: the model copied part B's count, the total is 35
+            "Lymph node involvement: 35 lymph nodes free of metastatic tumor\n"
+            "B. Left pelvic lymph nodes:\n15 lymph nodes free of metastatic tumor\n"
+            "D. Right pelvic lymph nodes:\n18 lymph nodes free of metastatic tumor\n",
+            "15 lymph nodes free of metastatic tumor",
+            15,
+        ),
+        (  # TCGA-49-4510: two node parts of one node each
+            "R4 LYMPH NODE (EXCISION): ONE (1) LYMPH NODE, NEGATIVE FOR TUMOR.\n"
+            "STATION 7 LYMPH NODE (EXCISION): ONE (1) LYMPH NODE, NEGATIVE FOR TUMOR.\n",
+            "ONE (1) LYMPH NODE",
+            1,
+        ),
+    ],
+)
+def test_validator_leaves_node_totals_of_several_parts_to_the_rules(report, quote, value):
+    answer = _answer(nodes_examined={"quote": quote, "value": value})
+    kept, dropped = validate_fills(report, answer, ["nodes_examined"])
+    assert kept == {} and [d.reason for d in dropped] == ["several_node_counts"]
+
+
+def test_validator_keeps_a_node_count_given_in_one_place():
+    report = "Lymph node involvement: 35 lymph nodes free of metastatic tumor\n"
+    answer = _answer(nodes_examined={"quote": "35 lymph nodes free", "value": 35})
+    kept, dropped = validate_fills(report, answer, ["nodes_examined"])
+    assert dropped == [] and kept["nodes_examined"].value == 35
+
+
 def test_validator_never_overwrites_what_was_not_asked():
     # the rules found t, so only n was asked: a t in the answer is dropped, not used
     answer = _answer(

@@ -58,6 +58,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from kemm.knowledge.patterns import OPEN_FINDING
+
 __all__ = ["Derivation", "derive_n", "derive_t"]
 
 
@@ -342,12 +344,7 @@ def derive_t(
 
 _KIDNEY_T_BY_SIZE = ((4.0, "T1a"), (7.0, "T1b"), (10.0, "T2a"))
 # a finding left open anywhere in the unit ("perinephric fat invasion cannot be excluded")
-_OPEN_RE = re.compile(
-    r"cannot\s+be\s+(?:excluded|ruled\s+out|assessed|evaluated)|can\s*not\s+be\s+excluded|"
-    r"not\s+(?:be\s+)?(?:excluded|ruled\s+out)|indeterminate|equivocal|suspicious|questionable|"
-    r"\bpossible\b|\bfocal(?:ly)?\s+(?:invasion|extension)",
-    re.I,
-)
+_OPEN_RE = re.compile(OPEN_FINDING + r"|\bfocal(?:ly)?\s+(?:invasion|extension)", re.I)
 # the report says the tumour stays in the kidney ("Tumor limited to the kidney", "Extent of
 # involvement: Confined to kidney")
 _KIDNEY_CONFINED_RE = re.compile(

@@ -31,7 +31,11 @@ Validation (:func:`validate_fills`): a value is kept only if
    size), or the polarity word next to its label (margin, LVI, PNI, receptors; the words of
    :mod:`kemm.knowledge.patterns`, which the rules read too) is in it. "That place" is the
    quote; if the quote alone does not state the value, the rest of its line, and for a label
-   alone on its line (``ER Status``) the next line, where synoptic reports put the value.
+   alone on its line (``ER Status``) the next line, where synoptic reports put the value;
+5. that statement does not leave the finding open ("suspicious for", "cannot be excluded",
+   "possible"; a receptor's value may be "equivocal");
+6. a node count: the report gives node counts in one place only (where parts or node groups
+   add up, the model copies one part's count; the rules read and sum them).
 
 Everything else is dropped and counted by reason. Kept values carry the span of the quote in the
 original text (``by="llm"``). Where the cancer has an AJCC table and TNM was completed by the LLM
@@ -105,6 +109,8 @@ DROP_REASONS = (
     "quote_not_found",  # the quote is not in the readable report text
     "unsupported_by_quote",  # the report text at the quote does not state that value
     "inconsistent",  # more positive nodes than examined
+    "left_open",  # the statement leaves the finding open ("suspicious for", "cannot be excluded")
+    "several_node_counts",  # node counts in several places: the total is the rules' sum
     "invalid_json",  # the whole answer did not parse (counted once per report)
 )
 QUOTE_MAX_CHARS = 90
@@ -187,6 +193,7 @@ _NODE_WORD_RE = re.compile(patterns.NODE_WORD, re.I)
 _FRACTION_RE = re.compile(r"(?<![\d.])(?P<p>\d{1,3})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})(?![\d.])")
 _NUMBER_RE = re.compile(r"(?<![\d.])\d{1,3}(?![\d.])")
 _NO_NODES_RE = re.compile(r"\b(?:no|none|zero|negative)\b", re.I)
+_OPEN_RE = re.compile(patterns.OPEN_FINDING, re.I)
 # wider than the rules' labels: a quote may name LVI as the rules do not read it ("LVSI")
 _LVI_LABEL_RE = re.compile(
     patterns.LVI_LABEL
@@ -690,7 +697,21 @@ def validate_fills(
                 continue
             span = (start, end)
         source = text[span[0] : span[1]]
+        if _OPEN_RE.search(source) and value != "equivocal":  # a receptor may be "equivocal"
+            dropped.append(Drop(name, value, quote, "left_open"))
+            continue
         kept[name] = SpanFact(value, span[0], span[1], source, False, "llm", quote)
+    # One quote cannot show a total that parts or node groups add up to (the model copies one
+    # part's count): the rules read and sum those, a model's count is kept only where the report
+    # gives a node count in one place.
+    if any(name in kept for name in ("nodes_positive", "nodes_examined")):
+        pieces = units if units is not None else report_units(text)
+        counted = [u for u in pieces if _NODE_WORD_RE.search(u.text) and _NUMBER_RE.search(u.text)]
+        if len(counted) > 1:
+            for name in ("nodes_positive", "nodes_examined"):
+                if name in kept:
+                    fact = kept.pop(name)
+                    dropped.append(Drop(name, fact.value, fact.quote or "", "several_node_counts"))
     values = {k: v for k, v in (known or {}).items() if v not in (None, "")}
     values.update({k: f.value for k, f in kept.items()})
     pos, exam = values.get("nodes_positive"), values.get("nodes_examined")

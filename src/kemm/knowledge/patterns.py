@@ -33,6 +33,7 @@ __all__ = [
     "NODE_WORD",
     "NOT_STATED_RE",
     "OCR_DIGITS",
+    "OPEN_FINDING",
     "PNI_LABEL",
     "PRECURSOR_WORDS",
     "PRESENT_BEFORE_RE",
@@ -52,6 +53,14 @@ NOT_STATED_RE = re.compile(
     re.I,
 )
 """A field written but not stated ("not specified", "cannot be assessed"): never absent."""
+
+OPEN_FINDING = (
+    r"cannot\s+be\s+(?:excluded|ruled\s+out|assessed|evaluated)|can\s*not\s+be\s+excluded|"
+    r"not\s+(?:be\s+)?(?:excluded|ruled\s+out)|indeterminate|equivocal|suspicious|questionable|"
+    r"\bpossible\b"
+)
+"""A finding the report leaves open ("suspicious for", "cannot be excluded", "possible"):
+neither stated present nor absent."""
 
 OCR_DIGITS = {"l": "1", "I": "1", "i": "1", "O": "0", "o": "0"}
 """Letters OCR reads for the digits of a TNM category (``pTl``, ``pNO``)."""
