@@ -18,6 +18,7 @@ from kemm.knowledge.facts_llm import (
     extract_facts,
     locate_quote,
     normalise_value,
+    prompt_units,
     supports,
     validate_fills,
 )
@@ -278,6 +279,11 @@ def test_validator_drops_a_finding_the_report_leaves_open():
     answer = _answer(lvi={"quote": quote, "value": "present"})
     kept, dropped = validate_fills(report, answer, ["lvi"], cancer="luad")
     assert kept == {} and [d.reason for d in dropped] == ["left_open"]
+    # the whole statement counts, not only the words quoted
+    report = "Lymphovascular invasion: Present (suspicious, see comment)\nHistologic grade: 2\n"
+    answer = _answer(lvi={"quote": "Lymphovascular invasion: Present", "value": "present"})
+    kept, dropped = validate_fills(report, answer, ["lvi"], cancer="luad")
+    assert kept == {} and [d.reason for d in dropped] == ["left_open"]
     # a receptor may be "equivocal": that is its value, not a finding left open
     report = "ER: Positive\nHER2 (IHC): Equivocal (2+)\n"
     answer = _answer(her2={"quote": "HER2 (IHC): Equivocal (2+)", "value": "equivocal"})
@@ -295,6 +301,17 @@ def test_validator_drops_a_finding_the_report_leaves_open():
             "15 lymph nodes free of metastatic tumor",
             15,
         ),
+        (  # counts under node labels, on lines that do not name nodes
+            "B. Left pelvic lymph nodes, excision:\nBenign (0/15)\n"
+            "D. Right pelvic lymph nodes, excision:\nBenign (0/18)\n",
+            "Benign (0/15)",
+            15,
+        ),
+        (  # counts in words
+            "Left pelvic: fifteen lymph nodes, negative.\nRight pelvic: eighteen lymph nodes.\n",
+            "fifteen lymph nodes",
+            15,
+        ),
         (  # TCGA-49-4510: two node parts of one node each
             "R4 LYMPH NODE (EXCISION): ONE (1) LYMPH NODE, NEGATIVE FOR TUMOR.\n"
             "STATION 7 LYMPH NODE (EXCISION): ONE (1) LYMPH NODE, NEGATIVE FOR TUMOR.\n",
@@ -309,11 +326,31 @@ def test_validator_leaves_node_totals_of_several_parts_to_the_rules(report, quot
     assert kept == {} and [d.reason for d in dropped] == ["several_node_counts"]
 
 
+def test_validator_reads_node_counts_in_the_whole_report_not_only_what_was_shown():
+    report = (
+        "DIAGNOSIS\nA. Left pelvic lymph nodes: 15 lymph nodes, negative.\n"
+        + "Comment: see below.\n" * 3
+        + "MICROSCOPIC\nB. Right pelvic lymph nodes: 18 lymph nodes, negative.\n"
+    )
+    shown = [u for u in prompt_units(report) if u.start < report.index("MICROSCOPIC")]
+    answer = _answer(nodes_examined={"quote": "15 lymph nodes", "value": 15})
+    kept, dropped = validate_fills(report, answer, ["nodes_examined"], units=shown)
+    assert kept == {} and [d.reason for d in dropped] == ["several_node_counts"]
+
+
 def test_validator_keeps_a_node_count_given_in_one_place():
     report = "Lymph node involvement: 35 lymph nodes free of metastatic tumor\n"
     answer = _answer(nodes_examined={"quote": "35 lymph nodes free", "value": 35})
     kept, dropped = validate_fills(report, answer, ["nodes_examined"])
     assert dropped == [] and kept["nodes_examined"].value == 35
+    # a TNM token or a node station is no count
+    report = (
+        "Regional lymph nodes: pN0 (sn)\nSpecimen: level 2 lymph nodes\n"
+        "Sentinel lymph nodes: 0/2 involved\n"
+    )
+    answer = _answer(nodes_examined={"quote": "Sentinel lymph nodes: 0/2", "value": 2})
+    kept, dropped = validate_fills(report, answer, ["nodes_examined"])
+    assert dropped == [] and kept["nodes_examined"].value == 2
 
 
 def test_validator_never_overwrites_what_was_not_asked():

@@ -121,6 +121,42 @@ def test_views_fused_together_equal_each_view_alone(wsi, gen):
     assert not torch.allclose(teacher[0], student[0], atol=1e-4)
 
 
+def _row(x: ModelInput, i: int) -> ModelInput:
+    """Patient ``i`` of a batch alone."""
+    one = slice(i, i + 1)
+    return ModelInput(
+        wsi=x.wsi[one],
+        genomics=[g[one] for g in x.genomics],
+        genomics_mask=x.genomics_mask[one],
+        report=x.report[one],
+        report_mask=x.report_mask[one],
+        pbk=x.pbk[one],
+        pbk_mask=x.pbk_mask[one],
+        pbk_risk=x.pbk_risk[one],
+    )
+
+
+@pytest.mark.parametrize("use_kecm", [True, False])
+def test_each_patient_scores_and_explains_as_it_would_alone(use_kecm):
+    """A batch drops the positions masked in all its rows, so a patient alone runs on another
+    sequence than in a batch: its logits and the CLS attention on each statement (mapped back
+    to all positions) must not change."""
+    model = build(use_kecm=use_kecm).eval()
+    x = make_input(wsi=(True, False, False), gen=(True, True, True), report=(True, False, True))
+    with torch.no_grad():
+        for kw in ({}, {"use_report": False}):
+            batch = model(x, explain=True, **kw)
+            for i in range(3):
+                alone = model(_row(x, i), explain=True, **kw)
+                assert torch.allclose(batch.logits[i], alone.logits[0], atol=1e-5)
+                got = batch.explanation["patients"][i]["statement_weight"]
+                want = alone.explanation["patients"][0]["statement_weight"]
+                assert torch.allclose(got, want, atol=1e-5)
+            scored = model(x, **kw).logits  # without explain: report-less rows by the student
+            for i in range(3):
+                assert torch.allclose(scored[i], model(_row(x, i), **kw).logits[0], atol=1e-5)
+
+
 def test_padded_knowledge_may_hold_nan():
     model = build()
     x = make_input()

@@ -32,10 +32,12 @@ Validation (:func:`validate_fills`): a value is kept only if
    :mod:`kemm.knowledge.patterns`, which the rules read too) is in it. "That place" is the
    quote; if the quote alone does not state the value, the rest of its line, and for a label
    alone on its line (``ER Status``) the next line, where synoptic reports put the value;
-5. that statement does not leave the finding open ("suspicious for", "cannot be excluded",
-   "possible"; a receptor's value may be "equivocal");
-6. a node count: the report gives node counts in one place only (where parts or node groups
-   add up, the model copies one part's count; the rules read and sum them).
+5. that statement (the quote's whole line, not only the words quoted) does not leave the
+   finding open ("suspicious for", "cannot be excluded", "possible"; a receptor's value may be
+   "equivocal");
+6. a node count: the whole report, not only the part shown, gives node counts in one place
+   (where parts or node groups add up, the model copies one part's count; the rules read and
+   sum them). TNM tokens (``pN0``) and node stations (``level 2``) are no counts.
 
 Everything else is dropped and counted by reason. Kept values carry the span of the quote in the
 original text (``by="llm"``). Where the cancer has an AJCC table and TNM was completed by the LLM
@@ -65,7 +67,13 @@ from kemm.knowledge import patterns
 from kemm.knowledge.backends import LLMBackend
 from kemm.knowledge.batch import run_per_report
 from kemm.knowledge.cache import DiskCache, cache_key, input_hash
-from kemm.knowledge.facts import RECEPTOR_MARKERS, receptor_calls, roman_to_int, to_roman
+from kemm.knowledge.facts import (
+    RECEPTOR_MARKERS,
+    normalise_number_words,
+    receptor_calls,
+    roman_to_int,
+    to_roman,
+)
 from kemm.knowledge.prompting import neutralise_delimiters
 from kemm.knowledge.report_facts import (
     FACT_COLUMNS,
@@ -632,6 +640,27 @@ def _statement_span(
     return start, end, text[start:end]
 
 
+# numbers that are no node count: TNM tokens ("pN0") and node stations ("level 2", "station 7")
+_NOT_A_COUNT_RE = re.compile(
+    r"\b[ycpra]{0,3}[TNM](?:[0-4x]|is)[a-d]?\d?\b|\b(?:levels?|stations?|groups?)\s*\d+[a-z]?\b",
+    re.I,
+)
+
+
+def _node_count_places(text: str) -> int:
+    """How many units of the report give a node count: a number (digits or words) in a unit
+    naming lymph nodes, or in the line under a node label ("Left pelvic lymph nodes:" /
+    "Benign (0/15)"); TNM tokens and station numbers are not counts."""
+    places, label_above = 0, False
+    for unit in report_units(text):
+        plain = _NOT_A_COUNT_RE.sub(" ", normalise_number_words(unit.text))
+        names_nodes = bool(_NODE_WORD_RE.search(plain))
+        if (names_nodes or label_above) and _NUMBER_RE.search(plain):
+            places += 1
+        label_above = names_nodes and unit.text.rstrip().endswith(":")
+    return places
+
+
 def _parse(output: str | Mapping[str, Any]) -> dict[str, Any] | None:
     if isinstance(output, Mapping):
         return dict(output)
@@ -697,17 +726,17 @@ def validate_fills(
                 continue
             span = (start, end)
         source = text[span[0] : span[1]]
-        if _OPEN_RE.search(source) and value != "equivocal":  # a receptor may be "equivocal"
+        # the whole statement, not only the words quoted ("Present (suspicious, see comment)")
+        statement = _statement_span(text, span, units)[2]
+        if _OPEN_RE.search(statement) and value != "equivocal":  # a receptor may be "equivocal"
             dropped.append(Drop(name, value, quote, "left_open"))
             continue
         kept[name] = SpanFact(value, span[0], span[1], source, False, "llm", quote)
     # One quote cannot show a total that parts or node groups add up to (the model copies one
-    # part's count): the rules read and sum those, a model's count is kept only where the report
-    # gives a node count in one place.
+    # part's count): the rules read and sum those, a model's count is kept only where the whole
+    # report (not only the part shown to the model) gives a node count in one place.
     if any(name in kept for name in ("nodes_positive", "nodes_examined")):
-        pieces = units if units is not None else report_units(text)
-        counted = [u for u in pieces if _NODE_WORD_RE.search(u.text) and _NUMBER_RE.search(u.text)]
-        if len(counted) > 1:
+        if _node_count_places(text) > 1:
             for name in ("nodes_positive", "nodes_examined"):
                 if name in kept:
                     fact = kept.pop(name)
