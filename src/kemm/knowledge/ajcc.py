@@ -172,8 +172,8 @@ def stage_from_tnm(
     Raises:
         ValueError: for a cancer without a table.
     """
-    tables = _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"))
-    if tables is None:
+    tables = _tables_of(cancer)
+    if not tables:
         raise ValueError(
             f"no AJCC 7th-edition table for cancer {cancer!r}; "
             f"supported: {', '.join(SUPPORTED_CANCERS)}"
@@ -206,11 +206,16 @@ def years(age: object) -> float | None:
     return None if math.isnan(value) else value
 
 
+def _tables_of(cancer: str | None) -> tuple[_Table, ...]:
+    """A cancer's tables (one per age band) by TCGA code, ``TCGA-`` prefix and case ignored."""
+    if not cancer:
+        return ()
+    return _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"), ())
+
+
 def depends_on_age(cancer: str | None) -> bool:
     """True where the cancer's stage groups depend on the age at diagnosis (thyroid)."""
-    if not cancer:
-        return False
-    return len(_TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"), ())) > 1
+    return len(_tables_of(cancer)) > 1
 
 
 def stage_rule(cancer: str, categories: list[str], stage: str, age: float | None = None) -> str:

@@ -640,22 +640,21 @@ def _statement_span(
     return start, end, text[start:end]
 
 
-# numbers that are no node count: TNM tokens ("pN0") and node stations ("level 2", "station 7")
-_NOT_A_COUNT_RE = re.compile(
-    r"\b[ycpra]{0,3}[TNM](?:[0-4x]|is)[a-d]?\d?\b|\b(?:levels?|stations?|groups?)\s*\d+[a-z]?\b",
-    re.I,
-)
-
-
 def _node_count_places(text: str) -> int:
     """How many units of the report give a node count: a number (digits or words) in a unit
     naming lymph nodes, or in the line under a node label ("Left pelvic lymph nodes:" /
-    "Benign (0/15)"); TNM tokens and station numbers are not counts."""
+    "Benign (0/15)"); TNM tokens (``pN0``) and station numbers (``level 2``) are no counts."""
     places, label_above = 0, False
     for unit in report_units(text):
-        plain = _NOT_A_COUNT_RE.sub(" ", normalise_number_words(unit.text))
+        plain = normalise_number_words(unit.text)
+        for token in (_T_TOKEN_RE, _N_TOKEN_RE, _M_TOKEN_RE):
+            plain = token.sub(" ", plain)
         names_nodes = bool(_NODE_WORD_RE.search(plain))
-        if (names_nodes or label_above) and _NUMBER_RE.search(plain):
+        counted = any(
+            not patterns.STATION_BEFORE_RE.search(plain[: m.start()])
+            for m in _NUMBER_RE.finditer(plain)
+        )
+        if (names_nodes or label_above) and counted:
             places += 1
         label_above = names_nodes and unit.text.rstrip().endswith(":")
     return places
@@ -719,15 +718,15 @@ def validate_fills(
         if span is None:
             dropped.append(Drop(name, value, quote, "quote_not_found"))
             continue
+        # the quote's whole statement: where the value may stand, and what may leave it open
+        start, end, statement = _statement_span(text, span, units)
         if not supports(name, value, text[span[0] : span[1]], cancer):
-            start, end, statement = _statement_span(text, span, units)
             if not supports(name, value, statement, cancer):
                 dropped.append(Drop(name, value, quote, "unsupported_by_quote"))
                 continue
             span = (start, end)
         source = text[span[0] : span[1]]
-        # the whole statement, not only the words quoted ("Present (suspicious, see comment)")
-        statement = _statement_span(text, span, units)[2]
+        # "Present (suspicious, see comment)" quoted as "Present" is left open too
         if _OPEN_RE.search(statement) and value != "equivocal":  # a receptor may be "equivocal"
             dropped.append(Drop(name, value, quote, "left_open"))
             continue

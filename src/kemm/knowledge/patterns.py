@@ -40,6 +40,7 @@ __all__ = [
     "PRESENT_HEAD_RE",
     "PRESENT_WORDS",
     "SIZE_VALUE_RE",
+    "STATION_BEFORE_RE",
     "TUMOUR_NOUN",
     "UNINVOLVED_RE",
     "differentiation_grade",
@@ -117,6 +118,8 @@ NODE_NEGATIVE_WORDS_RE = re.compile(
     re.I,
 )
 """What the counted nodes hold: tumour (positive words) or none (negative words)."""
+STATION_BEFORE_RE = re.compile(r"(?:level|station|stations|\b[RL]\s*-?|#|\bno\.?|\bN)\s*$", re.I)
+"""What comes before a lymph-node station's number ("level 10", "R-4", "station 7"): no count."""
 
 SIZE_VALUE_RE = re.compile(
     r"(?P<a>\d{1,3}(?:[.,]\d{1,2})?)\s*(?:(?:x|×|\*)\s*(?P<b>\d{1,3}(?:[.,]\d{1,2})?)\s*)?"

@@ -60,6 +60,7 @@ from kemm.knowledge.patterns import (
     PRESENT_BEFORE_RE,
     PRESENT_HEAD_RE,
     SIZE_VALUE_RE,
+    STATION_BEFORE_RE,
     TUMOUR_NOUN,
     UNINVOLVED_RE,
     differentiation_grade,
@@ -879,7 +880,6 @@ _ALL_NEGATIVE_RE = re.compile(
     r"\ball\s+(?P<n>\d{1,3})\s+(?:lymph\s*)?nodes?\s+(?:are\s+|were\s+)?(?:negative|benign|free)",
     re.I,
 )
-_STATION_BEFORE_RE = re.compile(r"(?:level|station|stations|\b[RL]\s*-?|#|\bno\.?|\bN)\s*$", re.I)
 # The word before "lymph nodes examined" that names a group of them ("sentinel", "pelvic").
 _NODE_GROUP_RE = re.compile(
     r"(?<![a-z-])(?![a-z-]*lymph\b|the\b|all\b|regional\b)([a-z-]{3,})\s+(?:lymph\s*)?nodes?\s*$",
@@ -1049,7 +1049,7 @@ def _node_count(text: str) -> tuple[int, int] | None:
             p = 0
         return (p, n) if 0 < n <= 150 and p <= n else None
     m = _NODE_COUNT_ONLY_RE.search(text) or _NODE_COUNT_AFTER_RE.search(text)
-    if m and _STATION_BEFORE_RE.search(text[: m.start()]):
+    if m and STATION_BEFORE_RE.search(text[: m.start()]):
         return None  # "level 10 lymph nodes", "R-4 lymph nodes": a station, not a count
     if m and NODE_NEGATIVE_WORDS_RE.search(text) and not NODE_POSITIVE_WORDS_RE.search(text):
         n = int(m.group("n")) if m.group("n").isdigit() else 1
