@@ -102,6 +102,30 @@ REAL_CASES = {
     "TCGA-EY-A215": ("ucec", {"t": "T1a"}),
     # "amended from N1 to N2", then "AMENDED DIAGNOSIS: ... pT2N2Mx"
     "TCGA-60-2704": ("lusc", {"t": "T2", "n": "N2"}),
+    # "METASTATIC CARCINOMA. IDENTIFIED IN 5 OF 28 AXILLARY LYMPH NODES. PART C ... BENIGN":
+    # the finding cut off by an OCR dot, the next part's "benign" not the nodes' (had read
+    # 0 of 28)
+    "TCGA-A2-A0YH": ("brca", {"nodes_positive": 5, "nodes_examined": 28, "n": "N2",
+                              "stage": "IIIA"}),
+    # "PATHOLOGIC. (AJCC Seventh Edition) : pT2 pNO. (Electronic Signature)": the bracketed
+    # line holds the value; the sign-off after it is not taken in (had dropped pT2 pN0)
+    "TCGA-AC-A5XS": ("brca", {"t": "T2", "n": "N0", "stage": "IIA"}),
+    # "FUHRMAN NUCLEAR GRADE 3 (7.0 \nCM IN DIAMETER)": a size broken between number and unit
+    "TCGA-CJ-4882": ("kirc", {"size_cm": 7.0, "grade": "G3", "t": None}),
+    # "Hilar tumor 3.1 cm in diameter. Apical tumor 4.2 cm in diameter": the largest focus
+    "TCGA-56-8625": ("lusc", {"size_cm": 4.2}),
+    # "cavitation ... within the tumour measuring approximately 25 mm in diameter" is not its
+    # size; the conclusion's "squamous cell carcinoma, 65 mm in diameter" is
+    "TCGA-77-8145": ("lusc", {"size_cm": 6.5}),
+    # "leiomyomas (... 0.4 cm to 1.0 cm in greatest dimension). There is a 2.5 x 1.1 x 0.8 cm
+    # right ovary": a size before "greatest dimension" is no label for the next one
+    "TCGA-D1-A0ZO": ("ucec", {"size_cm": None}),
+    # "an additional 0.6 CM IN DIAMETER MASS (B4)" is not the tumour's size
+    "TCGA-A2-A4S3": ("brca", {"size_cm": None, "t": None}),
+    # the sentinel nodes' "METASTATIC ADENOCARCINOMA" comes first; the breast part names the type
+    "TCGA-AO-A0JF": ("brca", {"histology": "invasive ductal carcinoma (no special type)"}),
+    # five node parts in one OCR line ("(2 OUT OF 2). PART 2: ... PART 6: FIVE OF ELEVEN")
+    "TCGA-BH-A18U": ("brca", {"nodes_positive": 9, "nodes_examined": 16}),
 }  # fmt: skip
 
 
@@ -412,3 +436,66 @@ def test_a_shifted_column_block_is_not_paired(block):
 
 def test_a_margin_distance_is_not_a_size():
     assert "size_cm" not in _stated("DIAGNOSIS:\nCarcinoma.\nMargins: Free of tumor, 4 mm\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("SUMMARY. Left upper lobectomy and lymph node sampling: Moderately differentiated "
+         "squamous cell carcinoma, 68 mm in diameter\n", 6.8),
+        ("There is a 4 cm diameter palpable tumor with a puckered pleural surface\n", 4.0),
+        ("A. INVASIVE MODERATELY DIFFERENTIATED ADENOCARCINOMA (1.6 CM IN DIAMETER).\n", 1.6),
+        # other things with a diameter
+        ("There is a broad-based sessile endometrial polyp, about 1.1 cm in diameter. No "
+         "other gross pathologic lesions are seen.\n", None),
+        ("An ovary and attached fallopian tube (2.1 cm in length x 0.4 cm in diameter). Serial "
+         "sectioning does not reveal any masses.\n", None),
+        ("ON THE SKIN SURFACE THERE IS A RAISED CENTRAL LESION 0.5 CM DIAMETER\n", None),
+        ("Metastatic carcinoma in a lymph node, 1.5 cm in diameter\n", None),
+        ("Anterior to this area is an additional 0.6 cm in diameter mass\n", None),
+        ("Carcinoma. Bronchi are present at the margin measuring 10 mm in diameter\n", None),
+    ],
+)  # fmt: skip
+def test_a_diameter_is_a_size_only_in_the_tumours_clause(text, size):
+    assert _stated(text, "luad").get("size_cm") == size
+
+
+def test_a_number_and_its_unit_on_two_lines_are_one_measurement():
+    text = "DIAGNOSIS\nRENAL CELL CARCINOMA, CLEAR CELL TYPE (4.5\nCM IN DIAMETER).\n"
+    assert _stated(text, "kirc")["size_cm"] == 4.5
+    # a line ending in a number before a line that does not open with a unit stays apart
+    assert "size_cm" not in _stated("DIAGNOSIS\nRENAL CELL CARCINOMA, GRADE 3\n(in 2 blocks)\n")
+
+
+def test_a_node_count_cut_from_its_finding_reads_the_finding_before_it():
+    text = (
+        "DIAGNOSIS:\nPART B LEFT AXILLARY LYMPH NODE DISSECTION: METASTATIC CARCINOMA\n"
+        "IDENTIFIED IN 5 OF 28 AXILLARY LYMPH NODES. PART C MARGIN, REEXCISION: FRAGMENTS OF "
+        "BENIGN FATTY BREAST TISSUE\n"
+    )
+    facts = extract_report_facts(text, "brca")
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (5, 28)
+    assert "METASTATIC CARCINOMA" in text[facts.nodes_positive.start : facts.nodes_positive.end]
+    # without a finding before it the count says nothing of the nodes
+    alone = text.replace("METASTATIC CARCINOMA\n", "\n")
+    assert "nodes_positive" not in _stated(alone, "brca")
+
+
+def test_a_label_line_never_takes_a_sign_off_as_its_value():
+    text = "PATHOLOGIC\n(AJCC Seventh Edition) : pT2 pNO\n(Electronic Signature)\n"
+    got = _stated(text, "brca")
+    assert (got.get("t"), got.get("n")) == ("T2", "N0")
+    # a label, a bracketed explanation line, then the value
+    text = "DIAGNOSIS\nREGIONAL LYMPH NODES\n(excluding the renal hilum)\npN0\n"
+    assert _stated(text, "kirc")["n"] == "N0"
+
+
+def test_the_histology_is_the_primarys_not_a_metastasis_listed_first():
+    text = (
+        "DIAGNOSIS:\n1. LYMPH NODE, SENTINEL #1; EXCISION: - METASTATIC ADENOCARCINOMA IN ONE "
+        "LYMPH NODE (1/1)\n2. BREAST, LEFT; EXCISION: - INVASIVE DUCTAL CARCINOMA, NOS TYPE\n"
+    )
+    assert _stated(text, "brca")["histology"] == "invasive ductal carcinoma (no special type)"
+    # a metastasis alone still names a type
+    only = "DIAGNOSIS:\nLYMPH NODE; EXCISION: METASTATIC ADENOCARCINOMA IN ONE LYMPH NODE (1/1)\n"
+    assert _stated(only, "brca")["histology"] == "adenocarcinoma"

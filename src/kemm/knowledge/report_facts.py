@@ -197,6 +197,11 @@ _SPECIMEN_LINE_RE = re.compile(
 )
 # A synoptic label alone on its line: its value is on the next line.
 _LABEL_ONLY_RE = re.compile(r"^[A-Z][A-Z0-9 ()/,&'\-]{3,70}:?\s*$")
+# A line that is only an explanation in brackets ("(excluding renal vein)"), no value after it.
+_PARENTHETICAL_LINE_RE = re.compile(r"^\([^()]*\)\W*$")
+# A number at the end of a line whose unit opens the next ("... GRADE 3 (7.0" / "CM IN DIAMETER)").
+_NUMBER_AT_END_RE = re.compile(r"\d(?:\.\d+)?\s*$")
+_UNIT_AT_START_RE = re.compile(r"^\s*(?:cm|mm)\b", re.I)
 
 
 # A synoptic item's label with its colon ("Tumor size:"), and what follows it on the line.
@@ -354,12 +359,23 @@ def report_units(text: str) -> list[Unit]:
         if _LABEL_ONLY_RE.match(line) and i + 1 < len(raw) and not _is_header_only(line):
             j = i + 1
             nxt = text[raw[j][0] : raw[j][1]].strip()
-            if nxt.startswith("(") and j + 1 < len(raw):
+            if _PARENTHETICAL_LINE_RE.match(nxt) and j + 1 < len(raw):
                 j += 1
                 nxt = text[raw[j][0] : raw[j][1]].strip()
-            if not _LABEL_ONLY_RE.match(nxt) and len(nxt) < 160:
+            # never take a sign-off as the value ("PATHOLOGIC. (AJCC Seventh Edition) : pT2
+            # pNO. (Electronic Signature)": the line in brackets holds the value here)
+            if not _LABEL_ONLY_RE.match(nxt) and len(nxt) < 160 and not _NOT_TEXT_RE.search(nxt):
                 b = raw[j][1]
                 i = j
+        nxt_line = text[raw[i + 1][0] : raw[i + 1][1]] if i + 1 < len(raw) else ""
+        if (
+            _NUMBER_AT_END_RE.search(text[a:b])
+            and _UNIT_AT_START_RE.match(nxt_line)
+            and i + 1 not in columns
+            and i + 1 not in labels_only
+        ):
+            i += 1  # a measurement broken between its number and its unit is one unit
+            b = raw[i][1]
         unit = text[a:b]
         i += 1
         if _INJECTION_RE.search(unit):
@@ -894,8 +910,14 @@ _PART_LABEL_RE = re.compile(
     r"(?=[A-Z]))",
     re.I,
 )
+# A unit that continues the statement before it: "IDENTIFIED IN 5 OF 28 AXILLARY LYMPH NODES".
+_CONTINUED_FINDING_RE = re.compile(
+    r"^\W*(?:identified|present|seen|found|noted|detected)\s+in\s+\d", re.I
+)
 # Within one OCR sentence, the start of the next specimen part ("... (0/1). D. SENTINEL ...").
-_NEXT_PART_RE = re.compile(r"(?<=[.)])\s+(?=[A-H]\.\s+[A-Z]{3})")
+_NEXT_PART_RE = re.compile(
+    r"(?<=[.)])\s+(?=[A-H]\.\s+[A-Z]{3}|(?i:part|specimen)\s*#?\s*(?:[A-H]|\d{1,2})\b)"
+)
 
 
 def _count(word: str) -> int:
@@ -918,10 +940,11 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     totals_exam: Fact | None = None
     parts: list[tuple[int, int, str, Unit]] = []
     part_label = ""
-    previous = ""
+    previous: Unit | None = None
     for unit in units:
-        text, before = unit.text, previous
-        previous = text
+        text, before_unit = unit.text, previous
+        before = before_unit.text if before_unit is not None else ""
+        previous = unit
         label = _PART_LABEL_RE.match(text)
         if label:
             part_label = (label.group("a") or label.group("b")).upper()
@@ -944,13 +967,19 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             totals_pos = totals_pos or Fact(total[0], unit.start, unit.end, unit.text)
             totals_exam = totals_exam or Fact(total[1], unit.start, unit.end, unit.text)
             continue
-        for piece in _NEXT_PART_RE.split(text):
+        for n_piece, piece in enumerate(_NEXT_PART_RE.split(text)):
             label = _PART_LABEL_RE.match(piece)
             if label and piece is not text:
                 part_label = (label.group("a") or label.group("b")).upper()
+            source = unit
+            if n_piece == 0 and before_unit is not None and _CONTINUED_FINDING_RE.match(piece):
+                # "METASTATIC CARCINOMA. IDENTIFIED IN 5 OF 28 LYMPH NODES": OCR cut the
+                # statement; its finding is the end of the unit before, which the source spans
+                piece = f"{re.split(r'[:;]', before)[-1][-80:]} {piece}"
+                source = Unit(f"{before} {text}", before_unit.start, unit.end, unit.section)
             count = _node_count(piece)
             if count is not None:
-                parts.append((*count, part_label, unit))
+                parts.append((*count, part_label, source))
     totals_exam = totals_exam or _node_total(examined)
     totals_pos = totals_pos or _node_total(positive)
     if (
@@ -1149,6 +1178,22 @@ _SIZE_AFTER_RE = re.compile(
     re.I,
 )
 
+# A diameter given with the tumour in the same clause: "adenocarcinoma, 40 mm in diameter",
+# "CARCINOMA ... GRADE 3 (7.0 CM IN DIAMETER)", "a 4 cm diameter palpable tumor".
+_TUMOUR_WORD = r"(?:carcinoma|tumou?r|mass|neoplasm|lesion)\b"
+_DIAMETER = r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm)\s+(?:in\s+)?diameter\b"
+_SIZE_DIAMETER_RE = re.compile(
+    _TUMOUR_WORD + r"[^.;]{0,80}?(?<![\d.])(?P<v>" + _DIAMETER + r")|(?<![\d.])(?P<w>" + _DIAMETER
+    + r")\s+(?:\w+\s+){0,2}" + _TUMOUR_WORD,
+    re.I,
+)  # fmt: skip
+# what else has a diameter in a report: not the tumour's size
+_NOT_TUMOUR_DIAMETER_RE = re.compile(
+    r"skin|nipple|polyp|cyst|tube|ovary|node|vessel|artery|vein|\bbronch(?:us|i)\b|"
+    + _METASTASIS_RE.pattern,
+    re.I,
+)
+
 
 def _size(units: list[Unit]) -> Fact | None:
     """Greatest dimension of the main (largest) tumour, in cm."""
@@ -1160,6 +1205,8 @@ def _size(units: list[Unit]) -> Fact | None:
         label = _SIZE_LABEL_RE.search(text)
         if label and _METASTASIS_RE.search(text[max(0, label.start() - 100) : label.start()]):
             label = None  # the size of a metastasis ("metastatic carcinoma ... measuring 0.9 cm")
+        if label and re.search(r"(?:cm|mm)\s+(?:in\s+)?$", text[: label.start()], re.I):
+            label = None  # "1.0 cm in greatest dimension). There is a 2.5 cm ovary": no label
         m = None
         if label and not re.search(r"specimen|\bnode", text[: label.start()], re.I):
             tail = text[label.end() :]
@@ -1189,6 +1236,21 @@ def _size(units: list[Unit]) -> Fact | None:
                 and not _METASTASIS_RE.search(text[max(0, after.start() - 100) : after.start()])
             ):
                 m = SIZE_VALUE_RE.search(after.group(0))
+        if m is None:
+            diameter = _SIZE_DIAMETER_RE.search(text)
+            # the clause that gives it, from its label's colon at most ("... lymph node
+            # sampling: adenocarcinoma, 70 mm in diameter" is the tumour's)
+            clause = (
+                text[max(0, diameter.start() - 60) : diameter.end()].rsplit(":", 1)[-1]
+                if diameter
+                else ""
+            )
+            if (
+                diameter
+                and not _NOT_TUMOUR_DIAMETER_RE.search(clause)
+                and not _SIZE_EXCLUDE_RE.search(clause)
+            ):
+                m = SIZE_VALUE_RE.match(text, diameter.start("v" if diameter.group("v") else "w"))
         if m is None:
             # "squamous cell carcinoma; 5.5 cm." (the size set beside the tumour, ending there)
             apposed = _SIZE_APPOSED_RE.search(text)
@@ -1248,20 +1310,30 @@ def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
             value = _histology_value(m.group("v"))
             if value:
                 return _histology_fact(value, unit, cancer)
+    metastasis: Fact | None = None
     for unit in units:
         if unit.section not in ("diagnosis", "synoptic", "preamble") or _HISTORY_RE.search(
             unit.text
         ):
             continue
+        found = None
         value = _histology_value(unit.text, skip_negated=True)
         if value:
-            return _histology_fact(value, unit, cancer)
-        # a type the generic phrase pattern does not read ("Adenocortical carcinoma"), on a
-        # diagnosis line without negation
-        term = normalise_histology(unit.text, cancer)
-        if not is_generic(term) and not _NEGATION_RE.search(unit.text):
-            return Fact(term.term, unit.start, unit.end, unit.text)
-    return None
+            found = _histology_fact(value, unit, cancer)
+        else:
+            # a type the generic phrase pattern does not read ("Adenocortical carcinoma"), on a
+            # diagnosis line without negation
+            term = normalise_histology(unit.text, cancer)
+            if not is_generic(term) and not _NEGATION_RE.search(unit.text):
+                found = Fact(term.term, unit.start, unit.end, unit.text)
+        if found is not None and _METASTASIS_RE.search(unit.text):
+            # "LYMPH NODE ...: METASTATIC ADENOCARCINOMA (1/1)" listed before the primary's
+            # part: the primary's line names the type, the metastasis only if nothing else does
+            metastasis = metastasis or found
+            continue
+        if found is not None:
+            return found
+    return metastasis
 
 
 _NEGATION_RE = re.compile(r"\b(?:no|negative\s+for|free\s+of|without|not)\b", re.I)
