@@ -425,6 +425,14 @@ def test_values_tokens_and_quotes():
         normalise_value("size_cm", "4,5") == 4.5 and normalise_value("nodes_positive", 1.5) is None
     )
     assert supports("stage", "IIIA", "AJCC stage IIIA")
+    # a node group's name is no N category (TCGA-MP-A4SW: the model quoted the station label)
+    station = "Lymph nodes, superior and inferior mediastinal, N1, excision: Multiple lymph nodes"
+    assert not supports("n", "N1", station, "luad")
+    assert not supports("n", "N2", "N2 lymph nodes: negative", "luad")
+    assert supports("n", "N1", "Lymph nodes, mediastinal, excision: negative. Stage: pT2 pN1")
+    assert supports("n", "N0", "Regional lymph nodes: N0", "luad")
+    assert supports("n", "N1", "Metastatic carcinoma in 2 of 15 lymph nodes (N1).", "luad")
+    assert supports("n", "N2", "Lymph nodes, 4/12 involved, N2, M0", "luad")
     assert not supports("stage", "IIIA", "T-stage: 3a")  # a T category, not a stage group
     assert supports("size_cm", 4.0, "measuring 40 x 25 x 10 mm")
     assert not supports("size_cm", 2.5, "measuring 4.0 x 2.5 x 1.0 cm")  # not the greatest

@@ -454,6 +454,31 @@ def test_a_margin_distance_is_not_a_size():
         ("Metastatic carcinoma in a lymph node, 1.5 cm in diameter\n", None),
         ("Anterior to this area is an additional 0.6 cm in diameter mass\n", None),
         ("Carcinoma. Bronchi are present at the margin measuring 10 mm in diameter\n", None),
+        # a hostile review's phrasings: other structures, other tumours, other dimensions
+        ("DIAGNOSIS: LUNG, LOBECTOMY: SQUAMOUS CELL CARCINOMA, MODERATELY DIFFERENTIATED. THE "
+         "TUMOR ABUTS AN EMPHYSEMATOUS BULLA 6 CM IN DIAMETER.\n", None),
+        ("Residual invasive ductal carcinoma, 0.4 cm, within a fibrotic tumor bed 4 cm in "
+         "diameter.\n", None),
+        ("The tumor contains a central cavity 3.5 cm in diameter.\n", None),
+        ("An ulcerated tumor with a crater 5 cm in diameter is present in the antrum.\n", None),
+        ("Papillary carcinoma in a thyroid lobe 5 cm in diameter.\n", None),
+        ("The uterus is enlarged, 9 cm in diameter with tumor filling the cavity.\n", None),
+        ("No residual carcinoma. Biopsy site lesion, 2 cm in diameter.\n", None),
+        ("Urothelial carcinoma involving the ureter, which measures 0.8 cm in diameter.\n", None),
+        ("The lesion is a 5 cm diameter seroma cavity; no residual tumor.\n", None),
+        ("Renal cell carcinoma, clear cell type, 7 x 5 x 4 cm in diameter.\n", None),
+        ("Carcinoma, 1-2 cm in diameter.\n", None),
+        ("LOBECTOMY: TWO SEPARATE ADENOCARCINOMAS. THE SMALLER TUMOR, 1.2 CM IN DIAMETER, IS "
+         "LEPIDIC PREDOMINANT.\n", None),
+        ("These two lesions are grossly 2.6 cm and 4 cm. in greatest dimension. The 2.6 cm in "
+         "diameter lesion has visceral pleural invasion\n", None),
+        # TCGA-22-5485: another tumour type than the report's
+        ("DIAGNOSIS: Lung: squamous cell carcinoma (1. 8 X 1.7. x. 1. 4 cm).\nLung, right upper "
+         "lobe, lobectomy: Grade 3 (of 4) adenocarcinoma, 1.2 cm in diameter\n", None),
+        # the tumour's size stated elsewhere wins over a larger diameter
+        ("Diagnosis: Uterus, hysterectomy: Endometrioid adenocarcinoma, FIGO grade 1, measuring "
+         "2.5 x 2.0 x 0.5 cm. The uterine cavity is expanded by the tumor, 6 cm in diameter.\n",
+         2.5),
     ],
 )  # fmt: skip
 def test_a_diameter_is_a_size_only_in_the_tumours_clause(text, size):
@@ -499,3 +524,56 @@ def test_the_histology_is_the_primarys_not_a_metastasis_listed_first():
     # a metastasis alone still names a type
     only = "DIAGNOSIS:\nLYMPH NODE; EXCISION: METASTATIC ADENOCARCINOMA IN ONE LYMPH NODE (1/1)\n"
     assert _stated(only, "brca")["histology"] == "adenocarcinoma"
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer", "size"),
+    [
+        ("INVASIVE DUCTAL CARCINOMA, TWO NODULES: THE SMALLER 0.8 CM IN GREATEST DIMENSION, THE "
+         "LARGER 2.5 CM.\n", "brca", 2.5),
+        ("INVASIVE DUCTAL CARCINOMA, TWO NODULES: THE LARGER 2.5 CM IN GREATEST DIMENSION, THE "
+         "SMALLER 0.8 CM.\n", "brca", 2.5),
+        ("Adenocarcinoma forming two nodules, 1.1 cm in greatest dimension and 3.4 cm in greatest "
+         "dimension, respectively.\n", "luad", 3.4),
+        ("Renal cell carcinoma, clear cell type, 0.9 cm in greatest dimension (satellite nodule) "
+         "and 6.5 cm (main tumor).\n", "kirc", 6.5),
+        # the size of what the clause names
+        ("DIAGNOSIS:\nENDOMETRIOID ADENOCARCINOMA, FIGO GRADE 2; LEIOMYOMA, 5.5 CM IN GREATEST "
+         "DIMENSION.\n", "ucec", None),
+        ("DIAGNOSIS:\nENDOMETRIOID ADENOCARCINOMA, FIGO GRADE 1; RIGHT OVARY WITH FOLLICULAR CYST, "
+         "4.5 CM IN GREATEST DIMENSION, NEGATIVE FOR TUMOR.\n", "ucec", None),
+        ("There is an area of cavitation present within the tumour measuring approximately 25 mm "
+         "in diameter.\n", "lusc", None),
+        # a definition's bound ("< 5 cm in greatest dimension") is no size
+        ("pT2: Tumor > 3 cm but < 5 cm in greatest dimension with any of the following: involves "
+         "main bronchus, 2 cm or more distal to the carina. Tumor size: 3.5 cm\n", "lusc", 3.5),
+    ],
+)  # fmt: skip
+def test_a_size_before_greatest_dimension_is_read_with_the_size_after_it(text, cancer, size):
+    assert _stated(text, cancer).get("size_cm") == size
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer", "histology"),
+    [
+        ("FINAL DIAGNOSIS:\nA. LEFT BREAST, MASTECTOMY: INVASIVE LOBULAR CARCINOMA, 2.2 CM; LYMPH "
+         "NODES NEGATIVE FOR METASTATIC CARCINOMA (0/4).\nB. DUCTAL CARCINOMA IN SITU, SOLID "
+         "TYPE.\n", "brca", "invasive lobular carcinoma"),
+        ("DIAGNOSIS:\nUTERUS, HYSTERECTOMY: ENDOMETRIOID ADENOCARCINOMA, FIGO GRADE 2; NO LYMPH "
+         "NODE METASTASIS (0/12).\nCERVIX: SQUAMOUS CELL CARCINOMA IN SITU (CIN III).\n", "ucec",
+         "endometrioid carcinoma"),
+        ("DIAGNOSIS:\nKIDNEY: CLEAR CELL RENAL CELL CARCINOMA, FUHRMAN GRADE 2, 5.0 CM; NO "
+         "METASTASIS IN ONE HILAR LYMPH NODE (0/1).\nSEPARATE 0.8 CM PAPILLARY RENAL CELL "
+         "CARCINOMA, TYPE 1.\n", "kirc", "clear cell renal cell carcinoma"),
+    ],
+)  # fmt: skip
+def test_a_primary_named_beside_a_metastasis_keeps_its_type(text, cancer, histology):
+    assert _stated(text, cancer)["histology"] == histology
+
+
+def test_a_cut_node_count_after_a_negated_finding_states_no_positive_nodes():
+    text = (
+        "DIAGNOSIS: D. LYMPH NODE, LEVEL 4R: ANTHRACOSIS WITHOUT METASTATIC CARCINOMA. PRESENT IN "
+        "3 OF 3 LYMPH NODES."
+    )
+    assert _stated(text, "luad").get("nodes_positive") in (None, 0)

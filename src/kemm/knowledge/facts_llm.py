@@ -341,9 +341,27 @@ def normalise_value(name: str, value: Any, cancer: str | None = None) -> Any:
 # Support: does a piece of report text state this value?
 
 
+# "Lymph nodes, superior and inferior mediastinal, N1, excision:", "N2 lymph nodes": the name of
+# a node group (the lung's N1 and N2 stations), not the patient's N category
+_NODE_GROUP_BEFORE_RE = re.compile(r"\bnodes?\b[^:;.()\d]{0,60},\s*$", re.I)
+_NODE_GROUP_AFTER_RE = re.compile(r"^\s*(?:lymph\s+)?(?:nodes?|stations?|levels?)\b", re.I)
+
+
 def _tokens(rx: re.Pattern[str], cat: str, text: str) -> set[str]:
     out = set()
     for m in rx.finditer(text):
+        if (
+            cat == "N"
+            and m.group(0).lstrip()[:1] in "Nn"
+            and (
+                (
+                    _NODE_GROUP_BEFORE_RE.search(text[: m.start()])
+                    and re.match(r"\s*[,:]", text[m.end() :])
+                )
+                or _NODE_GROUP_AFTER_RE.match(text[m.end() :])
+            )
+        ):
+            continue  # an unprefixed N naming a node group
         value = m.group("v")
         value = patterns.OCR_DIGITS.get(value, value)
         sub = (m.group("s") or "").lower().replace("mic", "mi")

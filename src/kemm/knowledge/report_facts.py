@@ -972,7 +972,13 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             if label and piece is not text:
                 part_label = (label.group("a") or label.group("b")).upper()
             source = unit
-            if n_piece == 0 and before_unit is not None and _CONTINUED_FINDING_RE.match(piece):
+            if (
+                n_piece == 0
+                and before_unit is not None
+                and _CONTINUED_FINDING_RE.match(piece)
+                # "ANTHRACOSIS WITHOUT METASTATIC CARCINOMA. PRESENT IN 3 OF 3 LYMPH NODES"
+                and not _NEGATION_RE.search(re.split(r"[:;]", before)[-1][-80:])
+            ):
                 # "METASTATIC CARCINOMA. IDENTIFIED IN 5 OF 28 LYMPH NODES": OCR cut the
                 # statement; its finding is the end of the unit before, which the source spans
                 piece = f"{re.split(r'[:;]', before)[-1][-80:]} {piece}"
@@ -1167,6 +1173,11 @@ _SIZE_EXCLUDE_RE = re.compile(r"\bfoc(?:us|i)\b|p63|\bfrom\b|away|distance|margi
 
 
 _METASTASIS_RE = re.compile(r"metasta\w*", re.I)
+# one of several tumour foci given a size in one item ("Hilar focus 3.1 cm, apical focus 4.2 cm")
+_FOCUS_SIZE_RE = re.compile(
+    r"\b(?:focus|nodule|tumou?r|lesion|mass)\s*[:,]?\s*(?P<size>\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm)\b)",
+    re.I,
+)
 _SIZE_APPOSED_RE = re.compile(
     r"(?<!metastatic\s)(?<!in\ssitu\s)\b(?:carcinoma|tumou?r|neoplasm)\s*[;,:]\s*"
     r"(?=\d{1,2}(?:[.,]\d{1,2})?\s*(?:x\s*\d{1,2}(?:[.,]\d{1,2})?\s*){0,2}(?:cm|mm)\s*(?:[.;)]|$))",
@@ -1178,26 +1189,86 @@ _SIZE_AFTER_RE = re.compile(
     re.I,
 )
 
-# A diameter given with the tumour in the same clause: "adenocarcinoma, 40 mm in diameter",
-# "CARCINOMA ... GRADE 3 (7.0 CM IN DIAMETER)", "a 4 cm diameter palpable tumor".
+# A diameter set beside the tumour: "adenocarcinoma, 40 mm in diameter", "CARCINOMA ... GRADE 3
+# (7.0 CM IN DIAMETER)", "a 4 cm diameter palpable tumor". Read only where no other rule gives a
+# size, and never across a preposition ("a tumor bed 4 cm in diameter", "9 cm in diameter with
+# tumor", "in a thyroid lobe 5 cm in diameter").
 _TUMOUR_WORD = r"(?:carcinoma|tumou?r|mass|neoplasm|lesion)\b"
 _DIAMETER = r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm)\s+(?:in\s+)?diameter\b"
 _SIZE_DIAMETER_RE = re.compile(
-    _TUMOUR_WORD + r"[^.;]{0,80}?(?<![\d.])(?P<v>" + _DIAMETER + r")|(?<![\d.])(?P<w>" + _DIAMETER
-    + r")\s+(?:\w+\s+){0,2}" + _TUMOUR_WORD,
+    _TUMOUR_WORD + r"(?P<gap>[^.;]{0,80}?)(?<![\d.])(?P<v>" + _DIAMETER + r")|(?<![\d.])(?P<w>"
+    + _DIAMETER + r")\s+(?:(?!(?:with|in|of|and|by|from|to)\b)\w+\s+){0,2}" + _TUMOUR_WORD,
     re.I,
 )  # fmt: skip
+_DIAMETER_GAP_RE = re.compile(
+    r"\b(?:with|within|in|into|by|along|abut\w*|contain\w*|and|adjacent|near|which|that|"
+    r"involv\w*)\b",
+    re.I,
+)
+# lesions beside the tumour whose size a report gives in the same way
+_OTHER_LESION = (
+    r"polyp|cyst|leiomyoma|fibroid|adenoma|ovar|\bnodes?\b|hematoma|haematoma|seroma|"
+    r"biopsy\s+site|bulla|cavit|abscess"
+)
+_OTHER_LESION_RE = re.compile(_OTHER_LESION, re.I)
 # what else has a diameter in a report: not the tumour's size
 _NOT_TUMOUR_DIAMETER_RE = re.compile(
-    r"skin|nipple|polyp|cyst|tube|ovary|node|vessel|artery|vein|\bbronch(?:us|i)\b|"
-    + _METASTASIS_RE.pattern,
+    _OTHER_LESION + r"|skin|nipple|tube|vessel|artery|vein|\bbronch(?:us|i)\b|\bbed\b|crater|"
+    r"lumen|diverticul|uterus|gland|ureter|\barea\b|smaller|second|" + _METASTASIS_RE.pattern,
+    re.I,
+)
+# a report naming several tumours: a diameter may be any one's
+_SEVERAL_TUMOURS_RE = re.compile(
+    r"\b(?:two|three|four|five|multiple|several|[2-9])\s+(?:\(\d\)\s+)?(?:separate\s+|distinct\s+|"
+    r"discrete\s+)?(?:lesions|tumou?rs|foci|nodules|masses|(?:adeno)?carcinomas)\b"
+    # "several foci of squamous metaplasia", "foci of vascular invasion": not tumours
+    r"(?!\s+of\s+(?!(?:[\w-]+\s+){0,3}(?:\w*carcinoma|tumou?r|neoplasm|malignan)))",
+    re.I,
+)
+# the type words that tell one tumour from another in a report ("squamous" vs "adeno")
+_TYPE_FAMILY_RE = re.compile(
+    r"squamous|adeno(?!squamous)|urothelial|transitional|ductal|lobular|clear\s+cell|papillary|"
+    r"serous|endometrioid|small\s+cell|carcinoid|neuroendocrine|melanoma|sarcoma",
     re.I,
 )
 
 
-def _size(units: list[Unit]) -> Fact | None:
-    """Greatest dimension of the main (largest) tumour, in cm."""
+def _type_families(text: str) -> set[str]:
+    return {re.sub(r"\s+", " ", m.group(0).lower()) for m in _TYPE_FAMILY_RE.finditer(text)}
+
+
+def _diameter_size(text: str, histology: Fact | None) -> re.Match[str] | None:
+    """The tumour's size from a diameter beside it (see ``_SIZE_DIAMETER_RE``), or None."""
+    diameter = _SIZE_DIAMETER_RE.search(text)
+    if diameter is None or (
+        diameter.group("gap") and _DIAMETER_GAP_RE.search(diameter.group("gap"))
+    ):
+        return None
+    at = diameter.start("v" if diameter.group("v") else "w")
+    if re.search(r"(?:[x×*\-–]|\bto)\s*$", text[:at], re.I):
+        return None  # the last of several dimensions ("7 x 5 x 4 cm in diameter", "1-2 cm")
+    # the clause that gives it, from its label's colon at most ("... lymph node sampling:
+    # adenocarcinoma, 70 mm in diameter" is the tumour's)
+    clause = text[max(0, diameter.start() - 60) : diameter.end()].rsplit(":", 1)[-1]
+    # and the noun right after it ("a 5 cm diameter seroma cavity")
+    clause += re.split(r"[,.;(]", text[diameter.end() : diameter.end() + 40], maxsplit=1)[0]
+    if _NOT_TUMOUR_DIAMETER_RE.search(clause) or _SIZE_EXCLUDE_RE.search(clause):
+        return None
+    named, report = (
+        _type_families(clause),
+        _type_families(str(histology.value) if histology else ""),
+    )
+    if named and report and not named & report:
+        return None  # another tumour's ("squamous cell carcinoma ...; adenocarcinoma, 1.2 cm")
+    return SIZE_VALUE_RE.match(text, at)
+
+
+def _size(units: list[Unit], histology: Fact | None = None) -> Fact | None:
+    """Greatest dimension of the main (largest) tumour, in cm (``histology``: the report's, so
+    that a diameter of another tumour type is not read)."""
     best: tuple[float, Unit] | None = None
+    diameters: list[tuple[float, Unit]] = []
+    several = any(_SEVERAL_TUMOURS_RE.search(unit.text) for unit in units)
     for unit in units:
         text = unit.text
         if _HISTORY_RE.search(text):
@@ -1205,11 +1276,18 @@ def _size(units: list[Unit]) -> Fact | None:
         label = _SIZE_LABEL_RE.search(text)
         if label and _METASTASIS_RE.search(text[max(0, label.start() - 100) : label.start()]):
             label = None  # the size of a metastasis ("metastatic carcinoma ... measuring 0.9 cm")
-        if label and re.search(r"(?:cm|mm)\s+(?:in\s+)?$", text[: label.start()], re.I):
-            label = None  # "1.0 cm in greatest dimension). There is a 2.5 cm ovary": no label
+        if label and _OTHER_LESION_RE.search(
+            re.split(r"[;:.]\s", text[max(0, label.start() - 60) : label.start()])[-1]
+        ):
+            label = None  # "an area of cavitation ... within the tumour measuring 25 mm"
+        # "0.8 CM IN GREATEST DIMENSION, THE LARGER 2.5 CM": the label closes a size
+        closing = label and re.search(r"(?:cm|mm)\s+(?:in\s+)?$", text[: label.start()], re.I)
         m = None
         if label and not re.search(r"specimen|\bnode", text[: label.start()], re.I):
             tail = text[label.end() :]
+            if closing:
+                # "1.0 cm in greatest dimension). There is a 2.5 cm ovary": not past its sentence
+                tail = re.split(r"(?<!\d)[.;]\s", tail, maxsplit=1)[0]
             colon = re.search(r"(?<!\d):\s*(?=\d)", tail[:80])
             if colon and re.search(r"\d\s*(?:cm|mm)\b", tail[: colon.start()], re.I):
                 tail = tail[colon.end() :]  # "... invasion over 0.1 cm: 1.5 cm": the item's value
@@ -1226,6 +1304,22 @@ def _size(units: list[Unit]) -> Fact | None:
             )
             if not bounded and not soft:
                 m = SIZE_VALUE_RE.search(tail[:80])
+                # "TUMOR SIZE: Hilar focus 3.1 cm, apical focus 4.2 cm": the largest focus
+                sentence = re.split(r"(?<!\d)[.;]\s", tail, maxsplit=1)[0][:160]
+                for focus in _FOCUS_SIZE_RE.finditer(sentence):
+                    other = SIZE_VALUE_RE.match(sentence, focus.start("size"))
+                    if m is not None and other is not None and size_cm(other) > size_cm(m):
+                        m = other
+        if closing and m is not None:
+            closed = _SIZE_AFTER_RE.search(text[max(0, label.start() - 30) : label.end()])
+            first = closed and SIZE_VALUE_RE.search(closed.group(0))
+            bound = re.search(  # "< 5 cm in greatest dimension": a definition's bound
+                r"[<>]|\b(?:less|more|greater)\s+than|\bup\s+to|\bover\b",
+                text[max(0, label.start() - 45) : label.start()],
+                re.I,
+            )
+            if first and not bound and size_cm(first) > size_cm(m):
+                m = first  # "THE LARGER 2.5 CM IN GREATEST DIMENSION, THE SMALLER 0.8 CM"
         if m is None:
             # "... carcinoma, measuring 4.5 cm in greatest dimension"
             after = _SIZE_AFTER_RE.search(text)
@@ -1234,23 +1328,16 @@ def _size(units: list[Unit]) -> Fact | None:
                 and re.search(r"carcinoma|tumou?r|mass|neoplasm|lesion", text, re.I)
                 and not (_SIZE_EXCLUDE_RE.search(text[max(0, after.start() - 40) : after.start()]))
                 and not _METASTASIS_RE.search(text[max(0, after.start() - 100) : after.start()])
+                # "LEIOMYOMA, 5.5 CM IN GREATEST DIMENSION": the size of what its clause names
+                and not _OTHER_LESION_RE.search(
+                    re.split(r"[;:]", text[max(0, after.start() - 60) : after.start()])[-1]
+                )
             ):
                 m = SIZE_VALUE_RE.search(after.group(0))
-        if m is None:
-            diameter = _SIZE_DIAMETER_RE.search(text)
-            # the clause that gives it, from its label's colon at most ("... lymph node
-            # sampling: adenocarcinoma, 70 mm in diameter" is the tumour's)
-            clause = (
-                text[max(0, diameter.start() - 60) : diameter.end()].rsplit(":", 1)[-1]
-                if diameter
-                else ""
-            )
-            if (
-                diameter
-                and not _NOT_TUMOUR_DIAMETER_RE.search(clause)
-                and not _SIZE_EXCLUDE_RE.search(clause)
-            ):
-                m = SIZE_VALUE_RE.match(text, diameter.start("v" if diameter.group("v") else "w"))
+        if m is None and not several:
+            diameter = _diameter_size(text, histology)
+            if diameter is not None and 0 < size_cm(diameter) <= 40:
+                diameters.append((size_cm(diameter), unit))
         if m is None:
             # "squamous cell carcinoma; 5.5 cm." (the size set beside the tumour, ending there)
             apposed = _SIZE_APPOSED_RE.search(text)
@@ -1272,6 +1359,7 @@ def _size(units: list[Unit]) -> Fact | None:
             continue
         if best is None or value > best[0]:
             best = (value, unit)
+    best = best or max(diameters, key=lambda d: d[0], default=None)
     if best is None:
         return None
     return Fact(round(best[0], 2), best[1].start, best[1].end, best[1].text)
@@ -1326,7 +1414,7 @@ def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
             term = normalise_histology(unit.text, cancer)
             if not is_generic(term) and not _NEGATION_RE.search(unit.text):
                 found = Fact(term.term, unit.start, unit.end, unit.text)
-        if found is not None and _METASTASIS_RE.search(unit.text):
+        if found is not None and _names_a_metastasis(unit.text, value):
             # "LYMPH NODE ...: METASTATIC ADENOCARCINOMA (1/1)" listed before the primary's
             # part: the primary's line names the type, the metastasis only if nothing else does
             metastasis = metastasis or found
@@ -1337,6 +1425,21 @@ def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
 
 
 _NEGATION_RE = re.compile(r"\b(?:no|negative\s+for|free\s+of|without|not)\b", re.I)
+_METASTATIC_BEFORE_RE = re.compile(r"\bmetasta\w*\s+(?:[\w-]+\s+){0,3}$", re.I)
+_METASTATIC_AFTER_RE = re.compile(r"^\W*(?:metastatic\s+to|metastasis)\b", re.I)
+
+
+def _names_a_metastasis(text: str, phrase: str | None) -> bool:
+    """True where the type phrase of a line is a metastasis ("METASTATIC ADENOCARCINOMA IN ONE
+    LYMPH NODE", "carcinoma metastatic to 2 of 14 nodes"), not the primary named beside a
+    metastasis ("... CARCINOMA; NO LYMPH NODE METASTASIS")."""
+    at = text.lower().find(phrase.lower()) if phrase else -1
+    if at < 0:
+        return False
+    before = _METASTATIC_BEFORE_RE.search(text[max(0, at - 40) : at])
+    if before and not _NEGATION_RE.search(text[max(0, at - 40) : at][: before.start() + 1][-15:]):
+        return True
+    return bool(_METASTATIC_AFTER_RE.match(text[at + len(phrase) :]))
 
 
 def _histology_fact(phrase: str, unit: Unit, cancer: str | None) -> Fact | None:
@@ -1426,7 +1529,8 @@ def _extract_cached(
     facts.nodes_positive, facts.nodes_examined = _nodes(units)
     if _contradicts_n(facts.n, facts.nodes_positive):
         facts.nodes_positive = facts.nodes_examined = None  # the counts missed a part
-    facts.size_cm = _size(units)
+    facts.histology = _histology(units, cancer)
+    facts.size_cm = _size(units, facts.histology)
     # the lines naming another organ stay: "invades prostatic stroma" is a bladder tumour's T4a
     if derive:
         _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer)
@@ -1452,7 +1556,6 @@ def _extract_cached(
     facts.margin = _margin(units)
     facts.lvi = _invasion(units, _LVI_LABEL_RE)
     facts.pni = _invasion(units, _PNI_LABEL_RE)
-    facts.histology = _histology(units, cancer)
     if (cancer or "brca").lower() == "brca":  # receptors are breast facts
         for key, fact in _receptors(units).items():
             setattr(facts, key, fact)
