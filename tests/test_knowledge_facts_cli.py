@@ -433,6 +433,8 @@ def test_values_tokens_and_quotes():
     assert supports("n", "N0", "Regional lymph nodes: N0", "luad")
     assert supports("n", "N1", "Metastatic carcinoma in 2 of 15 lymph nodes (N1).", "luad")
     assert supports("n", "N2", "Lymph nodes, 4/12 involved, N2, M0", "luad")
+    assert supports("n", "N1", "Regional lymph nodes, N1, Distant metastasis, M0", "luad")
+    assert supports("n", "N0", "Lymph nodes, regional, N0, M0", "luad")
     assert not supports("stage", "IIIA", "T-stage: 3a")  # a T category, not a stage group
     assert supports("size_cm", 4.0, "measuring 40 x 25 x 10 mm")
     assert not supports("size_cm", 2.5, "measuring 4.0 x 2.5 x 1.0 cm")  # not the greatest

@@ -577,3 +577,50 @@ def test_a_cut_node_count_after_a_negated_finding_states_no_positive_nodes():
         "3 OF 3 LYMPH NODES."
     )
     assert _stated(text, "luad").get("nodes_positive") in (None, 0)
+
+
+# A second hostile review's phrasings: each once gave a wrong size, node count or type.
+SECOND_REVIEW = [
+    ("kirc", "DIAGNOSIS: The kidney, 12.5 cm in greatest dimension, contains a tumor measuring "
+             "5.0 cm.\n", "size_cm", 5.0),
+    ("ucec", "DIAGNOSIS: The uterus, 9.5 cm in greatest dimension, contains an endometrial tumor "
+             "measuring 3.0 cm.\n", "size_cm", 3.0),
+    ("brca", "DIAGNOSIS:\nLEFT BREAST, MASTECTOMY: TUMOR BED, 4.0 CM IN GREATEST DIMENSION, WITH "
+             "RESIDUAL INVASIVE DUCTAL CARCINOMA 0.6 CM.\n", "size_cm", None),
+    ("brca", "DIAGNOSIS:\nDUCTAL CARCINOMA IN SITU, HIGH GRADE, 4.5 CM IN GREATEST DIMENSION, WITH "
+             "INVASIVE DUCTAL CARCINOMA 1.2 CM.\n", "size_cm", 1.2),
+    ("brca", "Invasive ductal carcinoma, 1.5 cm in greatest dimension; tumor 2.5 cm from the "
+             "nipple.\n", "size_cm", 1.5),
+    ("brca", "TUMOR SIZE: 1.4 CM, TUMOR 3.0 CM FROM NIPPLE\n", "size_cm", 1.4),
+    ("brca", "Tumor size: 1.2 cm, tumor 2.5 cm from the deep margin\n", "size_cm", 1.2),
+    ("brca", "TUMOR SIZE: TUMOR BED 3.5 CM IN GREATEST DIMENSION, RESIDUAL INVASIVE CARCINOMA "
+             "0.3 CM\n", "size_cm", None),
+    ("brca", "Residual tumor bed 3.5 cm in greatest dimension; residual invasive carcinoma "
+             "0.3 cm.\n", "size_cm", None),
+    ("kirc", "DIAGNOSIS: RENAL CELL CARCINOMA, CLEAR CELL TYPE, FUHRMAN GRADE 3. TUMOR THROMBUS, "
+             "2.5 CM IN DIAMETER, IN RENAL VEIN.\n", "size_cm", None),
+    ("ucec", "DIAGNOSIS: ENDOMETRIOID ADENOCARCINOMA, FIGO GRADE 2. OMENTUM: TUMOR NODULE, 2.5 CM "
+             "IN DIAMETER.\n", "size_cm", None),
+    ("coad", "Adenocarcinoma of sigmoid colon. Liver, segment 6: tumor 2.2 cm in diameter.\n",
+     "size_cm", None),
+    ("coad", "Adenocarcinoma, moderately differentiated, invading pericolic fat; tumor deposit "
+             "1.0 cm in diameter in mesentery.\n", "size_cm", None),
+    ("kirc", "Renal cell carcinoma extends to the perinephric fat, 1.5 cm in diameter.\n",
+     "size_cm", None),
+    ("luad", "Lung: mass 2.0 cm in diameter, organizing pneumonia, negative for malignancy.\n",
+     "size_cm", None),
+    # whole words: "polypoid" is no polyp, "cystic" no cyst
+    ("ucec", "DIAGNOSIS: POLYPOID ENDOMETRIOID ADENOCARCINOMA, 4.5 CM IN GREATEST DIMENSION.\n",
+     "size_cm", 4.5),
+    ("kirc", "DIAGNOSIS: CYSTIC CLEAR CELL RENAL CELL CARCINOMA, 5.0 CM IN GREATEST DIMENSION.\n",
+     "size_cm", 5.0),
+    ("brca", "DIAGNOSIS:\nA. LEFT BREAST: INVASIVE LOBULAR CARCINOMA, METASTATIC TO ONE SENTINEL "
+             "NODE.\nB. DUCTAL CARCINOMA IN SITU.\n", "histology", "invasive lobular carcinoma"),
+    ("ucec", "DIAGNOSIS:\nA. OVARY, RIGHT: METASTATIC ENDOMETRIOID ADENOCARCINOMA.\nB. UTERUS: "
+             "SEROUS CARCINOMA, HIGH GRADE.\n", "histology", "serous carcinoma"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cancer", "text", "field", "value"), SECOND_REVIEW)
+def test_second_review_phrasings(cancer, text, field, value):
+    assert _stated(text, cancer).get(field) == value

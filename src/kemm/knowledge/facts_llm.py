@@ -343,7 +343,12 @@ def normalise_value(name: str, value: Any, cancer: str | None = None) -> Any:
 
 # "Lymph nodes, superior and inferior mediastinal, N1, excision:", "N2 lymph nodes": the name of
 # a node group (the lung's N1 and N2 stations), not the patient's N category
-_NODE_GROUP_BEFORE_RE = re.compile(r"\bnodes?\b[^:;.()\d]{0,60},\s*$", re.I)
+_NODE_GROUP_BEFORE_RE = re.compile(
+    r"\bnodes?\b(?=[^:;.()\d]{0,60},\s*$)[^:;.()\d]*?\b(?:mediastinal|hilar|peribronchial|"
+    r"subcarinal|paratracheal|interlobar|lobar|segmental|intrapulmonary|tracheobronchial|"
+    r"aortopulmonary|paraesophageal|level|station)",
+    re.I,
+)
 _NODE_GROUP_AFTER_RE = re.compile(r"^\s*(?:lymph\s+)?(?:nodes?|stations?|levels?)\b", re.I)
 
 
@@ -355,7 +360,7 @@ def _tokens(rx: re.Pattern[str], cat: str, text: str) -> set[str]:
             and m.group(0).lstrip()[:1] in "Nn"
             and (
                 (
-                    _NODE_GROUP_BEFORE_RE.search(text[: m.start()])
+                    _NODE_GROUP_BEFORE_RE.search(text[max(0, m.start() - 80) : m.start()])
                     and re.match(r"\s*[,:]", text[m.end() :])
                 )
                 or _NODE_GROUP_AFTER_RE.match(text[m.end() :])

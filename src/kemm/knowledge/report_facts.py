@@ -1173,6 +1173,8 @@ _SIZE_EXCLUDE_RE = re.compile(r"\bfoc(?:us|i)\b|p63|\bfrom\b|away|distance|margi
 
 
 _METASTASIS_RE = re.compile(r"metasta\w*", re.I)
+# "tumor 3.0 cm from nipple": a distance, not a size
+_DISTANCE_AFTER_RE = re.compile(r"\s*(?:from|to|away|of\s+the\s+margin|beneath|deep)\b", re.I)
 # one of several tumour foci given a size in one item ("Hilar focus 3.1 cm, apical focus 4.2 cm")
 _FOCUS_SIZE_RE = re.compile(
     r"\b(?:focus|nodule|tumou?r|lesion|mass)\s*[:,]?\s*(?P<size>\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm)\b)",
@@ -1193,28 +1195,33 @@ _SIZE_AFTER_RE = re.compile(
 # (7.0 CM IN DIAMETER)", "a 4 cm diameter palpable tumor". Read only where no other rule gives a
 # size, and never across a preposition ("a tumor bed 4 cm in diameter", "9 cm in diameter with
 # tumor", "in a thyroid lobe 5 cm in diameter").
+# Before the diameter only a histologic noun ("tumor, 2.2 cm in diameter" may be a nodule, a
+# deposit or a thrombus); after it, "a 4 cm diameter palpable tumor" or "mass".
 _TUMOUR_WORD = r"(?:carcinoma|tumou?r|mass|neoplasm|lesion)\b"
+_HISTOLOGIC_NOUN = r"(?:carcinoma|sarcoma|melanoma|blastoma)\b"
 _DIAMETER = r"\d{1,3}(?:[.,]\d{1,2})?\s*(?:cm|mm)\s+(?:in\s+)?diameter\b"
 _SIZE_DIAMETER_RE = re.compile(
-    _TUMOUR_WORD + r"(?P<gap>[^.;]{0,80}?)(?<![\d.])(?P<v>" + _DIAMETER + r")|(?<![\d.])(?P<w>"
+    _HISTOLOGIC_NOUN + r"(?P<gap>[^.;]{0,80}?)(?<![\d.])(?P<v>" + _DIAMETER + r")|(?<![\d.])(?P<w>"
     + _DIAMETER + r")\s+(?:(?!(?:with|in|of|and|by|from|to)\b)\w+\s+){0,2}" + _TUMOUR_WORD,
     re.I,
 )  # fmt: skip
 _DIAMETER_GAP_RE = re.compile(
     r"\b(?:with|within|in|into|by|along|abut\w*|contain\w*|and|adjacent|near|which|that|"
-    r"involv\w*)\b",
+    r"involv\w*|extend\w*|invad\w*|to)\b",
     re.I,
 )
 # lesions beside the tumour whose size a report gives in the same way
 _OTHER_LESION = (
-    r"polyp|cyst|leiomyoma|fibroid|adenoma|ovar|\bnodes?\b|hematoma|haematoma|seroma|"
-    r"biopsy\s+site|bulla|cavit|abscess"
+    r"\bpolyps?\b|\bcysts?\b|leiomyomas?\b|leiomyomata|fibroids?\b|\b(?:fibro)?adenomas?\b|"
+    r"\bovary\b|\bovaries\b|\bnodes?\b|hematoma|haematoma|seroma|biopsy\s+site|bulla|cavity|"
+    r"cavitation|abscess|\bbed\b"
 )
 _OTHER_LESION_RE = re.compile(_OTHER_LESION, re.I)
 # what else has a diameter in a report: not the tumour's size
 _NOT_TUMOUR_DIAMETER_RE = re.compile(
-    _OTHER_LESION + r"|skin|nipple|tube|vessel|artery|vein|\bbronch(?:us|i)\b|\bbed\b|crater|"
-    r"lumen|diverticul|uterus|gland|ureter|\barea\b|smaller|second|" + _METASTASIS_RE.pattern,
+    _OTHER_LESION + r"|skin|nipple|tube|vessel|artery|vein|\bbronch(?:us|i)\b|crater|"
+    r"lumen|diverticul|uterus|gland|ureter|\barea\b|smaller|second|separate|satellite|"
+    r"thromb|nodule|deposit|implant|necros|\bscar\b|" + _METASTASIS_RE.pattern,
     re.I,
 )
 # a report naming several tumours: a diameter may be any one's
@@ -1229,6 +1236,13 @@ _SEVERAL_TUMOURS_RE = re.compile(
 _TYPE_FAMILY_RE = re.compile(
     r"squamous|adeno(?!squamous)|urothelial|transitional|ductal|lobular|clear\s+cell|papillary|"
     r"serous|endometrioid|small\s+cell|carcinoid|neuroendocrine|melanoma|sarcoma",
+    re.I,
+)
+
+
+_NO_MALIGNANCY_RE = re.compile(
+    r"negative\s+for\s+(?:malignan|tumou?r|carcinoma)|\bno\s+(?:residual\s+)?(?:malignan|"
+    r"tumou?r|carcinoma)|\bbenign\b",
     re.I,
 )
 
@@ -1252,7 +1266,12 @@ def _diameter_size(text: str, histology: Fact | None) -> re.Match[str] | None:
     clause = text[max(0, diameter.start() - 60) : diameter.end()].rsplit(":", 1)[-1]
     # and the noun right after it ("a 5 cm diameter seroma cavity")
     clause += re.split(r"[,.;(]", text[diameter.end() : diameter.end() + 40], maxsplit=1)[0]
-    if _NOT_TUMOUR_DIAMETER_RE.search(clause) or _SIZE_EXCLUDE_RE.search(clause):
+    sentence = re.split(r"[.;]\s", text[diameter.end() :], maxsplit=1)[0]
+    if (
+        _NOT_TUMOUR_DIAMETER_RE.search(clause)
+        or _SIZE_EXCLUDE_RE.search(clause)
+        or _NO_MALIGNANCY_RE.search(clause + sentence)
+    ):
         return None
     named, report = (
         _type_families(clause),
@@ -1299,17 +1318,21 @@ def _size(units: list[Unit], histology: Fact | None = None) -> Fact | None:
             ) or (
                 re.search(r"depth|invad|thick", before_value, re.I)
             )  # a bound, or a depth of invasion, is not the tumour's size
-            soft = _SIZE_EXCLUDE_RE.search(tail[:60]) and not re.search(
-                r"greatest|tumou?r\s+size", text, re.I
-            )
+            soft = (
+                _SIZE_EXCLUDE_RE.search(tail[:60])
+                and not re.search(r"greatest|tumou?r\s+size", text, re.I)
+            ) or _OTHER_LESION_RE.search(before_value)  # "TUMOR SIZE: TUMOR BED 3.5 CM"
             if not bounded and not soft:
                 m = SIZE_VALUE_RE.search(tail[:80])
                 # "TUMOR SIZE: Hilar focus 3.1 cm, apical focus 4.2 cm": the largest focus
                 sentence = re.split(r"(?<!\d)[.;]\s", tail, maxsplit=1)[0][:160]
-                for focus in _FOCUS_SIZE_RE.finditer(sentence):
-                    other = SIZE_VALUE_RE.match(sentence, focus.start("size"))
-                    if m is not None and other is not None and size_cm(other) > size_cm(m):
-                        m = other
+                foci = [
+                    SIZE_VALUE_RE.match(sentence, focus.start("size"))
+                    for focus in _FOCUS_SIZE_RE.finditer(sentence)
+                    if not _DISTANCE_AFTER_RE.match(sentence, focus.end())
+                ]
+                if m is not None and len(foci) >= 2:  # several foci, each with its size
+                    m = max([m, *(f for f in foci if f is not None)], key=size_cm)
         if closing and m is not None:
             closed = _SIZE_AFTER_RE.search(text[max(0, label.start() - 30) : label.end()])
             first = closed and SIZE_VALUE_RE.search(closed.group(0))
@@ -1318,7 +1341,22 @@ def _size(units: list[Unit], histology: Fact | None = None) -> Fact | None:
                 text[max(0, label.start() - 45) : label.start()],
                 re.I,
             )
-            if first and not bound and size_cm(first) > size_cm(m):
+            # what the earlier size measures: its clause must name the tumour and nothing else
+            measured = re.split(
+                r"[;:.]\s|,\s(?=[A-Za-z]+\s)", text[max(0, label.start() - 80) : label.start()]
+            )[-1]
+            of_tumour = re.search(
+                _TUMOUR_WORD + r"|\b(?:larger|largest|dominant|main)\b", measured, re.I
+            ) and not (
+                _NOT_TUMOUR_DIAMETER_RE.search(measured)
+                or _SIZE_EXCLUDE_RE.search(measured)
+                or re.search(
+                    r"depth|thick|distance|kidney|breast|lobe|organ|specimen|in\s+situ|\bdcis\b",
+                    measured,
+                    re.I,
+                )
+            )
+            if first and of_tumour and not bound and size_cm(first) > size_cm(m):
                 m = first  # "THE LARGER 2.5 CM IN GREATEST DIMENSION, THE SMALLER 0.8 CM"
         if m is None:
             # "... carcinoma, measuring 4.5 cm in greatest dimension"
@@ -1426,20 +1464,20 @@ def _histology(units: list[Unit], cancer: str | None) -> Fact | None:
 
 _NEGATION_RE = re.compile(r"\b(?:no|negative\s+for|free\s+of|without|not)\b", re.I)
 _METASTATIC_BEFORE_RE = re.compile(r"\bmetasta\w*\s+(?:[\w-]+\s+){0,3}$", re.I)
-_METASTATIC_AFTER_RE = re.compile(r"^\W*(?:metastatic\s+to|metastasis)\b", re.I)
 
 
 def _names_a_metastasis(text: str, phrase: str | None) -> bool:
     """True where the type phrase of a line is a metastasis ("METASTATIC ADENOCARCINOMA IN ONE
-    LYMPH NODE", "carcinoma metastatic to 2 of 14 nodes"), not the primary named beside a
-    metastasis ("... CARCINOMA; NO LYMPH NODE METASTASIS")."""
+    LYMPH NODE"), not the primary named beside one ("... CARCINOMA; NO LYMPH NODE METASTASIS",
+    "CARCINOMA, METASTATIC TO ONE SENTINEL NODE")."""
     at = text.lower().find(phrase.lower()) if phrase else -1
     if at < 0:
         return False
+    # "X, METASTATIC TO ONE SENTINEL NODE" is the primary's own line: not deferred
     before = _METASTATIC_BEFORE_RE.search(text[max(0, at - 40) : at])
-    if before and not _NEGATION_RE.search(text[max(0, at - 40) : at][: before.start() + 1][-15:]):
-        return True
-    return bool(_METASTATIC_AFTER_RE.match(text[at + len(phrase) :]))
+    return bool(
+        before and not _NEGATION_RE.search(text[max(0, at - 40) : at][: before.start() + 1][-15:])
+    )
 
 
 def _histology_fact(phrase: str, unit: Unit, cancer: str | None) -> Fact | None:
