@@ -84,3 +84,21 @@ def test_covariates_read_one_column_per_term_whatever_the_spelling() -> None:
         "histology=unknown",
     }
     assert set(histology_keys("kirc")) >= {"clear_cell", "papillary", "chromophobe", "other"}
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer", "term"),
+    [
+        ("DUCTAL CARCINOMA IN SITU", "brca", None),
+        ("Ductal carcinoma in-situ, solid type, nuclear grade 3", "brca", None),
+        ("DCIS, cribriform", "brca", None),
+        ("CERVIX: SQUAMOUS CELL CARCINOMA IN SITU (CIN III)", "ucec", None),
+        ("INVASIVE DUCTAL CARCINOMA WITH DUCTAL CARCINOMA IN SITU", "brca",
+         "invasive ductal carcinoma (no special type)"),
+        ("Invasive lobular carcinoma and lobular carcinoma in situ", "brca",
+         "invasive lobular carcinoma"),
+    ],
+)  # fmt: skip
+def test_an_in_situ_lesion_names_no_invasive_type(text: str, cancer: str, term) -> None:
+    found = normalise_histology(text, cancer)
+    assert (found.term if found else None) == term

@@ -157,6 +157,12 @@ def is_generic(term: HistologyTerm | None) -> bool:
 
 
 _PREDOMINANT_RE = re.compile(r"predominant|predominantly", re.I)
+_IN_SITU_RE = re.compile(
+    r"\b(?:(?:ductal|lobular|squamous|urothelial|cell|intraductal|papillary|cribriform|solid|"
+    r"comedo|micropapillary|high[- ]grade|low[- ]grade)[\s,-]+){0,4}carcinoma[\s,-]+in[\s-]*situ\b"
+    r"|\b(?:dcis|lcis)\b",
+    re.I,
+)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -172,6 +178,12 @@ def normalise_histology(text: str | None, cancer: str | None = None) -> Histolog
         return None
     text = re.sub(r"\s+", " ", str(text)).strip()
     exact = _site_terms(cancer).get(text.lower())
+    if exact is None:
+        # an in-situ lesion names no invasive type ("DUCTAL CARCINOMA IN SITU" is no IDC)
+        invasive = _IN_SITU_RE.sub(" ", text).strip()
+        if invasive != text and not _TUMOUR_RE.search(invasive):
+            return None  # nothing but the in-situ lesion names a tumour ("DCIS, cribriform")
+        text = invasive
     if exact is not None:
         return exact
     site_count = len(_site_list(cancer))
