@@ -352,21 +352,22 @@ _NODE_GROUP_BEFORE_RE = re.compile(
 _NODE_GROUP_AFTER_RE = re.compile(r"^\s*(?:lymph\s+)?(?:nodes?|stations?|levels?)\b", re.I)
 
 
+def _names_node_group(text: str, m: re.Match[str]) -> bool:
+    """True for an unprefixed N token that names a node group, not a category."""
+    if m.group(0).lstrip()[:1] not in "Nn":
+        return False
+    after = text[m.end() :]
+    if _NODE_GROUP_AFTER_RE.match(after):
+        return True
+    before = text[max(0, m.start() - 80) : m.start()]
+    return bool(_NODE_GROUP_BEFORE_RE.search(before) and re.match(r"\s*[,:]", after))
+
+
 def _tokens(rx: re.Pattern[str], cat: str, text: str) -> set[str]:
     out = set()
     for m in rx.finditer(text):
-        if (
-            cat == "N"
-            and m.group(0).lstrip()[:1] in "Nn"
-            and (
-                (
-                    _NODE_GROUP_BEFORE_RE.search(text[max(0, m.start() - 80) : m.start()])
-                    and re.match(r"\s*[,:]", text[m.end() :])
-                )
-                or _NODE_GROUP_AFTER_RE.match(text[m.end() :])
-            )
-        ):
-            continue  # an unprefixed N naming a node group
+        if cat == "N" and _names_node_group(text, m):
+            continue  # "Lymph nodes, mediastinal, N1, excision:"
         value = m.group("v")
         value = patterns.OCR_DIGITS.get(value, value)
         sub = (m.group("s") or "").lower().replace("mic", "mi")

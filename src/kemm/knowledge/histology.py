@@ -178,14 +178,13 @@ def normalise_histology(text: str | None, cancer: str | None = None) -> Histolog
         return None
     text = re.sub(r"\s+", " ", str(text)).strip()
     exact = _site_terms(cancer).get(text.lower())
-    if exact is None:
-        # an in-situ lesion names no invasive type ("DUCTAL CARCINOMA IN SITU" is no IDC)
-        invasive = _IN_SITU_RE.sub(" ", text).strip()
-        if invasive != text and not _TUMOUR_RE.search(invasive):
-            return None  # nothing but the in-situ lesion names a tumour ("DCIS, cribriform")
-        text = invasive
     if exact is not None:
         return exact
+    # an in-situ lesion names no invasive type ("DUCTAL CARCINOMA IN SITU" is no IDC)
+    invasive = _IN_SITU_RE.sub(" ", text).strip()
+    if invasive != text and not _TUMOUR_RE.search(invasive):
+        return None  # nothing but the in-situ lesion names a tumour ("DCIS, cribriform")
+    text = invasive
     site_count = len(_site_list(cancer))
     if text.lower() == OTHER.term:
         return OTHER

@@ -972,16 +972,17 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             if label and piece is not text:
                 part_label = (label.group("a") or label.group("b")).upper()
             source = unit
+            finding = re.split(r"[:;]", before)[-1][-80:]  # the end of the unit before
             if (
                 n_piece == 0
                 and before_unit is not None
                 and _CONTINUED_FINDING_RE.match(piece)
                 # "ANTHRACOSIS WITHOUT METASTATIC CARCINOMA. PRESENT IN 3 OF 3 LYMPH NODES"
-                and not _NEGATION_RE.search(re.split(r"[:;]", before)[-1][-80:])
+                and not _NEGATION_RE.search(finding)
             ):
                 # "METASTATIC CARCINOMA. IDENTIFIED IN 5 OF 28 LYMPH NODES": OCR cut the
                 # statement; its finding is the end of the unit before, which the source spans
-                piece = f"{re.split(r'[:;]', before)[-1][-80:]} {piece}"
+                piece = f"{finding} {piece}"
                 source = Unit(f"{before} {text}", before_unit.start, unit.end, unit.section)
             count = _node_count(piece)
             if count is not None:
@@ -1282,6 +1283,35 @@ def _diameter_size(text: str, histology: Fact | None) -> re.Match[str] | None:
     return SIZE_VALUE_RE.match(text, at)
 
 
+def _closed_size(text: str, label: re.Match[str]) -> re.Match[str] | None:
+    """The tumour's size that a "greatest dimension" label closes ("THE LARGER 2.5 CM IN
+    GREATEST DIMENSION"), or None: not a definition's bound ("< 5 cm in greatest dimension"),
+    and only where its clause names the tumour and nothing else (not "The kidney, 12.5 cm")."""
+    closed = _SIZE_AFTER_RE.search(text[max(0, label.start() - 30) : label.end()])
+    if closed is None or re.search(
+        r"[<>]|\b(?:less|more|greater)\s+than|\bup\s+to|\bover\b",
+        text[max(0, label.start() - 45) : label.start()],
+        re.I,
+    ):
+        return None
+    measured = re.split(
+        r"[;:.]\s|,\s(?=[A-Za-z]+\s)", text[max(0, label.start() - 80) : label.start()]
+    )[-1]
+    if not re.search(_TUMOUR_WORD + r"|\b(?:larger|largest|dominant|main)\b", measured, re.I):
+        return None
+    if (
+        _NOT_TUMOUR_DIAMETER_RE.search(measured)
+        or _SIZE_EXCLUDE_RE.search(measured)
+        or re.search(
+            r"depth|thick|distance|kidney|breast|lobe|organ|specimen|in\s+situ|\bdcis\b",
+            measured,
+            re.I,
+        )
+    ):
+        return None
+    return SIZE_VALUE_RE.search(closed.group(0))
+
+
 def _size(units: list[Unit], histology: Fact | None = None) -> Fact | None:
     """Greatest dimension of the main (largest) tumour, in cm (``histology``: the report's, so
     that a diameter of another tumour type is not read)."""
@@ -1334,30 +1364,9 @@ def _size(units: list[Unit], histology: Fact | None = None) -> Fact | None:
                 if m is not None and len(foci) >= 2:  # several foci, each with its size
                     m = max([m, *(f for f in foci if f is not None)], key=size_cm)
         if closing and m is not None:
-            closed = _SIZE_AFTER_RE.search(text[max(0, label.start() - 30) : label.end()])
-            first = closed and SIZE_VALUE_RE.search(closed.group(0))
-            bound = re.search(  # "< 5 cm in greatest dimension": a definition's bound
-                r"[<>]|\b(?:less|more|greater)\s+than|\bup\s+to|\bover\b",
-                text[max(0, label.start() - 45) : label.start()],
-                re.I,
-            )
-            # what the earlier size measures: its clause must name the tumour and nothing else
-            measured = re.split(
-                r"[;:.]\s|,\s(?=[A-Za-z]+\s)", text[max(0, label.start() - 80) : label.start()]
-            )[-1]
-            of_tumour = re.search(
-                _TUMOUR_WORD + r"|\b(?:larger|largest|dominant|main)\b", measured, re.I
-            ) and not (
-                _NOT_TUMOUR_DIAMETER_RE.search(measured)
-                or _SIZE_EXCLUDE_RE.search(measured)
-                or re.search(
-                    r"depth|thick|distance|kidney|breast|lobe|organ|specimen|in\s+situ|\bdcis\b",
-                    measured,
-                    re.I,
-                )
-            )
-            if first and of_tumour and not bound and size_cm(first) > size_cm(m):
-                m = first  # "THE LARGER 2.5 CM IN GREATEST DIMENSION, THE SMALLER 0.8 CM"
+            closed = _closed_size(text, label)
+            if closed is not None and size_cm(closed) > size_cm(m):
+                m = closed  # "THE LARGER 2.5 CM IN GREATEST DIMENSION, THE SMALLER 0.8 CM"
         if m is None:
             # "... carcinoma, measuring 4.5 cm in greatest dimension"
             after = _SIZE_AFTER_RE.search(text)
