@@ -102,3 +102,20 @@ def test_covariates_read_one_column_per_term_whatever_the_spelling() -> None:
 def test_an_in_situ_lesion_names_no_invasive_type(text: str, cancer: str, term) -> None:
     found = normalise_histology(text, cancer)
     assert (found.term if found else None) == term
+
+
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("Typical carcinoid tumor, 1.2 cm", "neuroendocrine tumour (carcinoid)"),
+        ("ATYPICAL CARCINOID", "neuroendocrine tumour (carcinoid)"),
+        ("Well differentiated neuroendocrine tumor, grade 2", "neuroendocrine tumour (carcinoid)"),
+        ("Large cell neuroendocrine carcinoma", "large cell neuroendocrine carcinoma"),
+        ("Poorly differentiated neuroendocrine tumor (large cell type)",
+         "large cell neuroendocrine carcinoma"),
+        ("Small cell neuroendocrine carcinoma", "small cell carcinoma"),
+        ("Neuroendocrine carcinoma, poorly differentiated", "neuroendocrine carcinoma"),
+    ],
+)  # fmt: skip
+def test_a_carcinoid_is_a_neuroendocrine_tumour_not_a_carcinoma(text: str, term: str) -> None:
+    assert normalise_histology(text, "luad").term == term

@@ -110,6 +110,25 @@ REAL_CASES = {
     # "PATHOLOGIC. (AJCC Seventh Edition) : pT2 pNO. (Electronic Signature)": the bracketed
     # line holds the value; the sign-off after it is not taken in (had dropped pT2 pN0)
     "TCGA-AC-A5XS": ("brca", {"t": "T2", "n": "N0", "stage": "IIA"}),
+    # "NO METASTASIS IN ONE (1) LYMPH NODE" counts a negative node (the negated "metastasis"
+    # had read as a positive word); "FOUR (4) OF FOURTEEN (14)" is a fraction; "LEVEL 5 LYMPH
+    # NODE ... NO METASTASIS IN FOUR (4) LYMPH NODE" counts 4, not the station; the synoptic
+    # "Number of lymph nodes examined 21" stays
+    "TCGA-LA-A7SW": ("lusc", {"nodes_positive": 4, "nodes_examined": 21, "n": "N1"}),
+    # "35 lymph nodes free of metastatic tumor (see parts B through E)" is the total of parts
+    # B 15, D 18 and E 2, not a fourth part (had read 70 once negated findings counted)
+    "TCGA-BS-A0V4": ("ucec", {"nodes_positive": 0, "nodes_examined": 35, "n": "N0"}),
+    # "METASTATIC CARCINOMA IN THREE (3) OF NINE (9) HILAR LYMPH NODES": had read 0 positive
+    # and derived N0
+    "TCGA-49-4507": ("luad", {"nodes_positive": 3, "n": None}),
+    # "five (5) of five (5) lymph nodes" beside 17/20, 2/2 and 5/5: 29, the synoptic's
+    # macrometastases (had read 24)
+    "TCGA-EW-A2FV": ("brca", {"nodes_positive": 29, "nodes_examined": 32, "n": "N3a"}),
+    # a sentinel count of 1 examined beside 2 positive nodes of the parts: contradictory,
+    # neither trusted (had given 2 positive of 1 examined)
+    "TCGA-LL-A5YP": ("brca", {"nodes_positive": None, "nodes_examined": None}),
+    # "FIVE (5) FRAGMENTS OF LYMPH NODE": fragments are no count of nodes
+    "TCGA-50-6673": ("luad", {"nodes_positive": None, "nodes_examined": None, "n": "N0"}),
     # "FUHRMAN NUCLEAR GRADE 3 (7.0 \nCM IN DIAMETER)": a size broken between number and unit
     "TCGA-CJ-4882": ("kirc", {"size_cm": 7.0, "grade": "G3", "t": None}),
     # "Hilar tumor 3.1 cm in diameter. Apical tumor 4.2 cm in diameter": the largest focus
@@ -624,3 +643,75 @@ SECOND_REVIEW = [
 @pytest.mark.parametrize(("cancer", "text", "field", "value"), SECOND_REVIEW)
 def test_second_review_phrasings(cancer, text, field, value):
     assert _stated(text, cancer).get(field) == value
+
+
+# A node count with its finding said to be absent: the negation is no positive word.
+NEGATED_NODE_FINDINGS = [
+    ("brca", "DIAGNOSIS:\nLYMPH NODES, LEFT AXILLA, DISSECTION: BENIGN LYMPH NODES SEEN IN 10 OF 10 "
+             "LYMPH NODES. NO METASTATIC CARCINOMA IDENTIFIED.\n", 0, 10),
+    ("brca", "DIAGNOSIS:\nLymph nodes: 3 of 3 lymph nodes with no metastatic carcinoma.\n", 0, 3),
+    ("luad", "DIAGNOSIS:\nLymph nodes, level 7: two lymph nodes, no metastatic carcinoma.\n", 0, 2),
+    ("kirc", "DIAGNOSIS:\nHilar lymph nodes: Three lymph nodes, no tumor present.\n", 0, 3),
+    ("ucec", "DIAGNOSIS:\nPelvic lymph nodes: Five lymph nodes, negative for metastatic disease.\n",
+     0, 5),
+    # a negation beside a positive statement leaves it positive
+    ("brca", "DIAGNOSIS:\nLymph nodes, left axilla: metastatic carcinoma in 2 of 10 lymph nodes; "
+             "no extranodal extension.\n", 2, 10),
+    ("brca", "DIAGNOSIS:\nA. Sentinel node: metastatic carcinoma in 1 of 2 lymph nodes.\nB. "
+             "Axilla: no metastatic carcinoma in 10 lymph nodes (0/10).\n", 1, 12),
+    ("luad", "DIAGNOSIS:\nLymph nodes: TWO (2) OF FOUR (4) REGIONAL LYMPH NODES POSITIVE FOR "
+             "METASTATIC CARCINOMA.\n", 2, 4),
+    # fragments are not nodes; a station's number is not a count
+    ("luad", "DIAGNOSIS:\nLymph node, subcarinal: seven fragments of lymph node, no tumor.\n",
+     None, None),
+    ("lusc", "DIAGNOSIS:\nLevel 7 lymph node, biopsy: no metastatic carcinoma.\n", None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cancer", "text", "positive", "examined"), NEGATED_NODE_FINDINGS)
+def test_a_negated_node_finding_counts_negative_nodes(cancer, text, positive, examined):
+    stated = _stated(text, cancer)
+    assert (stated.get("nodes_positive"), stated.get("nodes_examined")) == (positive, examined)
+
+
+def test_the_llm_validator_grounds_no_positive_count_on_a_negated_finding():
+    from kemm.knowledge.facts_llm import supports
+
+    negated = "SEEN IN 10 OF 10 LYMPH NODES. NO METASTATIC CARCINOMA IDENTIFIED"
+    assert not supports("nodes_positive", 10, negated)
+    assert supports("nodes_examined", 10, negated)
+    assert supports("nodes_positive", 2, "metastatic carcinoma in 2 of 10 lymph nodes")
+    assert supports("nodes_positive", 2, "LN: 2/14")  # a bare synoptic fraction
+
+
+# A hostile review's phrasings that a first version of the negated-finding rule got wrong (a
+# tumour named outside the negation, a synoptic fraction beside another item's negation,
+# station and part numbers, restated and summary counts): each gives the right counts.
+NODE_REVIEW = [
+    ('skcm', 'DIAGNOSIS:\nSentinel lymph nodes, right axilla, excision: Melanoma identified in 1 of 2 lymph nodes; the other node is negative for metastatic melanoma.\nSkin, back, wide excision: residual melanoma, pT3a.\n', 1, 2),
+    ('hnsc', 'DIAGNOSIS:\nLymph nodes, left neck, levels II-IV, dissection: Squamous cell carcinoma identified in 2 of 25 lymph nodes (2/25); remaining nodes negative for metastatic disease.\n', 2, 25),
+    ('luad', 'DIAGNOSIS:\nLymph nodes, level 7: One lymph node with adenocarcinoma (1/6), five negative for metastasis.\n', 1, 6),
+    ('brca', 'DIAGNOSIS:\nSentinel lymph nodes, left axilla: Ductal carcinoma identified in 1 of 3 lymph nodes, 2.5 mm; two nodes negative for metastasis.\nBreast, left, lumpectomy: invasive ductal carcinoma, 1.5 cm, pT1c.\n', 1, 3),
+    ('coad', 'DIAGNOSIS:\nRegional lymph nodes: 1/18, no tumor deposits.\n', 1, 18),
+    ('coad', 'DIAGNOSIS:\nLymph nodes: 2/16; all margins free of tumor.\n', 2, 16),
+    ('stad', 'DIAGNOSIS:\nLymph nodes: 3/22; proximal and distal margins not involved.\n', 3, 22),
+    ('esca', 'DIAGNOSIS:\nLymph nodes: 2/19 (no residual tumor in primary site, ypT0).\n', 2, 19),
+    ('cesc', 'DIAGNOSIS:\nLymph nodes: 1/24 (right pelvic), no tumor in parametria.\n', 1, 24),
+    ('luad', 'DIAGNOSIS:\nA. Lung, right upper lobe, lobectomy: Invasive adenocarcinoma, 2.5 cm. Twelve lymph nodes, negative for metastatic carcinoma.\nRegional lymph nodes: pN0 (twelve lymph nodes, negative for metastatic carcinoma).\n', 0, 12),
+    ('coad', 'DIAGNOSIS:\nColon, right, hemicolectomy: Adenocarcinoma, moderately differentiated, invading into subserosa (pT3).\nTwenty lymph nodes, no metastatic carcinoma.\nSummary: twenty lymph nodes negative for metastatic carcinoma (pN0).\n', 0, 20),
+    ('lusc', 'DIAGNOSIS:\nLymph nodes, station 4R and 7 lymph nodes, excision: no metastatic carcinoma.\n', None, None),
+    ('luad', 'DIAGNOSIS:\nLymph nodes, stations 4R and 10R lymph nodes: negative for metastatic carcinoma.\n', None, None),
+    ('hnsc', 'DIAGNOSIS:\nLeft neck, levels 2-4 lymph nodes, dissection: no metastatic carcinoma identified.\n', None, None),
+    ('thca', 'DIAGNOSIS:\nLymph nodes, levels 2 and 3 lymph nodes: negative for metastatic carcinoma.\n', None, None),
+    ('luad', 'DIAGNOSIS: PART 2 LYMPH NODE, LEVEL 9, BIOPSY: NO EVIDENCE OF METASTATIC CARCINOMA. PART 3 LYMPH NODE, LEVEL 11, BIOPSY: NO EVIDENCE OF METASTATIC CARCINOMA. pT1b pN0.', None, None),
+    ('brca', 'DIAGNOSIS:\nA. Sentinel lymph node #1: Metastatic carcinoma in 1 of 1 lymph node.\nB. Sentinel lymph node #2: Benign lymph node (0/1).\nC. Axillary lymph nodes, dissection: Metastatic carcinoma in 2 of 12 lymph nodes (3 of 14 total lymph nodes; see parts A and B).\n', 3, 14),
+    ('ucec', 'DIAGNOSIS:\nB. Right pelvic lymph nodes: 12 total lymph nodes negative for carcinoma.\nC. Left pelvic lymph nodes: Ten lymph nodes negative for carcinoma.\n', 0, 22),
+    ('brca', 'DIAGNOSIS:\nA. Sentinel lymph node: metastatic carcinoma in 1 of 2 lymph nodes.\nB. Axillary lymph nodes: metastatic carcinoma in 2 of 9 lymph nodes (see parts A and C for additional nodes).\nC. Level III axillary lymph nodes: 0/3 lymph nodes.\n', 3, 14),
+    ('coad', 'DIAGNOSIS:\nLymph nodes: 1/24 (total nodes).\n', 1, 24),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cancer", "text", "positive", "examined"), NODE_REVIEW)
+def test_node_review_phrasings(cancer, text, positive, examined):
+    facts = extract_report_facts(text, cancer)
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (positive, examined)

@@ -473,6 +473,13 @@ def supports(name: str, value: Any, text: str, cancer: str | None = None) -> boo
         fractions = [(int(m.group("p")), int(m.group("n"))) for m in _FRACTION_RE.finditer(text)]
         fractions = [(p, n) for p, n in fractions if p <= n]
         if fractions:
+            if (
+                name == "nodes_positive"
+                and value
+                and patterns.NEGATED_FINDING_RE.search(text)
+                and not patterns.names_node_tumour(text)
+            ):
+                return False  # "10 OF 10 LYMPH NODES. NO METASTATIC CARCINOMA": none positive
             index = 0 if name == "nodes_positive" else 1
             return any(f[index] == value for f in fractions)
         if name == "nodes_positive":

@@ -93,7 +93,15 @@ _ANY_SITE: tuple[_Entry, ...] = (
     ("carcinosarcoma", "carcinosarcoma", None, r"carcinosarcoma|sarcomatoid\s+carcinoma"),
     ("adenosquamous", "adenosquamous carcinoma", None, r"adenosquamous"),
     ("small_cell", "small cell carcinoma", None, r"small\s+cell\s+(?:neuroendocrine\s+)?carcinoma"),
-    ("neuroendocrine", "neuroendocrine carcinoma", None, r"neuroendocrine|carcinoid"),
+    ("large_cell_neuroendocrine", "large cell neuroendocrine carcinoma", "LCNEC",
+     r"large\s+cell\s+neuroendocrine|neuroendocrine\s+(?:carcinoma|tumou?r)[\w\s,(]{0,20}?"
+     r"\blarge\s+cell"),
+    # a carcinoid (typical or atypical) is a well-differentiated neuroendocrine tumour, not a
+    # neuroendocrine carcinoma
+    ("neuroendocrine_tumour", "neuroendocrine tumour (carcinoid)", None,
+     r"carcinoid|(?:well|low)[\s-]+(?:differentiated|grade)\s+neuroendocrine\s+(?:tumou?r|neoplasm)|"
+     r"neuroendocrine\s+tumou?r,?\s+(?:(?:WHO\s+)?grade\s*[12I]\b|G[12]\b)"),
+    ("neuroendocrine", "neuroendocrine carcinoma", None, r"neuroendocrine"),
     ("urothelial", "urothelial carcinoma", None, r"urothelial|transitional\s+cell"),
     ("hepatocellular", "hepatocellular carcinoma", "HCC", r"hepatocellular"),
     ("cholangiocarcinoma", "cholangiocarcinoma", "CHOL", r"cholangio"),

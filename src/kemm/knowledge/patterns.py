@@ -30,6 +30,8 @@ __all__ = [
     "NHG_RE",
     "NODE_NEGATIVE_WORDS_RE",
     "NODE_POSITIVE_WORDS_RE",
+    "NEGATED_FINDING_RE",
+    "names_node_tumour",
     "NODE_WORD",
     "NOT_STATED_RE",
     "OCR_DIGITS",
@@ -118,6 +120,29 @@ NODE_NEGATIVE_WORDS_RE = re.compile(
     re.I,
 )
 """What the counted nodes hold: tumour (positive words) or none (negative words)."""
+NEGATED_FINDING_RE = re.compile(
+    r"\b(?:no|without|negative\s+for|free\s+of|not)\s+(?:(?:evidence|signs?)\s+of\s+)?"
+    r"(?:(?:residual|definite|definitive|identifiable|obvious|gross|microscopic|further|other)\s+)?"
+    r"(?:metasta\w*|malignan\w*|carcinoma|tumou?r|neoplasm|involve\w*)"
+    r"(?:\s+(?:[a-z-]+\s+){0,3}?(?:\w*carcinoma|\w*oma|tumou?r|disease|neoplasm|malignancy|cells?|"
+    r"involvement)\b)?|\buninvolved\b",
+    re.I,
+)
+"""A finding said to be absent ("no metastatic carcinoma", "negative for metastatic squamous
+cell carcinoma")."""
+
+
+def names_node_tumour(text: str) -> bool:
+    """True when ``text`` says nodes hold tumour. A positive word inside a negated finding
+    counts only while the line still names a tumour outside it: "SEEN IN 10 OF 10 LYMPH
+    NODES. NO METASTATIC CARCINOMA" names none; "Melanoma identified in 1 of 2 lymph nodes;
+    the other node is negative for metastatic melanoma" does."""
+    kept = NEGATED_FINDING_RE.sub(" ", text)
+    if NODE_POSITIVE_WORDS_RE.search(kept):
+        return True
+    return bool(NODE_POSITIVE_WORDS_RE.search(text) and _NODE_TUMOUR_RE.search(kept))
+
+
 STATION_BEFORE_RE = re.compile(r"(?:level|station|stations|\b[RL]\s*-?|#|\bno\.?|\bN)\s*$", re.I)
 """What comes before a lymph-node station's number ("level 10", "R-4", "station 7"): no count."""
 
@@ -144,6 +169,8 @@ TUMOUR_NOUN = (
     r"liposarcoma|oligodendroglioma|oligoastrocytoma|cholangiocarcinoma|mesothelioma"
 )
 """The noun that makes a phrase a histologic type."""
+_NODE_TUMOUR_RE = re.compile(TUMOUR_NOUN + r"|\w*oma\b|malignan|metasta|cancer", re.I)
+"""A tumour named in a node statement (any "-oma", a metastasis, malignancy)."""
 
 GENERIC_HISTOLOGY = {"carcinoma", "neoplasm", "tumor", "tumour", "cell carcinoma", "type carcinoma"}
 """Phrases too generic to be a histologic type."""

@@ -49,9 +49,9 @@ from kemm.knowledge.patterns import (
     MARGIN_POSITIVE_RE,
     MARGIN_WORD_RE,
     NEGATED_BEFORE_RE,
+    NEGATED_FINDING_RE,
     NHG_RE,
     NODE_NEGATIVE_WORDS_RE,
-    NODE_POSITIVE_WORDS_RE,
     NODE_WORD,
     NOT_STATED_RE,
     OCR_DIGITS,
@@ -64,6 +64,7 @@ from kemm.knowledge.patterns import (
     TUMOUR_NOUN,
     UNINVOLVED_RE,
     differentiation_grade,
+    names_node_tumour,
     size_cm,
 )
 
@@ -852,8 +853,9 @@ def _grade(units: list[Unit], cancer: str | None) -> Fact | None:
 
 _NODE_PATTERNS = (
     # "metastatic carcinoma in 2 of 17 lymph nodes", "2/17 lymph nodes", "(0/3) nodes"
-    re.compile(r"(?P<p>\d{1,2}|no|none|zero)\s*(?:\(|\b)?\s*(?:of|/|out\s+of)\s*(?P<n>\d{1,3})\)?\s*"
-               r"(?:\w+\s+){0,3}" + NODE_WORD, re.I),
+    # ("FOUR (4) OF FOURTEEN (14) LYMPH NODES": a number restated in brackets)
+    re.compile(r"(?P<p>\d{1,2}|no|none|zero)\s*(?:\(\d{1,2}\)\s*)?(?:\(|\b)?\s*(?:of|/|out\s+of)\s*"
+               r"(?P<n>\d{1,3})\s*(?:\(\d{1,3}\))?\)?\s*(?:\w+\s+){0,3}" + NODE_WORD, re.I),
     # "lymph nodes: 1/12", "lymph nodes (0/15)", "Positive 1 / 12" in a node unit
     re.compile(NODE_WORD + r"[^0-9]{0,60}?\(?\s*(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\b",
                re.I),
@@ -878,6 +880,13 @@ _NODES_TOTAL_ITEM_RE = re.compile(
     r"(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\b",
     re.I,
 )
+# A synoptic node item's count said, right after it, to hold no tumour: "3 of 3, with no
+# metastatic carcinoma" (not "1/18, no tumor deposits", nor "2/16; margins free of tumor").
+_ITEM_DENIED_AFTER_RE = re.compile(
+    r"^\s*(?:lymph\s+)?(?:nodes?)?\s*,?\s*(?:(?:with|are|were|all|each|showing|show)\s+)*"
+    r"(?:" + NEGATED_FINDING_RE.pattern + r")(?=\s*(?:$|[.;,)]|identified|present|seen|noted))",
+    re.I,
+)
 # The pN category with the count it rests on: "pNO (0/25)", "pN1a (2/14)".
 _PN_COUNT_RE = re.compile(
     r"\bp\s*N\s*[0-3O][a-c]?(?:\s*\([^)/]{0,12}\))?\s*[(:]?\s*(?P<p>\d{1,2})\s*/\s*"
@@ -887,8 +896,38 @@ _PN_COUNT_RE = re.compile(
 # a fraction (number words already turned into digits).
 # "Lymph nodes (2); negative for tumor": the count in brackets after the noun.
 _NODE_COUNT_AFTER_RE = re.compile(r"\blymph\s*nodes?\s*\((?P<n>\d{1,3})\)", re.I)
+# ("SEVEN FRAGMENTS OF LYMPH NODE" counts fragments, "one 3 cm lymph node" a size, "10R lymph
+# nodes" names a station: no count of nodes)
 _NODE_COUNT_ONLY_RE = re.compile(
-    r"(?<![\d/.])(?P<n>\d{1,3}|solitary|single)\s*(?:\(\d{1,3}\)\s*)?(?:[a-z-]+,?\s+){0,3}lymph\s*nodes?\b",
+    r"(?<![\d/.])(?P<n>\d{1,3}(?![\w-])|solitary|single)\s*(?:\(\d{1,3}\)\s*)?"
+    r"(?:(?!fragments?\b|pieces?\b|portions?\b|cm\b|mm\b)[a-z-]+,?\s+){0,3}lymph\s*nodes?\b",
+    re.I,
+)
+# What comes before a station's or a part's number besides STATION_BEFORE_RE: "levels 2 and
+# 3", "station 4R and 7", "group 6", "PART 2 LYMPH NODE".
+_COUNT_NOT_AFTER_RE = re.compile(
+    r"(?:\b(?:levels?|stations?|groups?|zones?|areas?|regions?|parts?|specimens?)|"
+    r"\d[A-Za-z]?\s*(?:and|&|,|-|to|or|/))\s*$",
+    re.I,
+)
+# A count that sums the parts: "24 total lymph nodes", "35 lymph nodes free of metastatic tumor
+# (see parts B through E)", "Summary: twenty lymph nodes negative", "LYMPH NODES (ALL PARTS) :
+# ... 2 of 21 lymph nodes".
+_NODE_SUMMARY_RE = re.compile(
+    r"\btotal\s+(?:lymph\s*)?nodes\b|\bsee\s+parts\b|\(see\s+[A-H](?:\s*,|\s+(?:and|through|to)\b)|"
+    r"^\W*summary\s*:|\ball\s+parts\b",
+    re.I,
+)
+# The fraction that a "total" qualifies: "ONE (1) OF TWENTY-FOUR TOTAL LYMPH NODES", "(3 of 14
+# total lymph nodes; see parts A and B)" (number words already turned into digits).
+_TOTAL_FRACTION_RE = re.compile(
+    r"(?<![\d/.])(?P<p>\d{1,2})\s*(?:\(\d{1,2}\)\s*)?(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\s*"
+    r"(?:\(\d{1,3}\)\s*)?total\s+(?:lymph\s*)?nodes\b",
+    re.I,
+)
+# pN0 with its count in words: "pN0 (twelve lymph nodes, negative for metastasis)".
+_PN0_COUNT_RE = re.compile(
+    r"\bp\s*N\s*[0O](?![\w(])[^()\n]{0,5}\(\s*(?P<n>\d{1,3})\s+(?:[a-z-]+\s+){0,2}(?:lymph\s*)?nodes?\b",
     re.I,
 )
 # "All 17 nodes negative for tumor": the report's total.
@@ -989,12 +1028,6 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
                 parts.append((*count, part_label, source))
     totals_exam = totals_exam or _node_total(examined)
     totals_pos = totals_pos or _node_total(positive)
-    if (
-        totals_pos is not None
-        and totals_exam is not None
-        and int(totals_pos.value) > int(totals_exam.value)
-    ):
-        return None, None  # contradictory counts: neither is trusted
     if parts and (totals_pos is None or totals_exam is None):
         if any(unit.section == "diagnosis" for *_, unit in parts):
             # the final diagnosis lists the parts; a microscopic description restates them
@@ -1013,18 +1046,46 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             totals_pos = Fact(pos, first.start, parts[-1][3].end, source)
         if totals_exam is None:
             totals_exam = Fact(exam, first.start, parts[-1][3].end, source)
+    if (
+        totals_pos is not None
+        and totals_exam is not None
+        and int(totals_pos.value) > int(totals_exam.value)
+    ):
+        # contradictory counts (stated or summed, e.g. a sentinel count beside the parts'
+        # positive nodes): neither is trusted
+        return None, None
     return totals_pos, totals_exam
 
 
 def _stated_total(text: str) -> tuple[int, int] | None:
     """(positive, examined) when a line states the report's node totals ("All 17 nodes
-    negative", "Lymph node status: Negative 0/3", "pN0 (0/25)")."""
+    negative", "Lymph node status: Negative 0/3", "pN0 (0/25)", "pN0 (twelve lymph nodes,
+    negative)", "1 of 24 total lymph nodes", "35 lymph nodes free of tumor (see parts B
+    through E)")."""
     m = _ALL_NEGATIVE_RE.search(text)
     if m and 0 < int(m.group("n")) <= 150:
         return 0, int(m.group("n"))
-    m = _NODES_TOTAL_ITEM_RE.match(text) or _PN_COUNT_RE.search(text)
+    m = _NODES_TOTAL_ITEM_RE.match(text)
+    if m and _ITEM_DENIED_AFTER_RE.match(text[m.end() :]) and 0 < int(m.group("n")) <= 150:
+        return 0, int(m.group("n"))  # "Lymph nodes: 3 of 3, with no metastatic carcinoma"
+    m = m or _PN_COUNT_RE.search(text)
     if m and int(m.group("p")) <= int(m.group("n")) <= 150:
         return int(m.group("p")), int(m.group("n"))
+    plain = normalise_number_words(text)
+    m = _PN0_COUNT_RE.search(plain)
+    if m and 0 < int(m.group("n")) <= 150:
+        return 0, int(m.group("n"))
+    m = _TOTAL_FRACTION_RE.search(plain)
+    if m and int(m.group("p")) <= int(m.group("n")) <= 150:
+        p = int(m.group("p"))
+        if p > 0 and not names_node_tumour(plain):
+            if not NODE_NEGATIVE_WORDS_RE.search(plain):
+                return None
+            p = 0
+        return p, int(m.group("n"))
+    if _NODE_SUMMARY_RE.search(text) and not _PART_LABEL_RE.match(text):
+        # a summary line under no part of its own (a part's "12 total lymph nodes" is its own)
+        return _node_count(text)
     return None
 
 
@@ -1077,17 +1138,26 @@ def _node_count(text: str) -> tuple[int, int] | None:
             and _COUNT_DENIED_AFTER_RE.match(text[m.end() : m.end() + 30])
         ):
             p = 0  # "8 of 8, negative for metastatic carcinoma": the 8 are negative
-        if p > 0 and not NODE_POSITIVE_WORDS_RE.search(text):
+        if p > 0 and not names_node_tumour(text):
             # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line says they
             # are negative they count as examined, else it states nothing
             if not NODE_NEGATIVE_WORDS_RE.search(text):
                 return None
             p = 0
         return (p, n) if 0 < n <= 150 and p <= n else None
-    m = _NODE_COUNT_ONLY_RE.search(text) or _NODE_COUNT_AFTER_RE.search(text)
-    if m and STATION_BEFORE_RE.search(text[: m.start()]):
-        return None  # "level 10 lymph nodes", "R-4 lymph nodes": a station, not a count
-    if m and NODE_NEGATIVE_WORDS_RE.search(text) and not NODE_POSITIVE_WORDS_RE.search(text):
+    # "level 10 lymph nodes", "R-4 lymph nodes": a station, not a count ("LEVEL 5 LYMPH NODE
+    # ... NO METASTASIS IN FOUR (4) LYMPH NODES": the count comes after the station)
+    counts = [*_NODE_COUNT_ONLY_RE.finditer(text), *_NODE_COUNT_AFTER_RE.finditer(text)]
+    m = next(
+        (
+            c
+            for c in counts
+            if not STATION_BEFORE_RE.search(text[: c.start()])
+            and not _COUNT_NOT_AFTER_RE.search(text[: c.start()])
+        ),
+        None,
+    )
+    if m and NODE_NEGATIVE_WORDS_RE.search(text) and not names_node_tumour(text):
         n = int(m.group("n")) if m.group("n").isdigit() else 1
         return (0, n) if 0 < n <= 150 else None
     return None
