@@ -127,6 +127,9 @@ REAL_CASES = {
     # a sentinel count of 1 examined beside 2 positive nodes of the parts: contradictory,
     # neither trusted (had given 2 positive of 1 examined)
     "TCGA-LL-A5YP": ("brca", {"nodes_positive": None, "nodes_examined": None}),
+    # "CARCINOMA IS IDENTIFIED IN 4 OF 6 AXILLARY LYMPH NODES EXAMINED (4/6)": no positive
+    # word, the tumour named at the count (had read nothing)
+    "TCGA-A2-A4S2": ("brca", {"nodes_positive": 4, "nodes_examined": 6, "n": "N2"}),
     # "FIVE (5) FRAGMENTS OF LYMPH NODE": fragments are no count of nodes
     "TCGA-50-6673": ("luad", {"nodes_positive": None, "nodes_examined": None, "n": "N0"}),
     # "FUHRMAN NUCLEAR GRADE 3 (7.0 \nCM IN DIAMETER)": a size broken between number and unit
@@ -661,6 +664,20 @@ NEGATED_NODE_FINDINGS = [
              "Axilla: no metastatic carcinoma in 10 lymph nodes (0/10).\n", 1, 12),
     ("luad", "DIAGNOSIS:\nLymph nodes: TWO (2) OF FOUR (4) REGIONAL LYMPH NODES POSITIVE FOR "
              "METASTATIC CARCINOMA.\n", 2, 4),
+    # a negation after the count about something else than tumour, or another group's
+    ("brca", "DIAGNOSIS:\nLymph nodes: metastatic carcinoma in 2 of 10 lymph nodes, negative for "
+             "extracapsular extension.\n", 2, 10),
+    ("ucec", "DIAGNOSIS:\nB. Lymph nodes, right pelvic: Serous carcinoma seen in 1 of 8 lymph nodes; "
+             "no metastatic carcinoma in para-aortic nodes.\n", 1, 8),
+    # a tumour named at the count with no positive word, beside a negation
+    ("brca", "DIAGNOSIS:\nLymph nodes, right axilla: 2 of 14 lymph nodes contain carcinoma, 12 are "
+             "free of tumor.\n", 2, 14),
+    ("luad", "DIAGNOSIS:\nLymph nodes: Carcinoid tumor in 1 of 4 lymph nodes; no metastatic tumor "
+             "in 3.\n", 1, 4),
+    # isolated tumour cells leave the node negative; a synoptic count said to be benign
+    ("brca", "DIAGNOSIS:\nSentinel lymph nodes: one of two lymph nodes with isolated tumor cells; "
+             "negative for metastatic carcinoma.\n", 0, 2),
+    ("brca", "DIAGNOSIS:\nLymph nodes: 8 of 8, benign.\n", 0, 8),
     # fragments are not nodes; a station's number is not a count
     ("luad", "DIAGNOSIS:\nLymph node, subcarinal: seven fragments of lymph node, no tumor.\n",
      None, None),

@@ -58,7 +58,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from kemm.knowledge.patterns import OPEN_FINDING
+from kemm.knowledge.patterns import ISOLATED_CELLS_RE, OPEN_FINDING
 
 __all__ = ["Derivation", "derive_n", "derive_t"]
 
@@ -635,9 +635,7 @@ def _no_node_metastasis(before: str, match: re.Match[str], after: str) -> bool:
 
 # melanoma N3 is also matted nodes, or in-transit or satellite metastases with nodes
 _MATTED_RE = re.compile(r"\bmatted\b", re.I)
-_ISOLATED_CELLS = r"isolated\s+tumou?r\s+cells|\bitcs?\b"
-_ISOLATED_CELLS_RE = re.compile(_ISOLATED_CELLS, re.I)
-_SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|" + _ISOLATED_CELLS, re.I)
+_SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|" + ISOLATED_CELLS_RE.pattern, re.I)
 _TUMOUR_DEPOSIT_RE = re.compile(
     r"tumou?r\s+deposits?|satellite\s+nodules?|discontinuous\s+extramural\s+extension", re.I
 )
@@ -683,7 +681,7 @@ def derive_n(
         return None
     if cancer == "brca" and any(_SMALL_METASTASIS_RE.search(u.text) for u in units):
         return None  # N1mi or N0(i+): the count alone does not decide
-    if any(_ISOLATED_CELLS_RE.search(u.text) for u in units):
+    if any(ISOLATED_CELLS_RE.search(u.text) for u in units):
         return None  # isolated tumour cells are N0(i+), yet may be counted as positive
     if cancer == "blca" and any(_COMMON_ILIAC_RE.search(u.text) for u in units):
         return None  # N3 if the common iliac node is the positive one

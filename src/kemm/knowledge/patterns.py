@@ -20,6 +20,7 @@ __all__ = [
     "DIFFERENTIATION_WORDS",
     "GENERIC_HISTOLOGY",
     "IN_SITU_RE",
+    "ISOLATED_CELLS_RE",
     "LVI_LABEL",
     "MARGIN_CALL_RE",
     "MARGIN_MENTION_RE",
@@ -140,6 +141,8 @@ def names_node_tumour(text: str) -> bool:
     kept = NEGATED_FINDING_RE.sub(" ", text)
     if NODE_POSITIVE_WORDS_RE.search(kept):
         return True
+    # isolated tumour cells leave a node negative (pN0(i+)): they name no tumour here
+    kept = ISOLATED_CELLS_RE.sub(" ", kept)
     return bool(NODE_POSITIVE_WORDS_RE.search(text) and _NODE_TUMOUR_RE.search(kept))
 
 
@@ -169,6 +172,8 @@ TUMOUR_NOUN = (
     r"liposarcoma|oligodendroglioma|oligoastrocytoma|cholangiocarcinoma|mesothelioma"
 )
 """The noun that makes a phrase a histologic type."""
+ISOLATED_CELLS_RE = re.compile(r"isolated\s+tumou?r\s+cells?|\bITCs?\b", re.I)
+"""Isolated tumour cells in a node: N0(i+), not a positive node."""
 _NODE_TUMOUR_RE = re.compile(TUMOUR_NOUN + r"|\w*oma\b|malignan|metasta|cancer", re.I)
 """A tumour named in a node statement (any "-oma", a metastasis, malignancy)."""
 

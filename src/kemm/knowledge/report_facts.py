@@ -42,6 +42,7 @@ from kemm.knowledge.patterns import (
     DIFFERENTIATION_RE,
     GENERIC_HISTOLOGY,
     IN_SITU_RE,
+    ISOLATED_CELLS_RE,
     LVI_LABEL,
     MARGIN_CALL_RE,
     MARGIN_MENTION_RE,
@@ -884,7 +885,8 @@ _NODES_TOTAL_ITEM_RE = re.compile(
 # metastatic carcinoma" (not "1/18, no tumor deposits", nor "2/16; margins free of tumor").
 _ITEM_DENIED_AFTER_RE = re.compile(
     r"^\s*(?:lymph\s+)?(?:nodes?)?\s*,?\s*(?:(?:with|are|were|all|each|showing|show)\s+)*"
-    r"(?:" + NEGATED_FINDING_RE.pattern + r")(?=\s*(?:$|[.;,)]|identified|present|seen|noted))",
+    r"(?:" + NEGATED_FINDING_RE.pattern + r"|benign|reactive|negative\b(?!\s+for\b))"
+    r"(?=\s*(?:$|[.;,)]|identified|present|seen|noted))",
     re.I,
 )
 # The pN category with the count it rests on: "pNO (0/25)", "pN1a (2/14)".
@@ -1118,9 +1120,35 @@ def _node_total(found: list[tuple[int, str, Unit]]) -> Fact | None:
 
 
 # the nodes just counted said to be negative: "8 of 8, negative for metastatic carcinoma"
+# (the negation must be about tumour: "2 of 10 lymph nodes, negative for extracapsular
+# extension" is positive)
 _COUNT_DENIED_AFTER_RE = re.compile(
-    r"^[\s,;:\-(]*(?:all\s+|each\s+)?(?:" + NODE_NEGATIVE_WORDS_RE.pattern + r"|without)", re.I
+    r"^[\s,;:\-(]*(?:(?:all|each|are|were)\s+)?(?:"
+    + NEGATED_FINDING_RE.pattern
+    + r"|benign|reactive|negative\b(?!\s+for\b)|free\s+of\s+(?:tumou?r|carcinoma|metasta|malignan))",
+    re.I,
 )
+
+
+# A tumour named at a node count, not negated: "Squamous cell carcinoma identified in 2 of
+# 25", "Carcinoid tumor in 1 of 4" (before it), "2 of 14 lymph nodes contain carcinoma",
+# "One lymph node with adenocarcinoma (1/6)" (after it, in the same clause).
+_TUMOUR_BEFORE_COUNT_RE = re.compile(
+    r"(?:" + TUMOUR_NOUN + r"|\w*oma)\s+(?:[a-z]+\s+){0,2}?(?:in|involving)\s*$", re.I
+)
+_TUMOUR_AFTER_COUNT_RE = re.compile(
+    r"^[^.;:]{0,25}?\b(?:contains?|containing|with|show(?:s|ing)?|involved\s+by|harbou?ring)\s+"
+    r"(?:[a-z-]+\s+){0,3}?(?:" + TUMOUR_NOUN + r"|\w*oma\b)",
+    re.I,
+)
+
+
+def _tumour_at_count(text: str, count: re.Match[str]) -> bool:
+    before = NEGATED_FINDING_RE.sub(" ", text[max(0, count.start() - 60) : count.start()])
+    after = NEGATED_FINDING_RE.sub(" ", text[count.end() : count.end() + 80])
+    if ISOLATED_CELLS_RE.search(f"{before} {after}"):
+        return False  # isolated tumour cells leave a node negative (pN0(i+))
+    return bool(_TUMOUR_BEFORE_COUNT_RE.search(before) or _TUMOUR_AFTER_COUNT_RE.match(after))
 
 
 def _node_count(text: str) -> tuple[int, int] | None:
@@ -1135,10 +1163,15 @@ def _node_count(text: str) -> tuple[int, int] | None:
         if (
             p > 0
             and ")" not in m.group(0)  # "(1/3) Three lymph nodes negative": another statement
-            and _COUNT_DENIED_AFTER_RE.match(text[m.end() : m.end() + 30])
+            and _COUNT_DENIED_AFTER_RE.match(text[m.end() : m.end() + 60])
+            # "Serous carcinoma seen in 1 of 8 lymph nodes; no metastatic carcinoma in
+            # para-aortic nodes": the negation after is another group's
+            and not _TUMOUR_BEFORE_COUNT_RE.search(
+                NEGATED_FINDING_RE.sub(" ", text[max(0, m.start() - 60) : m.start()])
+            )
         ):
             p = 0  # "8 of 8, negative for metastatic carcinoma": the 8 are negative
-        if p > 0 and not names_node_tumour(text):
+        if p > 0 and not names_node_tumour(text) and not _tumour_at_count(text, m):
             # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line says they
             # are negative they count as examined, else it states nothing
             if not NODE_NEGATIVE_WORDS_RE.search(text):
