@@ -732,3 +732,64 @@ NODE_REVIEW = [
 def test_node_review_phrasings(cancer, text, positive, examined):
     facts = extract_report_facts(text, cancer)
     assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (positive, examined)
+
+
+# A second hostile review's phrasings (57, across 8 cancers) against the rules above: a
+# negation after the tumour ("Carcinoma is absent in 9 of 9"), a negated type the first list of
+# nouns missed ("negative for melanoma", "without adenocarcinoma"), a benign "-oma" beside a
+# count (granuloma, hemangioma), isolated tumour cells, synoptic items said to be benign. Each
+# gives the right counts or none.
+NODE_REVIEW_2 = [
+    ('brca', 'DIAGNOSIS:\nLymph nodes, left axilla, excision: Carcinoma not identified in 2 of 2 lymph nodes; both nodes benign.\n', 0, 2),
+    ('skcm', 'DIAGNOSIS:\nSentinel lymph nodes, right groin: Melanoma not identified in 2 of 2 lymph nodes, negative by SOX10.\n', 0, 2),
+    ('coad', 'DIAGNOSIS:\nLymph nodes, pericolic: Tumor not seen in 14 of 14 lymph nodes (benign).\n', 0, 14),
+    ('stad', 'DIAGNOSIS:\nLymph nodes, perigastric: Carcinoma is absent in 9 of 9 lymph nodes; reactive changes.\n', 0, 9),
+    ('skcm', 'DIAGNOSIS:\nSentinel lymph nodes, left axilla: 2 of 2 lymph nodes with no melanoma; benign nodal tissue.\n', 0, 2),
+    ('coad', 'DIAGNOSIS:\nLymph nodes, mesenteric: 12 of 12 lymph nodes without adenocarcinoma.\n', 0, 12),
+    ('hnsc', 'DIAGNOSIS:\nLymph nodes, right neck, level II: 5 of 5 lymph nodes, negative for squamous cell carcinoma; p16 positive tumor in primary only.\n', 0, 5),
+    ('luad', 'DIAGNOSIS:\nLymph nodes, station 7: 1 of 5 lymph nodes with a non-caseating granuloma, all negative for carcinoma.\n', 0, 5),
+    ('lusc', 'DIAGNOSIS:\nLymph nodes, hilar: 2 of 4 lymph nodes with granuloma, negative for malignancy.\n', 0, 4),
+    ('coad', 'DIAGNOSIS:\nLymph nodes, pericolic: 1 of 18 lymph nodes with lipogranuloma; negative for carcinoma.\n', 0, 18),
+    ('kirc', 'DIAGNOSIS:\nLymph nodes, hilar: 1 of 3 lymph nodes with an incidental hemangioma, negative for renal cell carcinoma.\n', 0, 3),
+    ('brca', 'DIAGNOSIS:\nLymph nodes, left axilla: 2 of 12 lymph nodes with fibrosis consistent with treated tumor bed, negative for residual carcinoma.\n', 0, 12),
+    ('brca', 'DIAGNOSIS:\nAxillary lymph nodes: Adenocarcinoma identified in 2 of 15 lymph nodes; a third node with ITCs.\n', 2, 15),
+    ('brca', 'DIAGNOSIS:\nSentinel lymph nodes: Micrometastatic carcinoma in 1 of 3 lymph nodes; isolated tumor cells in another node.\n', 1, 3),
+    ('coad', 'DIAGNOSIS:\nLymph nodes: Metastases in 2 of 10 lymph nodes, no metastasis in the remaining eight.\n', 2, 10),
+    ('hnsc', 'DIAGNOSIS:\nLymph nodes, left neck: Metastases in 2 of 10 lymph nodes, no tumor in perinodal soft tissue.\n', 2, 10),
+    ('skcm', 'DIAGNOSIS:\nLymph nodes: 2 of 2, negative for melanoma\n', 0, 2),
+    ('hnsc', 'DIAGNOSIS:\nLymph nodes: 3/3, negative for squamous cell carcinoma\n', 0, 3),
+    ('brca', 'DIAGNOSIS:\nLymph nodes: 3 of 3 benign lymph nodes\n', 0, 3),
+    ('brca', 'DIAGNOSIS:\nLymph nodes: 5/5 negative (sentinel and non-sentinel)\n', 0, 5),
+    ('coad', 'DIAGNOSIS:\nLymph nodes: 14 of 14 examined, negative\n', 0, 14),
+    ('luad', 'DIAGNOSIS:\nLymph nodes: 6/6 negative - see comment\n', 0, 6),
+    ('ucec', 'DIAGNOSIS:\nLymph nodes: 12 of 12, free of disease\n', 0, 12),
+    ('ucec', 'DIAGNOSIS:\nLymph nodes, pelvic: 12 of 12 lymph nodes, free of disease.\n', 0, 12),
+    ('paad', 'DIAGNOSIS:\nLymph nodes, peripancreatic: 8 of 8 lymph nodes, negative for cancer.\n', 0, 8),
+    ('paad', 'DIAGNOSIS:\nPancreas, Whipple: adenocarcinoma, margins negative, 8 of 8 lymph nodes negative for cancer.\n', 0, 8),
+    ('thca', 'DIAGNOSIS:\nLymph nodes, central: 4 of 4 lymph nodes benign.\n', 0, 4),
+    ('thca', 'DIAGNOSIS:\nLymph nodes: 4 of 4, benign, with no papillary carcinoma\n', 0, 4),
+    ('thca', 'DIAGNOSIS:\nLymph nodes: 4/4 negative for papillary thyroid carcinoma\n', 0, 4),
+    ('blca', 'DIAGNOSIS:\nBladder, cystectomy: invasive urothelial carcinoma, pT2; 11 of 11 lymph nodes negative for urothelial carcinoma.\n', 0, 11),
+    ('coad', 'DIAGNOSIS:\nLymph nodes: 3 of 17 lymph nodes showing adenocarcinoma, no extranodal extension.\n', 3, 17),
+    ('coad', 'DIAGNOSIS:\nLymph nodes: 0 of 15 lymph nodes; 2 of 15 lymph nodes with tumor deposits? no.\n', 0, 15),
+    ('kirc', 'DIAGNOSIS:\nKIDNEY, RADICAL NEPHRECTOMY: CLEAR CELL RENAL CELL CARCINOMA, FUHRMAN GRADE 3. HILAR LYMPH NODES: 2 OF 2 NEGATIVE FOR RENAL CELL CARCINOMA.\n', 0, 2),
+    ('skcm', 'DIAGNOSIS:\nSentinel lymph node, left axilla: 1 of 1 lymph node negative for melanoma (S100 and Melan-A positive cells absent).\n', 0, 1),
+    ('brca', 'DIAGNOSIS:\nAxillary lymph nodes: 4 of 4 lymph nodes with benign epithelial inclusions, no carcinoma.\n', 0, 4),
+    ('luad', 'DIAGNOSIS:\nLymph nodes, station 4R: 3 of 3 lymph nodes, reactive; TTF-1 positive tumor confined to lung.\n', 0, 3),
+    ('lusc', 'DIAGNOSIS:\nLymph nodes, station 10: Squamous cell carcinoma metastatic to 1 of 3 lymph nodes; no extranodal extension.\n', 1, 3),
+    ('esca', 'DIAGNOSIS:\nLymph nodes, periesophageal: Adenocarcinoma identified in 2 of 9 lymph nodes; the others benign.\n', 2, 9),
+    ('esca', 'DIAGNOSIS:\nLymph nodes: no residual carcinoma in 0 of 12; 2 of 12 with treatment effect, no viable tumor.\n', 0, 12),
+    ('skcm', 'DIAGNOSIS:\nSentinel lymph nodes, right axilla: 2 of 2 lymph nodes, negative for melanoma (SOX10 immunostain, positive control reacts appropriately).\n', 0, 2),
+    ('coad', 'DIAGNOSIS:\nLymph nodes, pericolic: 3 of 3 lymph nodes, negative for adenocarcinoma; tumor is KRAS positive.\n', 0, 3),
+    ('brca', 'DIAGNOSIS:\nLymph nodes, axillary: Sarcoma not present in 2 of 2 lymph nodes; benign.\n', 0, 2),
+    ('esca', 'DIAGNOSIS:\nLymph nodes, periesophageal: 7 of 7 lymph nodes negative for residual adenocarcinoma (ypN0).\n', 0, 7),
+    ('thca', 'DIAGNOSIS:\nLymph nodes, level VI: 5 of 5 lymph nodes negative for papillary carcinoma; BRAF positive tumor in thyroid.\n', 0, 5),
+    ('luad', 'DIAGNOSIS:\nLymph nodes, station 4R: 3 of 3 lymph nodes with sarcoid-type granuloma, no malignancy identified.\n', 0, 3),
+    ('skcm', 'DIAGNOSIS:\nLymph nodes: Melanoma identified in 1 of 12 lymph nodes; melanoma not seen in remaining nodes.\n', 1, 12),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cancer", "text", "positive", "examined"), NODE_REVIEW_2)
+def test_second_node_review_phrasings(cancer, text, positive, examined):
+    facts = extract_report_facts(text, cancer)
+    assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (positive, examined)

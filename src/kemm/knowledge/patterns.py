@@ -32,6 +32,7 @@ __all__ = [
     "NODE_NEGATIVE_WORDS_RE",
     "NODE_POSITIVE_WORDS_RE",
     "NEGATED_FINDING_RE",
+    "NODE_TUMOUR",
     "names_node_tumour",
     "NODE_WORD",
     "NOT_STATED_RE",
@@ -121,12 +122,23 @@ NODE_NEGATIVE_WORDS_RE = re.compile(
     re.I,
 )
 """What the counted nodes hold: tumour (positive words) or none (negative words)."""
+# The tumour a node holds (not a benign "-oma": granuloma, hemangioma; not a lymphoma, which is
+# no metastasis of the cohort's cancer).
+NODE_TUMOUR = (
+    r"\w*carcinoma|\w*sarcoma|melanoma|mesothelioma|seminoma|carcinoid|tumou?r|neoplasm|"
+    r"malignan\w*|metasta\w*|cancer"
+)
 NEGATED_FINDING_RE = re.compile(
+    # "no metastatic carcinoma", "negative for squamous cell carcinoma", "without adenocarcinoma"
     r"\b(?:no|without|negative\s+for|free\s+of|not)\s+(?:(?:evidence|signs?)\s+of\s+)?"
-    r"(?:(?:residual|definite|definitive|identifiable|obvious|gross|microscopic|further|other)\s+)?"
-    r"(?:metasta\w*|malignan\w*|carcinoma|tumou?r|neoplasm|involve\w*)"
-    r"(?:\s+(?:[a-z-]+\s+){0,3}?(?:\w*carcinoma|\w*oma|tumou?r|disease|neoplasm|malignancy|cells?|"
-    r"involvement)\b)?|\buninvolved\b",
+    r"(?:(?!extension|extranodal|extracapsular|spread|extra)[a-z-]+\s+){0,3}?"
+    r"(?:" + NODE_TUMOUR + r"|involve\w*|disease)\b"
+    r"(?:\s+(?:[a-z-]+\s+){0,3}?(?:\w*carcinoma|tumou?r|disease|neoplasm|malignancy|cells?|"
+    r"involvement)\b)?"
+    # "carcinoma is absent", "metastatic melanoma not identified", "tumor not seen"
+    r"|\b(?:metasta\w*\s+)?(?:" + NODE_TUMOUR + r"|disease)\s+(?:(?:is|are|was|were)\s+)?"
+    r"(?:not\s+(?:identified|seen|present|found|detected|noted)|absent)\b"
+    r"|\buninvolved\b",
     re.I,
 )
 """A finding said to be absent ("no metastatic carcinoma", "negative for metastatic squamous
@@ -172,10 +184,12 @@ TUMOUR_NOUN = (
     r"liposarcoma|oligodendroglioma|oligoastrocytoma|cholangiocarcinoma|mesothelioma"
 )
 """The noun that makes a phrase a histologic type."""
-ISOLATED_CELLS_RE = re.compile(r"isolated\s+tumou?r\s+cells?|\bITCs?\b", re.I)
+ISOLATED_CELLS_RE = re.compile(
+    r"isolated\s+(?:[a-z-]+\s+){0,2}?(?:tumou?r|carcinoma|cancer|melanoma)[\s-]+cells?|\bITCs?\b",
+    re.I,
+)
 """Isolated tumour cells in a node: N0(i+), not a positive node."""
-_NODE_TUMOUR_RE = re.compile(TUMOUR_NOUN + r"|\w*oma\b|malignan|metasta|cancer", re.I)
-"""A tumour named in a node statement (any "-oma", a metastasis, malignancy)."""
+_NODE_TUMOUR_RE = re.compile(NODE_TUMOUR, re.I)
 
 GENERIC_HISTOLOGY = {"carcinoma", "neoplasm", "tumor", "tumour", "cell carcinoma", "type carcinoma"}
 """Phrases too generic to be a histologic type."""

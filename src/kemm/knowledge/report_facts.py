@@ -53,6 +53,7 @@ from kemm.knowledge.patterns import (
     NEGATED_FINDING_RE,
     NHG_RE,
     NODE_NEGATIVE_WORDS_RE,
+    NODE_TUMOUR,
     NODE_WORD,
     NOT_STATED_RE,
     OCR_DIGITS,
@@ -884,9 +885,10 @@ _NODES_TOTAL_ITEM_RE = re.compile(
 # A synoptic node item's count said, right after it, to hold no tumour: "3 of 3, with no
 # metastatic carcinoma" (not "1/18, no tumor deposits", nor "2/16; margins free of tumor").
 _ITEM_DENIED_AFTER_RE = re.compile(
-    r"^\s*(?:lymph\s+)?(?:nodes?)?\s*,?\s*(?:(?:with|are|were|all|each|showing|show)\s+)*"
+    r"^\s*(?:lymph\s+)?(?:nodes?)?\s*(?:examined)?\s*,?\s*"
+    r"(?:(?:with|are|were|all|each|showing|show)\s+)*"
     r"(?:" + NEGATED_FINDING_RE.pattern + r"|benign|reactive|negative\b(?!\s+for\b))"
-    r"(?=\s*(?:$|[.;,)]|identified|present|seen|noted))",
+    r"(?=\s*(?:$|[.;,()\-]|identified|present|seen|noted|lymph|nodes?\b))",
     re.I,
 )
 # The pN category with the count it rests on: "pNO (0/25)", "pN1a (2/14)".
@@ -1134,18 +1136,22 @@ _COUNT_DENIED_AFTER_RE = re.compile(
 # 25", "Carcinoid tumor in 1 of 4" (before it), "2 of 14 lymph nodes contain carcinoma",
 # "One lymph node with adenocarcinoma (1/6)" (after it, in the same clause).
 _TUMOUR_BEFORE_COUNT_RE = re.compile(
-    r"(?:" + TUMOUR_NOUN + r"|\w*oma)\s+(?:[a-z]+\s+){0,2}?(?:in|involving)\s*$", re.I
+    r"(?:" + NODE_TUMOUR + r")\s+(?:(?:is|are|was|were)\s+)?"
+    r"(?:(?:identified|seen|present|found|noted|detected)\s+)?(?:in|involving)\s*$",
+    re.I,
 )
 _TUMOUR_AFTER_COUNT_RE = re.compile(
     r"^[^.;:]{0,25}?\b(?:contains?|containing|with|show(?:s|ing)?|involved\s+by|harbou?ring)\s+"
-    r"(?:[a-z-]+\s+){0,3}?(?:" + TUMOUR_NOUN + r"|\w*oma\b)",
+    r"(?:[a-z-]+\s+){0,3}?(?:" + NODE_TUMOUR + r")\b",
     re.I,
 )
 
 
 def _tumour_at_count(text: str, count: re.Match[str]) -> bool:
-    before = NEGATED_FINDING_RE.sub(" ", text[max(0, count.start() - 60) : count.start()])
-    after = NEGATED_FINDING_RE.sub(" ", text[count.end() : count.end() + 80])
+    # the count's own clause: from the last ";" or "." before it to the first after it
+    before = re.split(r"[;.]\s", text[max(0, count.start() - 60) : count.start()])[-1]
+    after = re.split(r"[;.]\s", text[count.end() : count.end() + 80])[0]
+    before, after = NEGATED_FINDING_RE.sub(" ", before), NEGATED_FINDING_RE.sub(" ", after)
     if ISOLATED_CELLS_RE.search(f"{before} {after}"):
         return False  # isolated tumour cells leave a node negative (pN0(i+))
     return bool(_TUMOUR_BEFORE_COUNT_RE.search(before) or _TUMOUR_AFTER_COUNT_RE.match(after))
@@ -1167,7 +1173,9 @@ def _node_count(text: str) -> tuple[int, int] | None:
             # "Serous carcinoma seen in 1 of 8 lymph nodes; no metastatic carcinoma in
             # para-aortic nodes": the negation after is another group's
             and not _TUMOUR_BEFORE_COUNT_RE.search(
-                NEGATED_FINDING_RE.sub(" ", text[max(0, m.start() - 60) : m.start()])
+                NEGATED_FINDING_RE.sub(
+                    " ", re.split(r"[;.]\s", text[max(0, m.start() - 60) : m.start()])[-1]
+                )
             )
         ):
             p = 0  # "8 of 8, negative for metastatic carcinoma": the 8 are negative
