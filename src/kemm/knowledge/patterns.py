@@ -28,12 +28,11 @@ __all__ = [
     "MARGIN_POSITIVE_RE",
     "MARGIN_WORD_RE",
     "NEGATED_BEFORE_RE",
+    "NEGATED_FINDING_RE",
     "NHG_RE",
     "NODE_NEGATIVE_WORDS_RE",
     "NODE_POSITIVE_WORDS_RE",
-    "NEGATED_FINDING_RE",
     "NODE_TUMOUR",
-    "names_node_tumour",
     "NODE_WORD",
     "NOT_STATED_RE",
     "OCR_DIGITS",
@@ -48,6 +47,7 @@ __all__ = [
     "TUMOUR_NOUN",
     "UNINVOLVED_RE",
     "differentiation_grade",
+    "names_node_tumour",
     "size_cm",
 ]
 

@@ -884,11 +884,14 @@ _NODES_TOTAL_ITEM_RE = re.compile(
 )
 # A synoptic node item's count said, right after it, to hold no tumour: "3 of 3, with no
 # metastatic carcinoma" (not "1/18, no tumor deposits", nor "2/16; margins free of tumor").
+# What says counted nodes hold no tumour: a negated finding, "benign", "reactive", a bare
+# "negative" (not "negative for extracapsular extension").
+_NODES_DENIED = r"(?:" + NEGATED_FINDING_RE.pattern + r"|benign|reactive|negative\b(?!\s+for\b))"
 _ITEM_DENIED_AFTER_RE = re.compile(
     r"^\s*(?:lymph\s+)?(?:nodes?)?\s*(?:examined)?\s*,?\s*"
     r"(?:(?:with|are|were|all|each|showing|show)\s+)*"
-    r"(?:" + NEGATED_FINDING_RE.pattern + r"|benign|reactive|negative\b(?!\s+for\b))"
-    r"(?=\s*(?:$|[.;,()\-]|identified|present|seen|noted|lymph|nodes?\b))",
+    + _NODES_DENIED
+    + r"(?=\s*(?:$|[.;,()\-]|identified|present|seen|noted|lymph|nodes?\b))",
     re.I,
 )
 # The pN category with the count it rests on: "pNO (0/25)", "pN1a (2/14)".
@@ -1125,10 +1128,7 @@ def _node_total(found: list[tuple[int, str, Unit]]) -> Fact | None:
 # (the negation must be about tumour: "2 of 10 lymph nodes, negative for extracapsular
 # extension" is positive)
 _COUNT_DENIED_AFTER_RE = re.compile(
-    r"^[\s,;:\-(]*(?:(?:all|each|are|were)\s+)?(?:"
-    + NEGATED_FINDING_RE.pattern
-    + r"|benign|reactive|negative\b(?!\s+for\b)|free\s+of\s+(?:tumou?r|carcinoma|metasta|malignan))",
-    re.I,
+    r"^[\s,;:\-(]*(?:(?:all|each|are|were)\s+)?" + _NODES_DENIED, re.I
 )
 
 
@@ -1147,11 +1147,16 @@ _TUMOUR_AFTER_COUNT_RE = re.compile(
 )
 
 
-def _tumour_at_count(text: str, count: re.Match[str]) -> bool:
-    # the count's own clause: from the last ";" or "." before it to the first after it
+def _clause_around(text: str, count: re.Match[str]) -> tuple[str, str]:
+    """The count's own clause before and after it (from the last ";" or "." before it to the
+    first after it), negated findings blanked out."""
     before = re.split(r"[;.]\s", text[max(0, count.start() - 60) : count.start()])[-1]
     after = re.split(r"[;.]\s", text[count.end() : count.end() + 80])[0]
-    before, after = NEGATED_FINDING_RE.sub(" ", before), NEGATED_FINDING_RE.sub(" ", after)
+    return NEGATED_FINDING_RE.sub(" ", before), NEGATED_FINDING_RE.sub(" ", after)
+
+
+def _tumour_at_count(text: str, count: re.Match[str]) -> bool:
+    before, after = _clause_around(text, count)
     if ISOLATED_CELLS_RE.search(f"{before} {after}"):
         return False  # isolated tumour cells leave a node negative (pN0(i+))
     return bool(_TUMOUR_BEFORE_COUNT_RE.search(before) or _TUMOUR_AFTER_COUNT_RE.match(after))
@@ -1172,11 +1177,7 @@ def _node_count(text: str) -> tuple[int, int] | None:
             and _COUNT_DENIED_AFTER_RE.match(text[m.end() : m.end() + 60])
             # "Serous carcinoma seen in 1 of 8 lymph nodes; no metastatic carcinoma in
             # para-aortic nodes": the negation after is another group's
-            and not _TUMOUR_BEFORE_COUNT_RE.search(
-                NEGATED_FINDING_RE.sub(
-                    " ", re.split(r"[;.]\s", text[max(0, m.start() - 60) : m.start()])[-1]
-                )
-            )
+            and not _TUMOUR_BEFORE_COUNT_RE.search(_clause_around(text, m)[0])
         ):
             p = 0  # "8 of 8, negative for metastatic carcinoma": the 8 are negative
         if p > 0 and not names_node_tumour(text) and not _tumour_at_count(text, m):
