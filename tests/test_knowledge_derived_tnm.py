@@ -126,6 +126,103 @@ def test_no_t_where_the_definition_needs_more(text, cancer):
     assert extract_report_facts(text, cancer).t is None
 
 
+@pytest.mark.parametrize(
+    ("cancer", "text", "t"),
+    [
+        # stomach by depth (CAP wording, and free text)
+        ("stad", "Microscopic Tumor Extension: Tumor invades lamina propria\n", "T1a"),
+        ("stad", "DIAGNOSIS:\nAdenocarcinoma invades the submucosa.\n", "T1b"),
+        ("stad", "DIAGNOSIS:\nAdenocarcinoma invades into the muscularis propria.\n", "T2"),
+        (
+            "stad",
+            "Microscopic Tumor Extension: Tumor penetrates subserosal connective tissue without "
+            "invasion of visceral peritoneum or adjacent structures\n",
+            "T3",
+        ),
+        (
+            "stad",
+            "DIAGNOSIS:\nAdenocarcinoma invading through the muscularis propria into perigastric "
+            "adipose tissue; serosa not involved.\n",
+            "T3",
+        ),
+        (
+            "stad",
+            "Microscopic Tumor Extension: Tumor penetrates serosa (visceral peritoneum)\n",
+            "T4a",
+        ),
+        ("stad", "Microscopic Tumor Extension: Tumor invades adjacent structures (spleen)\n", None),
+        ("stad", "DIAGNOSIS:\nAdenocarcinoma invades subserosa and the pancreas.\n", None),
+        # oesophagus by depth
+        (
+            "esca",
+            "DIAGNOSIS:\nSquamous cell carcinoma invades lamina propria. Submucosa not involved.\n",
+            "T1a",
+        ),
+        ("esca", "Microscopic Tumor Extension: Tumor invades adventitia\n", "T3"),
+        (
+            "esca",
+            "DIAGNOSIS:\nAdenocarcinoma invades through the muscularis propria into "
+            "the pericardium.\n",
+            None,
+        ),  # fmt: skip
+        (
+            "esca",
+            "DIAGNOSIS:\nAdenocarcinoma status post neoadjuvant therapy, invades "
+            "muscularis propria.\n",
+            None,
+        ),  # fmt: skip
+        # thyroid by size where extension is denied; minimal extension T3
+        (
+            "thca",
+            "DIAGNOSIS:\nPapillary thyroid carcinoma, 1.5 cm.\nExtrathyroidal extension: Not "
+            "identified\n",
+            "T1b",
+        ),
+        (
+            "thca",
+            "Tumor Size: Greatest dimension: 5.5 cm\nExtrathyroidal Extension: Absent\n",
+            "T3",
+        ),
+        ("thca", "Tumor Size: Greatest dimension: 0.6 cm\nTumor limited to the thyroid.\n", "T1a"),
+        (
+            "thca",
+            "Tumor Size: Greatest dimension: 1.2 cm\nExtrathyroidal Extension: Present, minimal\n",
+            "T3",
+        ),
+        # extension not stated, left open or possibly gross; a multifocal tumour's size
+        ("thca", "DIAGNOSIS:\nPapillary thyroid carcinoma.\nTumor size: 3.2 cm\n", None),
+        (
+            "thca",
+            "Tumor size: 2.8 cm\nExtrathyroidal extension: cannot be determined\n",
+            None,
+        ),
+        (
+            "thca",
+            "Tumor Size: Greatest dimension: 1.2 cm\nExtrathyroidal Extension: Present, "
+            "extensive\n",
+            None,
+        ),
+        (
+            "thca",
+            "Tumor size: 2.8 cm\nMinimal extrathyroidal extension into the trachea.\n",
+            None,
+        ),
+        (
+            "thca",
+            "Tumor Focality: Multifocal\nTumor Size: 2.5 cm\nExtrathyroidal Extension: Not "
+            "identified\n",
+            None,
+        ),
+    ],
+)
+def test_stomach_oesophagus_and_thyroid_t(cancer, text, t):
+    facts = extract_report_facts(text, cancer)
+    assert (facts.t.value if facts.t else None) == t
+    if t is not None:
+        assert facts.t.derived and t in facts.t.rule
+        assert text[facts.t.start : facts.t.end] == facts.t.source
+
+
 def test_a_stated_category_wins_over_the_derived_one():
     text = "DIAGNOSIS:\nInvasive ductal carcinoma.\nTumor size: 2.5 cm\npT1c pN2a\n"
     facts = extract_report_facts(text, "brca")

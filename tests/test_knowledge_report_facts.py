@@ -782,8 +782,24 @@ NODE_REVIEW_2 = [
     ('skcm', 'DIAGNOSIS:\nLymph nodes: Melanoma identified in 1 of 12 lymph nodes; melanoma not seen in remaining nodes.\n', 1, 12),
 ]  # fmt: skip
 
+# Phrasings of the five cohorts' reports and LLM summaries (TCGA case in the comment) and of the
+# open items the reviews left: a count after a negated finding, an OCR-cut tumour noun, numbers
+# that count no nodes.
+NODE_COHORT_CASES = [
+    ('hnsc', 'DIAGNOSIS:\nLymph nodes, right neck: metastatic carcinoma not identified in 15 lymph nodes.\n', 0, 15),
+    ('ucec', 'DIAGNOSIS:\nG. Lymph nodes, left common lower aortic, excision:\nNo neoplasm identified in two lymph nodes.\n', 0, 2),  # TCGA-AJ-A3BG
+    ('luad', 'DIAGNOSIS:\nB. LYMPH NODE, LEVEL 10, EXCISION: METASTATIC ADENOCARCINOMA. C.\nARCINOMA IN ONE (1) OF SIX (6) LYMPH NODES.\n', 1, 6),  # TCGA-49-4505
+    ('lusc', 'The tumor is staged as pT3 with pNO for lymph nodes, indicating a locally advanced tumor.', None, None),  # TCGA-L3-A524
+    ('lusc', 'Multiple lymph nodes were examined, all showing no histologic evidence of metastatic carcinoma, with one lymph node exhibiting prominent dense calcification.', None, None),  # TCGA-55-7911
+    ('lusc', 'Multiple lymph nodes from various stations show no tumor except for two para-aortic lymph nodes.', None, None),  # TCGA-22-5482
+    ('lusc', 'DIAGNOSIS:\nInferior pulmonary ligament ST9 lymph nodes - Negative for malignancy.\n', None, None),  # TCGA-18-3407
+    ('ucec', 'COMMENT:\nit is difficult to know how many lymph nodes are present, but there are four lymph node profiles without evidence of carcinoma.\n', None, None),  # TCGA-B5-A11L
+]  # fmt: skip
 
-@pytest.mark.parametrize(("cancer", "text", "positive", "examined"), NODE_REVIEW + NODE_REVIEW_2)
+
+@pytest.mark.parametrize(
+    ("cancer", "text", "positive", "examined"), NODE_REVIEW + NODE_REVIEW_2 + NODE_COHORT_CASES
+)
 def test_node_review_phrasings(cancer, text, positive, examined):
     facts = extract_report_facts(text, cancer)
     assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (positive, examined)

@@ -25,6 +25,15 @@ Rules (``cancer`` is the report-rules code of :mod:`kemm.knowledge.cancers`):
 * **Colorectum** T by depth: submucosa T1, muscularis propria T2, through it into subserosa or
   pericolorectal tissue T3, visceral peritoneum (serosal surface) T4a; invasion of or adherence
   to another organ (T4b) gives no T.
+* **Stomach** T by depth: lamina propria or muscularis mucosae T1a, submucosa T1b, muscularis
+  propria T2, through it into subserosa or perigastric tissue T3, serosa (visceral peritoneum)
+  T4a; none beside invasion of an adjacent organ (T4b). **Oesophagus** likewise: T1a, T1b, T2,
+  adventitia or periesophageal tissue T3; none beside a T4 structure (pleura, pericardium,
+  diaphragm, aorta, airway, vertebra).
+* **Thyroid** T by size (T1a <= 1 cm < T1b <= 2 < T2 <= 4 < T3) only where the report says the
+  tumour is limited to the thyroid or denies extrathyroidal extension; minimal (microscopic)
+  extrathyroidal extension T3 at any size; none when extension is left open, gross or reaches a
+  T4 structure, or the size is one of several foci.
 * **Kidney** T by size (T1a <= 4 cm < T1b <= 7 < T2a <= 10 < T2b) only where the report says
   the tumour is limited to (confined to) the kidney and names no extension into the renal vein,
   sinus or perinephric fat, Gerota's fascia or the adrenal, even as a possibility.
@@ -290,6 +299,51 @@ _COLORECTAL_LAYERS = (
         "visceral peritoneum",
     ),
 )
+# the layers of the stomach and oesophagus wall up to the muscularis propria (7th edition)
+_GI_WALL_LAYERS = (
+    ("T1a", r"lamina\s+propria|muscularis\s+mucosae", "lamina propria or muscularis mucosae"),
+    ("T1b", r"submucosa", "submucosa"),
+    ("T2", r"muscularis\s+propria", "muscularis propria"),
+)
+_STOMACH_LAYERS = (
+    *_GI_WALL_LAYERS,
+    (
+        "T3",
+        r"(?:through|beyond)\s+(?:the\s+)?muscularis\s+propria|subserosa\w*|"
+        r"peri-?gastric\s+(?:\w+\s+)?(?:fat|tissue|soft\s+tissue|adipose)",
+        "subserosal connective tissue",
+    ),
+    (
+        "T4a",
+        r"visceral\s+peritone\w*|serosal\s+surface|(?<!sub)serosa\b",
+        "serosa (visceral peritoneum)",
+    ),
+)
+_OESOPHAGUS_LAYERS = (
+    *_GI_WALL_LAYERS,
+    (
+        "T3",
+        r"(?:through|beyond)\s+(?:the\s+)?muscularis\s+propria|adventiti\w*|"
+        r"peri-?o?esophageal\s+(?:\w+\s+)?(?:fat|tissue|soft\s+tissue|adipose)",
+        "adventitia",
+    ),
+)
+# T4 structures of the stomach (7th edition: intramural spread to the duodenum or oesophagus is
+# staged by depth, so neither is here) and of the oesophagus: no T from the layers beside one
+_STOMACH_T4B = (
+    r"adjacent\s+(?:organs?|structures?)|spleen|(?:transverse\s+)?colon\b|liver|diaphragm|"
+    r"pancrea\w*|abdominal\s+wall|adrenal|kidney|small\s+(?:bowel|intestine)|retroperitone\w*"
+)
+_OESOPHAGUS_T4 = (
+    r"adjacent\s+(?:organs?|structures?)|pleura\b|pericardi\w*|diaphragm|aort\w*|"
+    r"vertebra\w*|trachea|bronch\w*|airway"
+)
+# high-grade dysplasia or carcinoma in situ alone (Tis): no invasion to stage by depth
+_NO_INVASIVE_TUMOUR_RE = re.compile(
+    r"high[- ]grade\s+(?:glandular\s+)?dysplasia|carcinoma\s+in\s+situ|intramucosal\s+"
+    r"carcinoma\s+cannot",
+    re.I,
+)
 _ADJACENT_ORGAN_RE = re.compile(
     r"(?:invad\w*|invasion|adheren\w*|involv\w*|extends?|extension)\s+(?:\w+\s+){0,4}"
     r"(?:(?:adjacent|other)\s+(?:organs?|structures?)|small\s+(?:bowel|intestine)|bladder|"
@@ -335,6 +389,16 @@ def derive_t(
         if any(_ADJACENT_ORGAN_RE.search(u.text) for u in units):
             return None  # T4b or adherent only: not decidable from the words
         return _deepest(units, _COLORECTAL_LAYERS, "colorectal")
+    if cancer == "stad":
+        if any(_mentions(units, _STOMACH_T4B)):
+            return None  # T4b (or only reached): not decided from the layers
+        return _deepest(units, _STOMACH_LAYERS, "stomach")
+    if cancer == "esca":
+        if any(_mentions(units, _OESOPHAGUS_T4)):
+            return None  # T4a or T4b: not decided from the words
+        return _deepest(units, _OESOPHAGUS_LAYERS, "oesophagus")
+    if cancer == "thca":
+        return _thyroid_t(units, size)
     if cancer in ("kirc", "kirp", "kich"):
         return _kidney_t(units, size)
     if cancer == "skcm":
@@ -484,6 +548,86 @@ _NOT_PRIMARY_MELANOMA_RE = re.compile(
     re.I,
 )
 _IN_SITU_RE = re.compile(r"in[- ]situ", re.I)
+
+
+_THYROID_T_BY_SIZE = ((1.0, "T1a"), (2.0, "T1b"), (4.0, "T2"))
+_EXTRATHYROIDAL = (
+    r"extra-?\s?thyroidal(?:\s+(?:soft\s+tissue\s+)?(?:extension|invasion|spread))?|"
+    r"(?:extension|invasion)\s+(?:\w+\s+){0,2}(?:beyond|through)\s+(?:the\s+)?"
+    r"(?:thyroid\s+)?capsule|perithyroidal\s+(?:\w+\s+)?(?:tissue|fat)|"
+    r"(?:strap|skeletal)\s+muscles?"
+)
+_EXTRATHYROIDAL_RE = re.compile(_EXTRATHYROIDAL, re.I)
+# the report says the tumour stays in the thyroid: "Extrathyroidal extension: not identified",
+# "no extrathyroidal extension", "confined to the thyroid"
+_THYROID_CONFINED_RE = re.compile(
+    r"(?:limited|confined)\s+to\s+(?:the\s+)?thyroid|intrathyroidal", re.I
+)
+_MULTIFOCAL_RE = re.compile(r"multi-?focal|multiple\s+(?:tumou?rs|foci|nodules)", re.I)
+_LARGEST_RE = re.compile(r"largest|dominant|greatest\s+(?:focus|tumou?r)", re.I)
+_MINIMAL_RE = re.compile(r"\b(?:minimal|microscopic|focal)\b", re.I)
+# gross extension (T4a/T4b) or a structure beyond the strap muscles
+_THYROID_T4_RE = re.compile(
+    r"\b(?:gross|extensive|massive)\b|subcutaneous|larynx|laryngeal|trachea\w*|o?esophag\w*|"
+    r"recurrent\s+laryngeal|prevertebral|carotid|mediastin\w*",
+    re.I,
+)
+
+
+def _thyroid_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | None:
+    """Thyroid T by the tumour's size where the report says whether it extends beyond the
+    thyroid: none stated, T1a <= 1 cm < T1b <= 2 < T2 <= 4 < T3; minimal (microscopic)
+    extrathyroidal extension, T3 at any size. None where extension is left open or gross, a
+    T4 structure is named, or the size is one of several foci."""
+    if size is None or _SEVERAL_FOCI_RE.search(size.source):
+        return None
+    if any(_MULTIFOCAL_RE.search(u.text) for u in units) and not _LARGEST_RE.search(size.source):
+        return None  # T is the largest focus's: the size read may be another's
+    confined = any(_THYROID_CONFINED_RE.search(u.text) for u in units)
+    extension, open_ = _mentions_extension(units)
+    if open_:
+        return None
+    if extension is None:
+        if not confined and not _extension_denied(units):
+            return None  # the report does not say: T3 by minimal extension cannot be ruled out
+        category, bound = _by_size(float(size.value), _THYROID_T_BY_SIZE, "T3")
+        rule = f"AJCC 7th thyroid T: tumour {bound}, limited to the thyroid -> {category}"
+        return Derivation(category, rule, size.start, size.end, size.source)
+    if confined or not _MINIMAL_RE.search(extension.text) or _THYROID_T4_RE.search(extension.text):
+        return None  # contradictory, or extension that may be gross (T4a)
+    rule = "AJCC 7th thyroid T: minimal extrathyroidal extension -> T3"
+    return Derivation("T3", rule, extension.start, extension.end, extension.text)
+
+
+def _mentions_extension(units: Sequence[_Unit]) -> tuple[_Unit | None, bool]:
+    """(the unit affirming extrathyroidal extension, whether a unit leaves it open)."""
+    for unit in units:
+        for m in _EXTRATHYROIDAL_RE.finditer(unit.text):
+            before = re.split(r"[;.]", unit.text[max(0, m.start() - 60) : m.start()])[-1]
+            after = unit.text[m.end() :]
+            if _UNCERTAIN_AFTER_RE.match(after) or _OPEN_RE.search(before):
+                return None, True
+            if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):
+                continue
+            if _NOT_STATED_AFTER_RE.match(after):
+                return None, True
+            if re.match(r"^\s*[:\-]?\s*(?:present|identified|yes|seen)\b", after, re.I) or (
+                _INVADES_RE.search(before + m.group(0))
+            ):
+                return unit, False
+            return None, True  # named, neither denied nor affirmed
+    return None, False
+
+
+def _extension_denied(units: Sequence[_Unit]) -> bool:
+    """True when a unit denies extrathyroidal extension ("Extrathyroidal extension: Not
+    identified", "no extrathyroidal extension", "capsule intact")."""
+    for unit in units:
+        for m in _EXTRATHYROIDAL_RE.finditer(unit.text):
+            before = re.split(r"[;.]", unit.text[max(0, m.start() - 60) : m.start()])[-1]
+            if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(unit.text[m.end() :]):
+                return True
+    return False
 
 
 def _melanoma_t(units: Sequence[_Unit]) -> Derivation | None:

@@ -123,9 +123,10 @@ NODE_NEGATIVE_WORDS_RE = re.compile(
 )
 """What the counted nodes hold: tumour (positive words) or none (negative words)."""
 # The tumour a node holds (not a benign "-oma": granuloma, hemangioma; not a lymphoma, which is
-# no metastasis of the cohort's cancer).
+# no metastasis of the cohort's cancer). "arcinoma": OCR cuts a line's first letter ("ARCINOMA
+# IN ONE (1) OF SIX (6) LYMPH NODES").
 NODE_TUMOUR = (
-    r"\w*carcinoma|\w*sarcoma|melanoma|mesothelioma|seminoma|carcinoid|tumou?r|neoplasm|"
+    r"\w*arcinoma|\w*sarcoma|melanoma|mesothelioma|seminoma|carcinoid|tumou?r|neoplasm|"
     r"malignan\w*|metasta\w*|cancer"
 )
 NEGATED_FINDING_RE = re.compile(

@@ -905,9 +905,18 @@ _PN_COUNT_RE = re.compile(
 _NODE_COUNT_AFTER_RE = re.compile(r"\blymph\s*nodes?\s*\((?P<n>\d{1,3})\)", re.I)
 # ("SEVEN FRAGMENTS OF LYMPH NODE" counts fragments, "one 3 cm lymph node" a size, "10R lymph
 # nodes" names a station: no count of nodes)
+# ("pT3 with pN0 for lymph nodes": a number attached to a letter is no count; "four lymph node
+# profiles" may be parts of the nodes counted elsewhere)
 _NODE_COUNT_ONLY_RE = re.compile(
-    r"(?<![\d/.])(?P<n>\d{1,3}(?![\w-])|solitary|single)\s*(?:\(\d{1,3}\)\s*)?"
-    r"(?:(?!fragments?\b|pieces?\b|portions?\b|cm\b|mm\b)[a-z-]+,?\s+){0,3}lymph\s*nodes?\b",
+    r"(?<![\w/.])(?P<n>\d{1,3}(?![\w-])|solitary|single)\s*(?:\(\d{1,3}\)\s*)?"
+    r"(?:(?!fragments?\b|pieces?\b|portions?\b|cm\b|mm\b)[a-z-]+,?\s+){0,3}lymph\s*nodes?\b"
+    r"(?!\s*(?:profiles?|fragments?)\b)",
+    re.I,
+)
+# "Multiple lymph nodes were examined, all showing no ... carcinoma, with one lymph node
+# exhibiting calcification": the count is of some of the nodes, not of those examined
+_UNCOUNTED_NODES_RE = re.compile(
+    r"\b(?:multiple|several|numerous|many|various)\s+(?:[a-z-]+\s+){0,2}?(?:lymph\s*)?nodes\b",
     re.I,
 )
 # What comes before a station's or a part's number besides STATION_BEFORE_RE: "levels 2 and
@@ -1162,6 +1171,13 @@ def _tumour_at_count(text: str, count: re.Match[str]) -> bool:
     return bool(_TUMOUR_BEFORE_COUNT_RE.search(before) or _TUMOUR_AFTER_COUNT_RE.match(after))
 
 
+def _says_negative(text: str) -> bool:
+    """A node statement saying its nodes hold no tumour: a negative word ("negative", "free
+    of", "benign") or a negated finding ("metastatic carcinoma not identified in 15 lymph
+    nodes", "Carcinoma is absent in 9 of 9")."""
+    return bool(NODE_NEGATIVE_WORDS_RE.search(text) or NEGATED_FINDING_RE.search(text))
+
+
 def _node_count(text: str) -> tuple[int, int] | None:
     """(positive, examined) of one node statement (``x of y``, or a count of nodes said to be
     negative), or None."""
@@ -1183,7 +1199,7 @@ def _node_count(text: str) -> tuple[int, int] | None:
         if p > 0 and not names_node_tumour(text) and not _tumour_at_count(text, m):
             # "lymph nodes (2 of 2 ...)" without saying what the 2 have: if the line says they
             # are negative they count as examined, else it states nothing
-            if not NODE_NEGATIVE_WORDS_RE.search(text):
+            if not _says_negative(text):
                 return None
             p = 0
         return (p, n) if 0 < n <= 150 and p <= n else None
@@ -1199,7 +1215,9 @@ def _node_count(text: str) -> tuple[int, int] | None:
         ),
         None,
     )
-    if m and NODE_NEGATIVE_WORDS_RE.search(text) and not names_node_tumour(text):
+    if m and _says_negative(text) and not names_node_tumour(text):
+        if _UNCOUNTED_NODES_RE.search(text):
+            return None
         n = int(m.group("n")) if m.group("n").isdigit() else 1
         return (0, n) if 0 < n <= 150 else None
     return None
