@@ -223,6 +223,46 @@ def test_stomach_oesophagus_and_thyroid_t(cancer, text, t):
         assert text[facts.t.start : facts.t.end] == facts.t.source
 
 
+@pytest.mark.parametrize(
+    ("text", "t", "derived"),
+    [
+        # a cystoprostatectomy's prostate is what the bladder tumour invades, not another
+        # tumour: the stated pT4a is read (TCGA-GV-A3JZ had lost it and derived T3)
+        (
+            "Direct Extension of Invasive Tumor: Perivesical fat. Prostatic stroma. Pathologic "
+            "Stage: Primary Tumor: (pT). pT4a: Tumor invades prostate. Regional Lymph Nodes: "
+            "(pN). pN3: Metastasis in common iliac lymph nodes.",
+            "T4a",
+            False,
+        ),
+        # the item's value cut into units by OCR: every structure listed is read
+        (
+            "Direct Extension of Invasive Tumor: Perivesical fat. Prostatic stroma. Other "
+            "Diagnoses: See above.",
+            "T4a",
+            True,
+        ),
+        (
+            "Urothelial carcinoma with involvement of perivesical adipose tissue. Prostate, "
+            "excision (E) - Urothelial carcinoma involving prostatic urethra with invasion into "
+            "adjacent prostatic parenchyma.",
+            "T4a",
+            True,
+        ),
+        # a prostate with its own tumour stays another tumour's
+        (
+            "Urothelial carcinoma invades into perivesical fat. Prostate, excision: prostatic "
+            "adenocarcinoma, Gleason 3+3=6, pT2a.",
+            "T3",
+            True,
+        ),
+    ],
+)
+def test_bladder_t_beside_the_resected_prostate(text, t, derived):
+    facts = extract_report_facts(text, "blca")
+    assert facts.t is not None and (facts.t.value, facts.t.derived) == (t, derived)
+
+
 def test_a_stated_category_wins_over_the_derived_one():
     text = "DIAGNOSIS:\nInvasive ductal carcinoma.\nTumor size: 2.5 cm\npT1c pN2a\n"
     facts = extract_report_facts(text, "brca")

@@ -146,18 +146,29 @@ _EXTENT_LABEL_RE = re.compile(
 )
 
 
+# an extension item ending its unit with its first value: "Direct Extension of Invasive
+# Tumor: Perivesical fat."
+_EXTENSION_ITEM_RE = re.compile(
+    r"(?:extension|extent|invasion)[^:]{0,40}:\s*[^:;]{0,40}[.]?\s*$", re.I
+)
+
+
 def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list[_Unit]]:
     """(units saying the tumour invades ``structure``, units naming it ambiguously: reached,
     abutted, eroded or not excluded)."""
     rx = re.compile(structure, re.I)
     invaded: list[_Unit] = []
     near: list[_Unit] = []
+    listed = False  # the unit continues an extension item's list of structures
     for unit in units:
         text = unit.text
+        # "Direct Extension of Invasive Tumor: Perivesical fat. Prostatic stroma.": OCR cut
+        # the item's value into units of their own
+        listed = len(text) <= 40 and ":" not in text and not _INVADES_RE.search(text) and listed
         for m in rx.finditer(text):
             before, after = text[max(0, m.start() - 80) : m.start()], text[m.end() :]
             clause = re.split(r"[;.]", before)[-1]  # the verb in the structure's own clause
-            context = _INVADES_RE.search(clause) or _EXTENT_LABEL_RE.search(text)
+            context = _INVADES_RE.search(clause) or _EXTENT_LABEL_RE.search(text) or listed
             if not context:
                 continue
             if _UNCERTAIN_AFTER_RE.match(after):
@@ -170,6 +181,7 @@ def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list
                 continue
             invaded.append(unit)
             break
+        listed = listed or bool(_EXTENSION_ITEM_RE.search(text))
     return invaded, near
 
 
@@ -279,7 +291,8 @@ _BLADDER_LAYERS = (
     ("T3", r"perivesic\w+\s+(?:fat|soft\s+tissue|tissue)", "perivesical tissue"),
     (
         "T4a",
-        r"prostat\w*\s+stroma|seminal\s+vesicle|\buterus\b|\bvagina\b",
+        r"prostat\w*\s+(?:stroma|parenchyma)|\bprostate\b|seminal\s+vesicle|\buterus\b|"
+        r"\bvagina\b",
         "prostatic stroma, seminal vesicle, uterus or vagina",
     ),
 )

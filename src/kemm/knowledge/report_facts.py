@@ -1753,12 +1753,34 @@ _OWN_SITES = {
 }  # fmt: skip
 
 
+# A site named as what the cohort's tumour invades ("pT4a: Tumor invades prostate", "invasion
+# into adjacent prostatic parenchyma", "adherent to the bladder") or as a structure of the
+# resected organ ("prostatic stroma", "bladder neck", "prostatic urethra"), not as a tumour's
+_INVADED_SITE_BEFORE_RE = re.compile(
+    r"\b(?:invad\w*|invasion|involv\w*|extend\w*|extension|infiltrat\w*|adheren\w*|"
+    r"adherent|penetrat\w*|into)\s+(?:(?:of|to|into|the|adjacent|through)\s+)*$",
+    re.I,
+)
+_SITE_STRUCTURE_AFTER_RE = re.compile(
+    r"^\w*\s+(?:stroma|neck|wall|urethra|parenchyma|capsule|fat|soft\s+tissue|apex|base)\b",
+    re.I,
+)
+
+
 def _foreign(text: str, cancer: str | None) -> bool:
     """True for a line about a tumour of another site than the cohort's (a second specimen,
-    e.g. a thymoma resected with a lung cancer): its facts are not the cohort tumour's."""
+    e.g. a thymoma resected with a lung cancer): its facts are not the cohort tumour's. A site
+    the tumour invades or a structure of the resected organ ("pT4a: Tumor invades prostate",
+    "Prostatic stroma: involved") names no other tumour."""
     if not cancer:
         return False
-    return bool(_foreign_re(cancer.lower()).search(text))
+    for m in _foreign_re(cancer.lower()).finditer(text):
+        if _INVADED_SITE_BEFORE_RE.search(text[max(0, m.start() - 40) : m.start()]):
+            continue
+        if _SITE_STRUCTURE_AFTER_RE.match(text[m.start() : m.end() + 25]):
+            continue
+        return True
+    return False
 
 
 @functools.cache
