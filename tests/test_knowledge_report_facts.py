@@ -794,11 +794,39 @@ NODE_COHORT_CASES = [
     ('lusc', 'Multiple lymph nodes from various stations show no tumor except for two para-aortic lymph nodes.', None, None),  # TCGA-22-5482
     ('lusc', 'DIAGNOSIS:\nInferior pulmonary ligament ST9 lymph nodes - Negative for malignancy.\n', None, None),  # TCGA-18-3407
     ('ucec', 'COMMENT:\nit is difficult to know how many lymph nodes are present, but there are four lymph node profiles without evidence of carcinoma.\n', None, None),  # TCGA-B5-A11L
+    # a positive statement the rules cannot count: the negative ones alone make no 0 positive
+    ('brca', 'DIAGNOSIS:\nA. BREAST, MASTECTOMY: NIPPLE WITH NO PATHOLOGIC DIAGNOSIS. 26 LYMPH NODES WITH NO EVIDENCE OF MALIGNANCY.\nB. AXILLA: ONE LYMPH NODE, POSITIVE FOR CARCINOMA.\n', None, None),  # TCGA-B6-A0IQ
+    ('kirc', 'DIAGNOSIS:\nA. Three additional hilar lymph nodes, no tumor present.\n(B) NODE BELOW THE BIFURCATION: METASTATIC RENAL CELL CARCINOMA INVOLVING ONE LYMPH NODE.\n', None, None),  # TCGA-CJ-4638
+    # several negative groups in one sentence add up
+    ('luad', 'The pathology report indicates that four lymph nodes from both #7 and #11R excisions are negative for metastatic carcinoma, as well as fourteen lymph nodes from the 4R excision.', 0, 18),  # TCGA-95-7948
+    # a bracketed OCR-cut fraction restates the count before it
+    ('ucec', 'DIAGNOSIS:\nSolitary benign regional lymph node (011).\n', 0, 1),  # TCGA-AJ-A2QN
+    # a last statement that sums the parts is their summary
+    ('ucec', 'DIAGNOSIS:\n4) Left external lymph nodes; two lymph nodes negative for carcinoma.\n5) Left internal iliac lymph nodes; four lymph nodes negative for carcinoma.\n6) Left obturator lymph nodes; two lymph nodes negative for carcinoma.\n7) Left common iliac lymph nodes; one lymph node negative for carcinoma.\n-Nine lymph nodes all negative for carcinoma.\n', 0, 9),  # TCGA-AX-A1C7
+]  # fmt: skip
+
+
+# The third review's node counts (stomach and oesophagus, against `dd048e8`) that the rules get right.
+NODE_REVIEW_3 = [
+    ('stad', 'Stomach, gastrectomy: adenocarcinoma. Metastatic carcinoma not identified in 15 lymph nodes.\nMargins negative.\nSee comment.', 0, 15),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nFifteen lymph nodes, no metastatic carcinoma identified.', 0, 15),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nMultiple lymph nodes, negative for malignancy.', None, None),
+    ('esca', 'ESOPHAGUS, ESOPHAGECTOMY: ADENOCARCINOMA INVADES ADVENTITIA.\nLYMPH NODES:\nARCINOMA IN ONE (1) OF SIX (6) LYMPH NODES.\nMARGINS FREE.', 1, 6),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nST9 lymph nodes: negative for carcinoma (0/3).', 0, 3),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nCarcinoma is absent in all 11 lymph nodes examined.', 0, 11),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nMetastatic carcinoma not identified in 12 lymph nodes.\nOne additional perigastric lymph node with metastatic carcinoma (1/1).', 1, 13),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nMultiple lymph nodes (12), all negative for metastatic carcinoma.', 0, 12),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma, pT3 with metastatic carcinoma in 4 lymph nodes (4/16).', 4, 16),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nGroup 4sb 3 lymph nodes, no tumor.\nGroup 6 5 lymph nodes, no tumor.', 0, 8),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nLymph nodes: eight lymph nodes (including four lymph node profiles in one cassette), negative for carcinoma.', 0, 8),
+    ('stad', 'STOMACH, GASTRECTOMY: ADENOCARCINOMA INVADES SUBSEROSA. METASTATIC CARCINOMA NOT IDENTIFIED IN FIFTEEN (15) LYMPH NODES (0/15). MARGINS FREE.', 0, 15),
+    ('stad', 'Stomach, gastrectomy:\nAdenocarcinoma invades subserosa.\nNone of 12 lymph nodes involved by carcinoma.', 0, 12),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("cancer", "text", "positive", "examined"), NODE_REVIEW + NODE_REVIEW_2 + NODE_COHORT_CASES
+    ("cancer", "text", "positive", "examined"),
+    NODE_REVIEW + NODE_REVIEW_2 + NODE_COHORT_CASES + NODE_REVIEW_3,
 )
 def test_node_review_phrasings(cancer, text, positive, examined):
     facts = extract_report_facts(text, cancer)

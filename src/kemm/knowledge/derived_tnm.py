@@ -135,7 +135,8 @@ _UNCERTAIN_AFTER_RE = re.compile(
 # reaching or eroding a structure is not invading it
 _NEAR_BEFORE_RE = re.compile(
     r"\b(?:up\s+to|abut\w*|approach\w*|close\s+to|near|adjacent\s+to|toward\w*|within\s+\d|"
-    r"superficial(?:ly)?|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*|"
+    r"superficial(?:ly)?|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*|at\s+least|"
+    r"possibl\w*|probabl\w*|questionabl\w*|equivocal|suspicious|"
     r"(?:\d\s*(?:mm|cm)\s+)?(?:from|away))\b[^.;:]{0,30}$",
     re.I,
 )
@@ -153,9 +154,67 @@ _EXTENSION_ITEM_RE = re.compile(
 )
 
 
-def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list[_Unit]]:
+# a negation's scope ends at a finite verb of its own ("Adenocarcinoma without mucinous features
+# invades the subserosa"), not at the verb it negates ("not involving", "no evidence of tumor
+# invading")
+_WIDE_NEGATION_RE = re.compile(
+    r"\b(?:no|not|without|negative\s+for|free\s+of|absence\s+of|uninvolved|spar\w+)\b"
+    r"(?P<scope>[^.;:]{0,80})$",
+    re.I,
+)
+_FINITE_VERB_RE = re.compile(
+    r"\s\S+\s.*\b(?:invades|extends|penetrates|infiltrates|involves|is|are|was|were)\b", re.I
+)
+# what a negation after the structure is about when it names another finding: "invades the
+# liver, hepatic parenchymal margin negative", "the serosa, with no perineural invasion"
+_OTHER_FINDING_RE = re.compile(
+    r"margins?|perineural|lymphovascular|vascular|venous|lymphatic|\blymph|\bnodes?\b|\bLVI\b|"
+    r"\bPNI\b",
+    re.I,
+)
+# a clause about something other than the tumour's own spread: lymphatics, vessels, nodes,
+# glands, inflammation, an ulcer or its scar, dysplasia ("neutrophils infiltrating the lamina
+# propria", "extranodal extension into periesophageal adipose tissue")
+_OTHER_SUBJECT_RE = re.compile(
+    r"\bnodes?\b|nodal|extracapsular|lymphovascular|lymphatic|vessels?\b|vascular|perineural|"
+    r"neutrophil|inflamm\w*|gastritis|ulcer\w*|scar\b|fibrosis|granulation|dysplasia|"
+    r"\bglands?\b|metasta\w*",
+    re.I,
+)
+_OTHER_SUBJECT_AFTER_RE = re.compile(
+    r"^\w*\s+(?:\w+\s+)?(?:lymphatic|vessels?|glands?|lymph\s+nodes?)\b", re.I
+)
+# the structure said to be invaded after it: "Serosal involvement: Present", "Serosa: involved
+# by tumor"
+_AFFIRMED_AFTER_RE = re.compile(
+    r"^\w*\s*(?:involvement|invasion|penetration|extension)?\s*[:\-]\s*(?:present|identified|"
+    r"yes|involved|positive)\b|^\w*\s*(?:\([^()]{0,30}\)\s*)?[:\-]?\s*(?:is\s+|are\s+)?"
+    r"(?:involved|invaded|"
+    r"penetrated|infiltrated)\s+by\s+(?:the\s+)?(?:tumou?r|carcinoma|adenocarcinoma)",
+    re.I,
+)
+_INVASION_NOUN_AFTER_RE = re.compile(
+    r"^\w*\s+(?:invasion|involvement|penetration|extension|infiltration)\b", re.I
+)
+_PRESENT_AT_BEFORE_RE = re.compile(r"\bpresent\s+(?:at|on)\s+(?:the\s+)?$", re.I)
+
+
+def _negated_before(before: str) -> bool:
+    m = _WIDE_NEGATION_RE.search(before)
+    return bool(m and not _FINITE_VERB_RE.match(m.group("scope")))
+
+
+def _negated_after(after: str) -> bool:
+    m = _NEGATED_AFTER_RE.match(after)
+    return bool(m and not _OTHER_FINDING_RE.search(m.group(0)))
+
+
+def _mentions(
+    units: Sequence[_Unit], structure: str, reach: int = 80
+) -> tuple[list[_Unit], list[_Unit]]:
     """(units saying the tumour invades ``structure``, units naming it ambiguously: reached,
-    abutted, eroded or not excluded)."""
+    abutted, eroded or not excluded). ``reach``: how far before the structure its verb may
+    stand."""
     rx = re.compile(structure, re.I)
     invaded: list[_Unit] = []
     near: list[_Unit] = []
@@ -166,15 +225,25 @@ def _mentions(units: Sequence[_Unit], structure: str) -> tuple[list[_Unit], list
         # the item's value into units of their own
         listed = len(text) <= 40 and ":" not in text and not _INVADES_RE.search(text) and listed
         for m in rx.finditer(text):
-            before, after = text[max(0, m.start() - 80) : m.start()], text[m.end() :]
+            before, after = text[max(0, m.start() - reach) : m.start()], text[m.end() :]
             clause = re.split(r"[;.]", before)[-1]  # the verb in the structure's own clause
-            context = _INVADES_RE.search(clause) or _EXTENT_LABEL_RE.search(text) or listed
+            if _OTHER_SUBJECT_RE.search(clause) or _OTHER_SUBJECT_AFTER_RE.match(after):
+                continue
+            context = (
+                _INVADES_RE.search(clause)
+                or _EXTENT_LABEL_RE.search(text)
+                or listed
+                or _AFFIRMED_AFTER_RE.match(after)
+                or _PRESENT_AT_BEFORE_RE.search(clause)
+                # "serosal involvement cannot be excluded", "possible serosal penetration"
+                or _INVASION_NOUN_AFTER_RE.match(after)
+            )
             if not context:
                 continue
             if _UNCERTAIN_AFTER_RE.match(after):
                 near.append(unit)
                 continue
-            if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):
+            if _negated_before(clause) or _negated_after(after):
                 continue
             if _NEAR_BEFORE_RE.search(before):
                 near.append(unit)
@@ -281,7 +350,13 @@ _BREAST_TOTAL_SIZE_RE = re.compile(r"dcis|in\s+situ|including|\btotal\b", re.I)
 # after neoadjuvant therapy the size is ypT's, and the residual may be scattered
 _AFTER_THERAPY_RE = re.compile(
     r"neo-?adjuvant|status\s+post\s+(?:chemo|radia)|post-?\s?(?:chemo|radia)\w*|tumou?r\s+bed|"
-    r"residual\s+(?:invasive\s+)?(?:tumou?r|carcinoma)\s+(?:size|measur)",
+    r"residual\s+(?:invasive\s+)?(?:tumou?r|carcinoma)\s+(?:size|measur)|"
+    r"(?:pre-?operative|induction)\s+(?:chemo\w*|radia\w*|therapy|treatment)|"
+    r"(?:after|following|status\s+post|s/p)\s+(?:\w+\s+){0,2}?(?:chemo\w*|radia\w*|"
+    r"(?:systemic\s+)?therapy)|"
+    # a checklist item with no value ("Treatment Effect: Comments:") says nothing
+    r"(?:treatment\s+(?:effect|response)|(?:tumou?r\s+)?regression\s+grade)(?!\s*:\s*(?:[A-Z][a-z]+\s*)?"
+    r"(?::|$))|mandard|\byp\s?T",
     re.I,
 )
 
@@ -328,7 +403,7 @@ _STOMACH_LAYERS = (
     ),
     (
         "T4a",
-        r"visceral\s+peritone\w*|serosal\s+surface|(?<!sub)serosa\b",
+        r"visceral\s+peritone\w*|(?<!sub)serosal?\b",
         "serosa (visceral peritoneum)",
     ),
 )
@@ -347,16 +422,23 @@ _STOMACH_T4B = (
     r"adjacent\s+(?:organs?|structures?)|spleen|(?:transverse\s+)?colon\b|liver|diaphragm|"
     r"pancrea\w*|abdominal\s+wall|adrenal|kidney|small\s+(?:bowel|intestine)|retroperitone\w*"
 )
+# (a serosa is the stomach's: a junction tumour through it is not staged by these layers)
 _OESOPHAGUS_T4 = (
     r"adjacent\s+(?:organs?|structures?)|pleura\b|pericardi\w*|diaphragm|aort\w*|"
-    r"vertebra\w*|trachea|bronch\w*|airway"
+    r"vertebra\w*|trachea|bronch\w*|airway|(?<!sub)serosal?\b"
 )
-# high-grade dysplasia or carcinoma in situ alone (Tis): no invasion to stage by depth
+# "No invasive carcinoma identified" (high-grade dysplasia or carcinoma in situ: Tis)
 _NO_INVASIVE_TUMOUR_RE = re.compile(
-    r"high[- ]grade\s+(?:glandular\s+)?dysplasia|carcinoma\s+in\s+situ|intramucosal\s+"
-    r"carcinoma\s+cannot",
+    r"\b(?:no|negative\s+for|without)\s+(?:residual\s+|evidence\s+of\s+)?invasive\s+"
+    r"(?:\w+\s+)?(?:carcinoma|adenocarcinoma|malignancy|tumou?r)",
     re.I,
 )
+
+
+def _no_invasive_tumour(units: Sequence[_Unit]) -> bool:
+    return any(_NO_INVASIVE_TUMOUR_RE.search(u.text) for u in units)
+
+
 _ADJACENT_ORGAN_RE = re.compile(
     r"(?:invad\w*|invasion|adheren\w*|involv\w*|extends?|extension)\s+(?:\w+\s+){0,4}"
     r"(?:(?:adjacent|other)\s+(?:organs?|structures?)|small\s+(?:bowel|intestine)|bladder|"
@@ -375,12 +457,17 @@ def _by_size(size_cm: float, cuts: Sequence[tuple[float, str]], above: str) -> t
 
 
 def derive_t(
-    units: Sequence[_Unit], size: _Finding | None, cancer: str | None
+    units: Sequence[_Unit],
+    size: _Finding | None,
+    cancer: str | None,
+    context: Sequence[_Unit] = (),
 ) -> Derivation | None:
     """The T category the report's findings define for ``cancer``, or None (see the module
-    docstring). ``size`` is the main tumour's greatest dimension in cm with its span."""
+    docstring). ``size`` is the main tumour's greatest dimension in cm with its span;
+    ``context``: more text (the clinical history), read only for therapy before the
+    resection."""
     cancer = (cancer or "").lower()
-    if any(_affirmed(u.text, _AFTER_THERAPY_RE) for u in units):
+    if any(_affirmed(u.text, _AFTER_THERAPY_RE) for u in (*units, *context)):
         return None  # ypT: what remains after therapy, not decided by these rules
     if cancer == "brca":
         if size is None or any(_affirmed(u.text, _BREAST_T4_RE) for u in units):
@@ -403,11 +490,13 @@ def derive_t(
             return None  # T4b or adherent only: not decidable from the words
         return _deepest(units, _COLORECTAL_LAYERS, "colorectal")
     if cancer == "stad":
-        if any(_mentions(units, _STOMACH_T4B)):
+        # an organ named far from the verb ("invades through the muscularis propria,
+        # subserosal connective tissue and serosa into the body and tail of the pancreas")
+        if any(_mentions(units, _STOMACH_T4B, reach=240)) or _no_invasive_tumour(units):
             return None  # T4b (or only reached): not decided from the layers
         return _deepest(units, _STOMACH_LAYERS, "stomach")
     if cancer == "esca":
-        if any(_mentions(units, _OESOPHAGUS_T4)):
+        if any(_mentions(units, _OESOPHAGUS_T4, reach=240)) or _no_invasive_tumour(units):
             return None  # T4a or T4b: not decided from the words
         return _deepest(units, _OESOPHAGUS_LAYERS, "oesophagus")
     if cancer == "thca":
@@ -565,7 +654,7 @@ _IN_SITU_RE = re.compile(r"in[- ]situ", re.I)
 
 _THYROID_T_BY_SIZE = ((1.0, "T1a"), (2.0, "T1b"), (4.0, "T2"))
 _EXTRATHYROIDAL = (
-    r"extra-?\s?thyroidal(?:\s+(?:soft\s+tissue\s+)?(?:extension|invasion|spread))?|"
+    r"extra-?\s?thyroid(?:al)?(?:\s+(?:soft\s+tissue\s+)?(?:extension|invasion|spread))?|"
     r"(?:extension|invasion)\s+(?:\w+\s+){0,2}(?:beyond|through)\s+(?:the\s+)?"
     r"(?:thyroid\s+)?capsule|perithyroidal\s+(?:\w+\s+)?(?:tissue|fat)|"
     r"(?:strap|skeletal)\s+muscles?"
@@ -573,8 +662,12 @@ _EXTRATHYROIDAL = (
 _EXTRATHYROIDAL_RE = re.compile(_EXTRATHYROIDAL, re.I)
 # the report says the tumour stays in the thyroid: "Extrathyroidal extension: not identified",
 # "no extrathyroidal extension", "confined to the thyroid"
-_THYROID_CONFINED_RE = re.compile(
-    r"(?:limited|confined)\s+to\s+(?:the\s+)?thyroid|intrathyroidal", re.I
+_THYROID_CONFINED_RE = re.compile(r"(?:limited|confined)\s+to\s+(?:the\s+)?thyroid", re.I)
+_ANAPLASTIC_RE = re.compile(r"anaplastic|undifferentiated\s+(?:thyroid\s+)?carcinoma", re.I)
+# T4 structures named on any line ("Tumor invades the recurrent laryngeal nerve")
+_THYROID_T4_STRUCTURES = (
+    r"subcutaneous|\blarynx|trachea\w*|o?esophag\w*|recurrent\s+laryngeal|prevertebral|"
+    r"carotid|mediastin\w*"
 )
 _MULTIFOCAL_RE = re.compile(r"multi-?focal|multiple\s+(?:tumou?rs|foci|nodules)", re.I)
 _LARGEST_RE = re.compile(r"largest|dominant|greatest\s+(?:focus|tumou?r)", re.I)
@@ -592,13 +685,16 @@ def _thyroid_t(units: Sequence[_Unit], size: _Finding | None) -> Derivation | No
     thyroid: none stated, T1a <= 1 cm < T1b <= 2 < T2 <= 4 < T3; minimal (microscopic)
     extrathyroidal extension, T3 at any size. None where extension is left open or gross, a
     T4 structure is named, or the size is one of several foci."""
-    if size is None or _SEVERAL_FOCI_RE.search(size.source):
-        return None
-    if any(_MULTIFOCAL_RE.search(u.text) for u in units) and not _LARGEST_RE.search(size.source):
+    if size is None or any(_affirmed(u.text, _ANAPLASTIC_RE) for u in units):
+        return None  # every anaplastic carcinoma is T4
+    if (
+        _SEVERAL_FOCI_RE.search(size.source) or any(_MULTIFOCAL_RE.search(u.text) for u in units)
+    ) and not _LARGEST_RE.search(size.source):
         return None  # T is the largest focus's: the size read may be another's
-    confined = any(_THYROID_CONFINED_RE.search(u.text) for u in units)
+    confined = any(_affirmed(u.text, _THYROID_CONFINED_RE) for u in units)
     extension, open_ = _mentions_extension(units)
-    if open_:
+    t4, t4_near = _mentions(units, _THYROID_T4_STRUCTURES)
+    if open_ or t4 or t4_near:
         return None
     if extension is None:
         if not confined and not _extension_denied(units):
@@ -618,6 +714,8 @@ def _mentions_extension(units: Sequence[_Unit]) -> tuple[_Unit | None, bool]:
         for m in _EXTRATHYROIDAL_RE.finditer(unit.text):
             before = re.split(r"[;.]", unit.text[max(0, m.start() - 60) : m.start()])[-1]
             after = unit.text[m.end() :]
+            if _OTHER_SUBJECT_RE.search(unit.text[: m.start()]):
+                continue  # a node metastasis's extranodal extension, not the primary's
             if _UNCERTAIN_AFTER_RE.match(after) or _OPEN_RE.search(before):
                 return None, True
             if _NEGATED_BEFORE_RE.search(before) or _NEGATED_AFTER_RE.match(after):

@@ -913,6 +913,17 @@ _NODE_COUNT_ONLY_RE = re.compile(
     r"(?!\s*(?:profiles?|fragments?)\b)",
     re.I,
 )
+_NODE_TUMOUR_WORD_RE = re.compile(r"\b(?:" + NODE_TUMOUR + r")", re.I)
+# what says a tumour is in nodes, beside a count ("identified in 3 lymph nodes", "involving 2")
+_POSITIVE_VERB_RE = re.compile(
+    r"\b(?:present|identified|found|seen|detected|noted|involv\w*|extends?|extending|"
+    r"contains?|containing|positive)\b",
+    re.I,
+)
+_PN_RE = re.compile(r"\bp\s*N\s*[0-3O]", re.I)
+_FRACTION_OR_ZERO_RE = re.compile(
+    r"\(\s*\d{1,2}\s*/\s*\d{1,3}\s*\)|(?:\bin|:)\s*(?:0|zero|none)\b", re.I
+)
 # "Multiple lymph nodes were examined, all showing no ... carcinoma, with one lymph node
 # exhibiting calcification": the count is of some of the nodes, not of those examined
 _UNCOUNTED_NODES_RE = re.compile(
@@ -994,6 +1005,7 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     totals_pos: Fact | None = None
     totals_exam: Fact | None = None
     parts: list[tuple[int, int, str, Unit]] = []
+    uncounted = False  # a positive statement the rules could not count
     part_label = ""
     previous: Unit | None = None
     for unit in units:
@@ -1042,20 +1054,30 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
             count = _node_count(piece)
             if count is not None:
                 parts.append((*count, part_label, source))
+            elif _uncounted_positive(piece):
+                uncounted = True
     totals_exam = totals_exam or _node_total(examined)
     totals_pos = totals_pos or _node_total(positive)
+    stated = (totals_pos, totals_exam)
     if parts and (totals_pos is None or totals_exam is None):
         if any(unit.section == "diagnosis" for *_, unit in parts):
             # the final diagnosis lists the parts; a microscopic description restates them
             parts = [part for part in parts if part[3].section == "diagnosis"]
         seen: dict[tuple[int, int, str], set[str]] = {}
-        pos = exam = 0
+        distinct: list[tuple[int, int, Unit]] = []
         for p, n, label, unit in parts:
             labels = seen.setdefault((p, n, re.sub(r"\W", "", unit.text.lower())[:40]), set())
             if labels and (not label or "" in labels or label in labels):
                 continue  # the same statement again, not another part's
             labels.add(label)
-            pos, exam = pos + p, exam + n
+            distinct.append((p, n, unit))
+        pos, exam = sum(p for p, _, _ in distinct), sum(n for _, n, _ in distinct)
+        if len(distinct) >= 4:
+            p, n, last = distinct[-1]
+            if (2 * p, 2 * n) == (pos, exam) and re.search(r"\ball\b|\btotal", last.text, re.I):
+                # the last statement sums all the others: a summary ("Thirty-four lymph nodes
+                # all negative" after eleven parts that add up to 34)
+                pos, exam = p, n
         first = parts[0][3]
         source = "; ".join(dict.fromkeys(u.text for *_, u in parts))
         if totals_pos is None:
@@ -1070,6 +1092,11 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
         # contradictory counts (stated or summed, e.g. a sentinel count beside the parts'
         # positive nodes): neither is trusted
         return None, None
+    if uncounted and totals_pos is not None and int(totals_pos.value) == 0:
+        # a positive statement the rules could not count beside negative ones: the parts'
+        # sum would read no positive node, so only the counts stated as such stand (a sum
+        # that has positive nodes stays, as a lower bound of them)
+        return stated
     return totals_pos, totals_exam
 
 
@@ -1205,22 +1232,55 @@ def _node_count(text: str) -> tuple[int, int] | None:
         return (p, n) if 0 < n <= 150 and p <= n else None
     # "level 10 lymph nodes", "R-4 lymph nodes": a station, not a count ("LEVEL 5 LYMPH NODE
     # ... NO METASTASIS IN FOUR (4) LYMPH NODES": the count comes after the station)
-    counts = [*_NODE_COUNT_ONLY_RE.finditer(text), *_NODE_COUNT_AFTER_RE.finditer(text)]
-    m = next(
-        (
-            c
-            for c in counts
-            if not STATION_BEFORE_RE.search(text[: c.start()])
-            and not _COUNT_NOT_AFTER_RE.search(text[: c.start()])
-        ),
-        None,
-    )
-    if m and _says_negative(text) and not names_node_tumour(text):
-        if _UNCOUNTED_NODES_RE.search(text):
+    counts = _plain_counts(text)
+    if not counts or not _says_negative(text) or names_node_tumour(text):
+        return None
+    if _UNCOUNTED_NODES_RE.search(text) and not _NODE_COUNT_AFTER_RE.search(text):
+        return None  # "Multiple lymph nodes ..., one lymph node with calcification"
+    numbers = [int(c.group("n")) if c.group("n").isdigit() else 1 for c in counts]
+    if len(set(numbers)) > 1:
+        # several groups: all negative ("four lymph nodes from #7 ... are negative, as well
+        # as fourteen lymph nodes from the 4R excision") or some positive ("not identified in
+        # 7 lymph nodes and present in 2"), which the rules cannot tell apart by count
+        kept = ISOLATED_CELLS_RE.sub(" ", NEGATED_FINDING_RE.sub(" ", text))
+        if _NODE_TUMOUR_WORD_RE.search(kept) or _POSITIVE_VERB_RE.search(kept):
             return None
-        n = int(m.group("n")) if m.group("n").isdigit() else 1
-        return (0, n) if 0 < n <= 150 else None
-    return None
+        n = sum(numbers)
+    else:
+        n = numbers[0]
+    return (0, n) if 0 < n <= 150 else None
+
+
+def _plain_counts(text: str) -> list[re.Match[str]]:
+    """Counts of nodes without a fraction ("Four lymph nodes", "lymph nodes (2)"), not a
+    station's or a part's number ("level 10 lymph nodes", "R-4 lymph nodes"; "LEVEL 5 LYMPH
+    NODE ... NO METASTASIS IN FOUR (4) LYMPH NODES": the count comes after the station)."""
+    # a count after the noun restates one before it ("Solitary benign lymph node (011)": an
+    # OCR-cut 0/1); more than 60 nodes in one statement is an item number ("131 Right
+    # obturator lymph nodes": OCR's "13)")
+    counts = [*_NODE_COUNT_ONLY_RE.finditer(text)] or [*_NODE_COUNT_AFTER_RE.finditer(text)]
+    return [
+        c
+        for c in counts
+        if not STATION_BEFORE_RE.search(text[: c.start()])
+        and not _COUNT_NOT_AFTER_RE.search(text[: c.start()])
+        and (not c.group("n").isdigit() or int(c.group("n")) <= 60)
+    ]
+
+
+def _uncounted_positive(text: str) -> bool:
+    """A statement of positive nodes the rules cannot count: a plain count beside a tumour
+    named outside any negated finding ("Carcinoma is present in 1 lymph node", "detected in 4
+    lymph nodes; the remaining 10 are negative"). Summing the other statements would then
+    undercount the positive nodes."""
+    text = normalise_number_words(text)
+    if not _plain_counts(text) or _PN_RE.search(text) or _FRACTION_OR_ZERO_RE.search(text):
+        # none; a pN category's definition ("pN3a: Metastases in 10 or more"); a fraction or
+        # a zero stated beside it ("containing metastatic carcinoma: 0 (0/13)", "involved by
+        # tumor in 0 nodes")
+        return False
+    kept = ISOLATED_CELLS_RE.sub(" ", NEGATED_FINDING_RE.sub(" ", text))
+    return bool(_NODE_TUMOUR_WORD_RE.search(kept) and _POSITIVE_VERB_RE.search(kept))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1710,7 +1770,10 @@ def _extract_cached(
     facts.size_cm = _size(units, facts.histology)
     # the lines naming another organ stay: "invades prostatic stroma" is a bladder tumour's T4a
     if derive:
-        _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer)
+        # the whole text, skipped sections included, for therapy before the resection
+        # ("CLINICAL HISTORY: ... status post chemoradiation")
+        whole = [Unit(re.sub(r"\s+", " ", str(text)), 0, len(str(text)), "report")]
+        _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer, whole)
     stages = _stage_candidates(units, cancer)
     derived = (
         _derived_stage(facts, cancer, age) if facts.t is not None or facts.m is not None else None
@@ -1811,13 +1874,16 @@ def _derived_stage(facts: ReportFacts, cancer: str | None, age: float | None = N
     return Fact(stage, min(f.start for f in spans), max(f.end for f in spans), source, True, rule)
 
 
-def _derive_tnm(facts: ReportFacts, units: list[Unit], cancer: str | None) -> None:
+def _derive_tnm(
+    facts: ReportFacts, units: list[Unit], cancer: str | None, whole: list[Unit]
+) -> None:
     """T and N from the findings that define them, where the report states no category (a
-    stated category always wins over a derived one)."""
+    stated category always wins over a derived one). ``whole``: the report's whole text, read
+    only for therapy before the resection (ypT)."""
     from kemm.knowledge.ajcc import SUPPORTED_CANCERS
 
     if facts.t is None:
-        found = derive_t(units, facts.size_cm, cancer)
+        found = derive_t(units, facts.size_cm, cancer, whole)
         if found is not None:
             facts.t = Fact(found.value, found.start, found.end, found.source, True, found.rule)
     if facts.n is None:
