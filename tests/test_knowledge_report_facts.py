@@ -77,8 +77,10 @@ REAL_CASES = {
     # microscopic "in six lymph nodes" restates the diagnosis' "(0/6)"; "level 10 lymph nodes"
     # names a station, not ten nodes
     "TCGA-44-3919": ("luad", {"n": "N0", "nodes_positive": 0, "nodes_examined": 27}),
-    # "Histologic grade: 3 (FIGO 3)" is the FIGO grade; no stage group is stated
-    "TCGA-AJ-A3OL": ("ucec", {"grade": "G3", "stage": "IIIA"}),
+    # "Histologic grade: 3 (FIGO 3)" is the FIGO grade; no stage group is stated, and none is
+    # derived from T3a N0: "Peritoneal implants, biopsy: Poorly differentiated carcinoma" may be
+    # intraperitoneal disease (M1, IVB), which the TNM read does not give
+    "TCGA-AJ-A3OL": ("ucec", {"grade": "G3", "stage": None}),
     # a synoptic laid out in two columns: 9 labels, then their 9 values ("Margins:Solitary"
     # holds the last label and the first value); "Sarcomatoid features" is not a sarcoma;
     # "Fuhrman nuclear grade It" (OCR) gives no grade
@@ -801,6 +803,8 @@ NODE_COHORT_CASES = [
     ('luad', 'The pathology report indicates that four lymph nodes from both #7 and #11R excisions are negative for metastatic carcinoma, as well as fourteen lymph nodes from the 4R excision.', 0, 18),  # TCGA-95-7948
     # a bracketed OCR-cut fraction restates the count before it
     ('ucec', 'DIAGNOSIS:\nSolitary benign regional lymph node (011).\n', 0, 1),  # TCGA-AJ-A2QN
+    # the fractions of one statement add up
+    ('brca', 'The pathology report indicates that the left axillary sentinel lymph node and the left axillary contents show no evidence of metastasis, with 0 out of 1 and 0 out of 7 lymph nodes affected, respectively.', 0, 8),  # TCGA-A7-A56D
     # a last statement that sums the parts is their summary
     ('ucec', 'DIAGNOSIS:\n4) Left external lymph nodes; two lymph nodes negative for carcinoma.\n5) Left internal iliac lymph nodes; four lymph nodes negative for carcinoma.\n6) Left obturator lymph nodes; two lymph nodes negative for carcinoma.\n7) Left common iliac lymph nodes; one lymph node negative for carcinoma.\n-Nine lymph nodes all negative for carcinoma.\n', 0, 9),  # TCGA-AX-A1C7
 ]  # fmt: skip

@@ -117,7 +117,8 @@ _NEGATED_BEFORE_RE = re.compile(
     re.I,
 )
 _NEGATED_AFTER_RE = re.compile(
-    r"^[^.;]{0,45}?\b(?:not\s+(?:identified|involved|invaded|present|seen|applicable)|"
+    r"^[^.;]{0,45}?\b(?:not\s+(?:identified|involved|invaded|present|seen|applicable|given|"
+    r"received|administered)|"
     r"uninvolved|negative|absent|free|spared|intact|is\s+not|are\s+not|none|no|n/a)\b",
     re.I,
 )
@@ -135,14 +136,15 @@ _UNCERTAIN_AFTER_RE = re.compile(
 # reaching or eroding a structure is not invading it
 _NEAR_BEFORE_RE = re.compile(
     r"\b(?:up\s+to|abut\w*|approach\w*|close\s+to|near|adjacent\s+to|toward\w*|within\s+\d|"
-    r"superficial(?:ly)?|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*|at\s+least|"
-    r"possibl\w*|probabl\w*|questionabl\w*|equivocal|suspicious|"
+    r"superficial(?:ly)?(?!\s+$)|erosion|erod\w*|focal(?:ly)?\s+reach\w*|reach\w*|at\s+least|"
+    r"possibl\w*|probabl\w*|questionabl\w*|equivocal|suspicious|overlying|periosteum\s+of|"
+    r"whether|cannot\s+be\s+(?:determined|assessed|evaluated)|"
     r"(?:\d\s*(?:mm|cm)\s+)?(?:from|away))\b[^.;:]{0,30}$",
     re.I,
 )
 _EXTENT_LABEL_RE = re.compile(
     r"(?:extent|depth|level)\s+of\s+(?:tumou?r\s+)?(?:invasion|extension)|tumou?r\s+extent|"
-    r"extension\s+of\s+tumou?r|microscopic\s+(?:tumou?r\s+)?extension",
+    r"extension\s+of\s+(?:invasive\s+)?tumou?r|microscopic\s+(?:tumou?r\s+)?extension",
     re.I,
 )
 
@@ -150,8 +152,17 @@ _EXTENT_LABEL_RE = re.compile(
 # an extension item ending its unit with its first value: "Direct Extension of Invasive
 # Tumor: Perivesical fat."
 _EXTENSION_ITEM_RE = re.compile(
-    r"(?:extension|extent|invasion)[^:]{0,40}:\s*[^:;]{0,40}[.]?\s*$", re.I
+    r"(?:extension|extent)[^:]{0,40}:\s*(?!(?:present|absent|not|no|none|identified|yes)\b)"
+    r"[^:;]{0,40}[.]?\s*$",
+    re.I,
 )
+_CUT_BEFORE_STRUCTURE_RE = re.compile(
+    r"\b(?:invad\w*|extend\w*|infiltrat\w*|penetrat\w*)\b[^.;:]{0,60}\b(?:into|to|through)\W*$",
+    re.I,
+)
+# a unit that can be one more value of such a list: a few words naming a structure
+_LISTED_VALUE_RE = re.compile(r"^[A-Za-z ,'-]{3,30}\.?$")
+_DENIAL_START_RE = re.compile(r"^\W*(?:no|not|none|negative|free|without|uninvolved)\b", re.I)
 
 
 # a negation's scope ends at a finite verb of its own ("Adenocarcinoma without mucinous features
@@ -163,7 +174,9 @@ _WIDE_NEGATION_RE = re.compile(
     re.I,
 )
 _FINITE_VERB_RE = re.compile(
-    r"\s\S+\s.*\b(?:invades|extends|penetrates|infiltrates|involves|is|are|was|were)\b", re.I
+    r"\s\S+\s(?:(?!\b(?:that|whether|if)\b).)*\b(?:invades|extends|penetrates|infiltrates|"
+    r"involves|is|are|was|were)\b",
+    re.I,
 )
 # what a negation after the structure is about when it names another finding: "invades the
 # liver, hepatic parenchymal margin negative", "the serosa, with no perineural invasion"
@@ -175,10 +188,21 @@ _OTHER_FINDING_RE = re.compile(
 # a clause about something other than the tumour's own spread: lymphatics, vessels, nodes,
 # glands, inflammation, an ulcer or its scar, dysplasia ("neutrophils infiltrating the lamina
 # propria", "extranodal extension into periesophageal adipose tissue")
+_NODE_CLAUSE_RE = re.compile(r"\bnodes?\b|nodal|extracapsular", re.I)
 _OTHER_SUBJECT_RE = re.compile(
-    r"\bnodes?\b|nodal|extracapsular|lymphovascular|lymphatic|vessels?\b|vascular|perineural|"
-    r"neutrophil|inflamm\w*|gastritis|ulcer\w*|scar\b|fibrosis|granulation|dysplasia|"
-    r"\bglands?\b|metasta\w*",
+    r"lymphovascular|lymphatic|vessels?\b|vascular|perineural|neutrophil|inflamm\w*|gastritis|"
+    r"\bulcer\b|scar\b|fibrosis|granulation|dysplasia|\bglands?\b|metasta\w*|adequacy|"
+    r"determin\w*",
+    re.I,
+)
+_TUMOUR_NOUN_RE = re.compile(
+    r"carcinoma|tumou?r|neoplasm|malignan\w*|cancer|sarcoma|melanoma|\bmass\b|lesion", re.I
+)
+# a layer said to be present in the specimen, not invaded ("detrusor muscle present in
+# specimen", "Muscularis propria (detrusor muscle) present")
+_PRESENT_IN_SPECIMEN_AFTER_RE = re.compile(
+    r"^\w*\s*(?:muscle\s*)?(?:\([^()]{0,30}\)\s*)?(?:is\s+)?present\b(?!\s*[:,]?\s*(?:with|and)?\s*"
+    r"(?:invad|involv|infiltrat))",
     re.I,
 )
 _OTHER_SUBJECT_AFTER_RE = re.compile(
@@ -187,9 +211,9 @@ _OTHER_SUBJECT_AFTER_RE = re.compile(
 # the structure said to be invaded after it: "Serosal involvement: Present", "Serosa: involved
 # by tumor"
 _AFFIRMED_AFTER_RE = re.compile(
-    r"^\w*\s*(?:involvement|invasion|penetration|extension)?\s*[:\-]\s*(?:present|identified|"
-    r"yes|involved|positive)\b|^\w*\s*(?:\([^()]{0,30}\)\s*)?[:\-]?\s*(?:is\s+|are\s+)?"
-    r"(?:involved|invaded|"
+    r"^\w*\s*(?:\([^()]{0,30}\)\s*)?(?:involvement|invasion|penetration|extension)\s*[:\-]\s*"
+    r"(?:present|identified|yes|involved|positive)\b|^\w*\s*(?:surface\s*)?(?:\([^()]{0,30}\)\s*)?"
+    r"[:\-]?\s*(?:is\s+|are\s+)?(?:focally\s+|extensively\s+)?(?:involved|invaded|"
     r"penetrated|infiltrated)\s+by\s+(?:the\s+)?(?:tumou?r|carcinoma|adenocarcinoma)",
     re.I,
 )
@@ -200,6 +224,8 @@ _PRESENT_AT_BEFORE_RE = re.compile(r"\bpresent\s+(?:at|on)\s+(?:the\s+)?$", re.I
 
 
 def _negated_before(before: str) -> bool:
+    if re.search(r"\bnot\s+(?:through|beyond)\s+(?:the\s+)?$", before, re.I):
+        return False  # "into but not through the muscularis propria": in it
     m = _WIDE_NEGATION_RE.search(before)
     return bool(m and not _FINITE_VERB_RE.match(m.group("scope")))
 
@@ -219,20 +245,40 @@ def _mentions(
     invaded: list[_Unit] = []
     near: list[_Unit] = []
     listed = False  # the unit continues an extension item's list of structures
-    for unit in units:
+    for index, unit in enumerate(units):
         text = unit.text
+        # "THE TUMOR INVADES THROUGH THE MUSCULARIS PROPRIA INTO. PERIVESICAL SOFT TISSUE."
+        carried = index > 0 and bool(_CUT_BEFORE_STRUCTURE_RE.search(units[index - 1].text))
         # "Direct Extension of Invasive Tumor: Perivesical fat. Prostatic stroma.": OCR cut
-        # the item's value into units of their own
-        listed = len(text) <= 40 and ":" not in text and not _INVADES_RE.search(text) and listed
+        # the item's value into units of their own (not a heading followed by its finding:
+        # "Prostate and seminal vesicles. No carcinoma identified.")
+        # (the unit's first sentence: OCR may join the next item to it, "PROSTATIC STROMA.
+        # MARGINS: UNINVOLVED")
+        first, _, rest = text.partition(". ")
+        following = rest or (units[index + 1].text if index + 1 < len(units) else "")
+        listed = (
+            listed
+            and bool(_LISTED_VALUE_RE.match(first))
+            and not _INVADES_RE.search(first)
+            and not _DENIAL_START_RE.match(following)
+        )
         for m in rx.finditer(text):
             before, after = text[max(0, m.start() - reach) : m.start()], text[m.end() :]
-            clause = re.split(r"[;.]", before)[-1]  # the verb in the structure's own clause
-            if _OTHER_SUBJECT_RE.search(clause) or _OTHER_SUBJECT_AFTER_RE.match(after):
+            # the verb in the structure's own clause ("INTO. PERIVESICAL": OCR's full stop)
+            clause = re.split(r"(?<!into)(?<!through)[;.]", before, flags=re.I)[-1]
+            if (
+                _NODE_CLAUSE_RE.search(clause)
+                or _OTHER_SUBJECT_RE.search(clause)
+                and not _TUMOUR_NOUN_RE.search(clause)
+                or _OTHER_SUBJECT_AFTER_RE.match(after)
+                or _PRESENT_IN_SPECIMEN_AFTER_RE.match(after)
+            ):
                 continue
             context = (
                 _INVADES_RE.search(clause)
                 or _EXTENT_LABEL_RE.search(text)
-                or listed
+                or (listed and m.end() <= len(first))
+                or (carried and not text[: m.start()].strip())
                 or _AFFIRMED_AFTER_RE.match(after)
                 or _PRESENT_AT_BEFORE_RE.search(clause)
                 # "serosal involvement cannot be excluded", "possible serosal penetration"
@@ -325,7 +371,7 @@ _HEAD_NECK_T4A = (
         "bone",
     ),
     (
-        r"\bdeep\s+(?:\w+\s+){0,2}muscles?\s+of\s+(?:the\s+)?tongue|extrinsic\s+(?:tongue\s+)?"
+        r"\bdeep\s+(?:(?!intrinsic)\w+\s+){0,2}muscles?\s+of\s+(?:the\s+)?tongue|extrinsic\s+(?:tongue\s+)?"
         r"muscle|genioglossus|hyoglossus|styloglossus|palatoglossus",
         "deep (extrinsic) muscle of tongue",
     ),
@@ -352,7 +398,9 @@ _AFTER_THERAPY_RE = re.compile(
     r"neo-?adjuvant|status\s+post\s+(?:chemo|radia)|post-?\s?(?:chemo|radia)\w*|tumou?r\s+bed|"
     r"residual\s+(?:invasive\s+)?(?:tumou?r|carcinoma)\s+(?:size|measur)|"
     r"(?:pre-?operative|induction)\s+(?:chemo\w*|radia\w*|therapy|treatment)|"
-    r"(?:after|following|status\s+post|s/p)\s+(?:\w+\s+){0,2}?(?:chemo\w*|radia\w*|"
+    r"(?:chemo\w*|radia\w*|therapy)(?:\s+\w+){0,2}\s+(?:prior\s+to|before)\s+(?:the\s+)?"
+    r"(?:surgery|resection|operation)|"
+    r"(?:after|following|status\s+post|s/p)\s+(?!bcg|intravesical)(?:\w+\s+){0,2}?(?:chemo\w*|radia\w*|"
     r"(?:systemic\s+)?therapy)|"
     # a checklist item with no value ("Treatment Effect: Comments:") says nothing
     r"(?:treatment\s+(?:effect|response)|(?:tumou?r\s+)?regression\s+grade)(?!\s*:\s*(?:[A-Z][a-z]+\s*)?"
@@ -361,13 +409,21 @@ _AFTER_THERAPY_RE = re.compile(
 )
 
 _BLADDER_LAYERS = (
-    ("T1", r"lamina\s+propria|sub[- ]?epithelial\s+connective\s+tissue", "lamina propria"),
+    (
+        "T1",
+        r"lamina\s+propria|muscularis\s+mucosae|sub[- ]?epithelial\s+connective\s+tissue",
+        "lamina propria",
+    ),
     ("T2", r"muscularis\s+propria|detrusor|muscle\s+propria", "muscularis propria"),
-    ("T3", r"perivesic\w+\s+(?:fat|soft\s+tissue|tissue)", "perivesical tissue"),
+    (
+        "T3",
+        r"(?:perivesic|extravesic)\w+\s+(?:fat|soft\s+tissue|tissue|adipose)",
+        "perivesical tissue",
+    ),
     (
         "T4a",
-        r"prostat\w*\s+(?:stroma|parenchyma)|\bprostate\b|seminal\s+vesicle|\buterus\b|"
-        r"\bvagina\b",
+        r"prostat\w*\s+(?:stroma|parenchyma)|\bprostate\b|seminal\s+vesicle|\buter(?:us|ine)\b|"
+        r"\bvagina\w*",
         "prostatic stroma, seminal vesicle, uterus or vagina",
     ),
 )
@@ -383,7 +439,7 @@ _COLORECTAL_LAYERS = (
     ),
     (
         "T4a",
-        r"visceral\s+peritone\w*|serosal\s+surface|(?:through|penetrat\w*)\s+(?:the\s+)?serosa",
+        r"visceral\s+peritone\w*|(?<!sub)serosal?\b|peritoneal\s+surface",
         "visceral peritoneum",
     ),
 )
@@ -443,8 +499,16 @@ _ADJACENT_ORGAN_RE = re.compile(
     r"(?:invad\w*|invasion|adheren\w*|involv\w*|extends?|extension)\s+(?:\w+\s+){0,4}"
     r"(?:(?:adjacent|other)\s+(?:organs?|structures?)|small\s+(?:bowel|intestine)|bladder|"
     r"uterus|ovar\w*|vagina|prostate|seminal|abdominal\s+wall|pelvic\s+(?:side\s?)?wall|"
+    r"(?:terminal\s+)?ileum|jejunum|omentum|"
     r"kidney|spleen|stomach|liver|pancrea\w*|duodenum|ureter|sacrum)",
     re.I,
+)
+# organs a colorectal tumour invades as T4b, named far from the verb ("invades through the
+# muscularis propria into pericolic fat and into the wall of the terminal ileum")
+_COLORECTAL_T4B = (
+    r"adjacent\s+(?:organs?|structures?)|small\s+(?:bowel|intestine)|\bileum|jejunum|"
+    r"urinary\s+bladder|\buterus|ovar\w*|vagina\w*|prostat\w*|seminal|abdominal\s+wall|"
+    r"pelvic\s+(?:side\s?)?wall|omentum|spleen|stomach|liver|pancrea\w*|duodenum|ureter|sacrum"
 )
 _BLADDER_T4B_RE = re.compile(r"pelvic\s+(?:side\s?)?wall|abdominal\s+wall", re.I)
 
@@ -461,11 +525,13 @@ def derive_t(
     size: _Finding | None,
     cancer: str | None,
     context: Sequence[_Unit] = (),
+    others: Sequence[_Unit] = (),
 ) -> Derivation | None:
     """The T category the report's findings define for ``cancer``, or None (see the module
     docstring). ``size`` is the main tumour's greatest dimension in cm with its span;
     ``context``: more text (the clinical history), read only for therapy before the
-    resection."""
+    resection; ``others``: the lines about another organ's tumour (an incidental prostate
+    cancer), never read for depth but read for structures that stop a derivation."""
     cancer = (cancer or "").lower()
     if any(_affirmed(u.text, _AFTER_THERAPY_RE) for u in (*units, *context)):
         return None  # ypT: what remains after therapy, not decided by these rules
@@ -482,21 +548,25 @@ def derive_t(
     if cancer == "hnsc":
         return _head_neck_t(units, size)
     if cancer == "blca":
-        if any(_BLADDER_T4B_RE.search(u.text) for u in units):
+        if any(_BLADDER_T4B_RE.search(u.text) for u in (*units, *others)):
             return None  # T4b, or a wall named in a way the layers cannot place
         return _deepest(units, _BLADDER_LAYERS, "bladder")
     if cancer in ("coad", "read"):
-        if any(_ADJACENT_ORGAN_RE.search(u.text) for u in units):
+        if any(_ADJACENT_ORGAN_RE.search(u.text) for u in (*units, *others)) or any(
+            _mentions((*units, *others), _COLORECTAL_T4B, reach=240)
+        ):
             return None  # T4b or adherent only: not decidable from the words
         return _deepest(units, _COLORECTAL_LAYERS, "colorectal")
     if cancer == "stad":
         # an organ named far from the verb ("invades through the muscularis propria,
         # subserosal connective tissue and serosa into the body and tail of the pancreas")
-        if any(_mentions(units, _STOMACH_T4B, reach=240)) or _no_invasive_tumour(units):
+        if any(_mentions((*units, *others), _STOMACH_T4B, reach=240)) or _no_invasive_tumour(units):
             return None  # T4b (or only reached): not decided from the layers
         return _deepest(units, _STOMACH_LAYERS, "stomach")
     if cancer == "esca":
-        if any(_mentions(units, _OESOPHAGUS_T4, reach=240)) or _no_invasive_tumour(units):
+        if any(_mentions((*units, *others), _OESOPHAGUS_T4, reach=240)) or _no_invasive_tumour(
+            units
+        ):
             return None  # T4a or T4b: not decided from the words
         return _deepest(units, _OESOPHAGUS_LAYERS, "oesophagus")
     if cancer == "thca":
@@ -714,7 +784,7 @@ def _mentions_extension(units: Sequence[_Unit]) -> tuple[_Unit | None, bool]:
         for m in _EXTRATHYROIDAL_RE.finditer(unit.text):
             before = re.split(r"[;.]", unit.text[max(0, m.start() - 60) : m.start()])[-1]
             after = unit.text[m.end() :]
-            if _OTHER_SUBJECT_RE.search(unit.text[: m.start()]):
+            if _NODE_CLAUSE_RE.search(unit.text[: m.start()]):
                 continue  # a node metastasis's extranodal extension, not the primary's
             if _UNCERTAIN_AFTER_RE.match(after) or _OPEN_RE.search(before):
                 return None, True
@@ -833,7 +903,11 @@ _NON_REGIONAL_NODES = {
 # melanoma, isolated cells or a metastasis seen on immunostains count too (N1a)
 _NODE_METASTASIS_RE = re.compile(
     r"metasta\w*|positive\s+for\s+(?:\w+\s+){0,2}(?:carcinoma|malignan\w*|melanoma)|"
-    r"involved\s+by\s+(?:\w+\s+){0,2}(?:carcinoma|melanoma)",
+    r"involved\s+by\s+(?:\w+\s+){0,2}(?:carcinoma|melanoma)|"
+    # "Lymph node, right obturator, excision: urothelial carcinoma present, with extranodal
+    # extension", "squamous cell carcinoma replacing a lymph node"
+    r"(?:carcinoma|melanoma|sarcoma)\s+(?:is\s+)?(?:present|identified|seen)\b|"
+    r"extra-?nodal\s+extension|replacing\s+(?:a\s+|the\s+)?(?:lymph\s+)?node",
     re.I,
 )
 _MELANOMA_NODE_CELLS_RE = re.compile(
@@ -844,8 +918,9 @@ _MELANOMA_NODE_CELLS_RE = re.compile(
 # "Number of metastatic nodes: 0", "... metastasis: none", "SENTINEL NODE METASTASIS:
 # NON-NEOPLASTIC ...", a label whose value is on the next line
 _ZERO_AFTER_RE = re.compile(
-    r"^\W{0,3}\(?\s*[0O]\b|^[\s:]*(?:non-?neoplastic|benign|reactive|negative)|^\s*:?\s*$", re.I
+    r"^\W{0,3}\(?\s*[0O]\b|^[\s:]*(?:non-?neoplastic|benign|reactive|negative)", re.I
 )
+_LABEL_END_RE = re.compile(r"^\s*:?\s*$")
 # "0/8 positive for metastasis", "0 OF 11 NODES ARE POSITIVE FOR METASTATIC TUMOR"
 _ZERO_BEFORE_RE = re.compile(
     r"(?:\b[0O]\s*(?:/|of\b|out\s+of\b)\s*\d+|\b(?:zero|none)\b)[^.;]{0,60}$", re.I
@@ -881,6 +956,8 @@ def _no_node_metastasis(before: str, match: re.Match[str], after: str) -> bool:
     """A count of zero, a label or legend, or a distant metastasis around a metastasis word."""
     return bool(
         _ZERO_AFTER_RE.match(after)
+        or _LABEL_END_RE.match(after)
+        and re.match(r"metasta", match.group(0), re.I)
         or _ZERO_BEFORE_RE.search(before)
         or _NODE_LABEL_BEFORE_RE.search(before)
         or _NODE_LABEL_AFTER_RE.match(after)
@@ -892,14 +969,18 @@ def _no_node_metastasis(before: str, match: re.Match[str], after: str) -> bool:
 _MATTED_RE = re.compile(r"\bmatted\b", re.I)
 _SMALL_METASTASIS_RE = re.compile(r"micro[- ]?metasta\w*|" + ISOLATED_CELLS_RE.pattern, re.I)
 _TUMOUR_DEPOSIT_RE = re.compile(
-    r"tumou?r\s+deposits?|satellite\s+nodules?|discontinuous\s+extramural\s+extension", re.I
+    r"tumou?r\s+deposits?|satellite\s+(?:tumou?r\s+)?nodules?|tumou?r\s+nodules?|"
+    r"discontinuous\s+extramural\s+extension",
+    re.I,
 )
 # melanoma N counts satellite and in-transit metastases as well as nodes (N2c)
 _MELANOMA_NON_NODAL_RE = re.compile(r"satellite|in[- ]transit", re.I)
 _DEPOSIT_ABSENT_RE = re.compile(
-    r"(?:tumou?r\s+deposits?|satellite\s+nodules?)\s*(?:\([^)]*\))?\s*[:\-]?\s*"
-    r"(?:not\s+identified|none|absent|no\b|negative|not\s+present)|"
-    r"\bno\s+(?:\w+\s+)?(?:tumou?r\s+deposits?|satellite\s+nodules?)",
+    r"(?:tumou?r\s+deposits?|satellite\s+(?:tumou?r\s+)?nodules?|tumou?r\s+nodules?)\s*"
+    r"(?:\([^)]*\))?\s*[:\-]?\s*(?:(?:are|is)\s+)?(?:not\s+identified|none|absent|no\b|negative|"
+    r"not\s+present|0\b)|discontinuous\s+extramural\s+extension\s*[:\-]?\s*(?:not\s+identified|"
+    r"none|absent|no\b|not\s+present)|\bno\s+(?:\w+\s+)?(?:tumou?r\s+deposits?|(?:satellite\s+)?"
+    r"(?:tumou?r\s+)?nodules?)",
     re.I,
 )
 

@@ -986,6 +986,13 @@ _NEXT_PART_RE = re.compile(
 )
 
 
+_FRACTION_BEFORE_RE = re.compile(
+    r"(?<![\d/.])(?P<p>\d{1,2})\s*(?:/|of|out\s+of)\s*(?P<n>\d{1,3})\s*(?:[a-z-]+\s+){0,3}?"
+    r"(?:and|&|,)\s*$",
+    re.I,
+)
+
+
 def _count(word: str) -> int:
     return 0 if word.lower() in ("no", "none", "zero", "o") else int(word)
 
@@ -1214,6 +1221,12 @@ def _node_count(text: str) -> tuple[int, int] | None:
         if not m:
             continue
         p, n = _count(m.group("p")), int(m.group("n"))
+        # "in 2 of 11 pericolic and 0 of 3 mesenteric lymph nodes": the fractions of one
+        # statement before the one that names the nodes
+        start = m.start()
+        while extra := _FRACTION_BEFORE_RE.search(text[max(0, start - 120) : start]):
+            p, n = p + int(extra.group("p")), n + int(extra.group("n"))
+            start -= len(text[max(0, start - 120) : start]) - extra.start()
         if (
             p > 0
             and ")" not in m.group(0)  # "(1/3) Three lymph nodes negative": another statement
@@ -1773,10 +1786,16 @@ def _extract_cached(
         # the whole text, skipped sections included, for therapy before the resection
         # ("CLINICAL HISTORY: ... status post chemoradiation")
         whole = [Unit(re.sub(r"\s+", " ", str(text)), 0, len(str(text)), "report")]
-        _derive_tnm(facts, [u for u in every if not _HISTORY_RE.search(u.text)], cancer, whole)
+        # depth from the cohort tumour's lines only (an incidental prostate cancer's "involving
+        # the prostate" is no bladder T4a); another organ's lines still stop a derivation
+        own = [u for u in units if not _HISTORY_RE.search(u.text)]
+        others = [u for u in every if u not in units and not _HISTORY_RE.search(u.text)]
+        _derive_tnm(facts, own, cancer, whole, others)
     stages = _stage_candidates(units, cancer)
     derived = (
-        _derived_stage(facts, cancer, age) if facts.t is not None or facts.m is not None else None
+        _derived_stage(facts, units, cancer, age)
+        if facts.t is not None or facts.m is not None
+        else None
     )
     if stages:
         value, unit = max(stages, key=lambda s: _stage_key(s[0]))
@@ -1830,6 +1849,17 @@ _SITE_STRUCTURE_AFTER_RE = re.compile(
 )
 
 
+# The cohort's own tumour named in a line about another organ, and that organ's own tumour
+# (a cystoprostatectomy's prostate holds the bladder's urothelial carcinoma or an incidental
+# prostatic adenocarcinoma)
+_OWN_TUMOUR = {
+    "blca": (
+        re.compile(r"urothelial|transitional\s+cell", re.I),
+        re.compile(r"adenocarcinoma|gleason|acinar", re.I),
+    ),
+}
+
+
 def _foreign(text: str, cancer: str | None) -> bool:
     """True for a line about a tumour of another site than the cohort's (a second specimen,
     e.g. a thymoma resected with a lung cancer): its facts are not the cohort tumour's. A site
@@ -1837,6 +1867,9 @@ def _foreign(text: str, cancer: str | None) -> bool:
     "Prostatic stroma: involved") names no other tumour."""
     if not cancer:
         return False
+    own = _OWN_TUMOUR.get(cancer.lower())
+    if own is not None and own[0].search(text) and not own[1].search(text):
+        return False  # "Prostate, excision: urothelial carcinoma involving prostatic urethra"
     for m in _foreign_re(cancer.lower()).finditer(text):
         if _INVADED_SITE_BEFORE_RE.search(text[max(0, m.start() - 40) : m.start()]):
             continue
@@ -1858,7 +1891,47 @@ def _foreign_re(cancer: str) -> re.Pattern[str]:
 _TNM_HINT_RE = re.compile(r"\b(?:y?p)[TNM]\s?[0-4xX]", re.I)
 
 
-def _derived_stage(facts: ReportFacts, cancer: str | None, age: float | None = None) -> Fact | None:
+# A distant site's specimen holding tumour ("B. Liver, segment 7, wedge resection: metastatic
+# adenocarcinoma"), or a metastasis to it named in words; not the cohort's own organ or a
+# site its staging counts as regional (the kidney's adrenal is T4, the endometrium's ovary IIIA)
+_DISTANT_SITES = {
+    "liver": r"liver|hepatic", "lung": r"lung|pulmonary", "brain": r"brain|cerebr\w*",
+    "bone": r"bone|vertebra\w*", "peritoneum": r"peritone\w*|omentum|omental",
+    "ovary": r"ovar\w*", "adrenal": r"adrenal",
+}  # fmt: skip
+_REGIONAL_SITES = {
+    "luad": {"lung"}, "lusc": {"lung"}, "meso": {"lung", "peritoneum"}, "lihc": {"liver"},
+    "chol": {"liver"}, "kirc": {"adrenal"}, "kirp": {"adrenal"}, "kich": {"adrenal"},
+    "acc": {"adrenal"}, "pcpg": {"adrenal"}, "ucec": {"ovary"}, "ov": {"ovary", "peritoneum"},
+    "stad": {"peritoneum"}, "sarc": {"bone", "peritoneum"},
+}  # fmt: skip
+
+
+@functools.cache
+def _distant_site_re(cancer: str) -> re.Pattern[str]:
+    sites = "|".join(
+        rx for site, rx in _DISTANT_SITES.items() if site not in _REGIONAL_SITES.get(cancer, ())
+    )
+    return re.compile(
+        r"^\W*(?:(?:part\s*)?[A-Z0-9]{1,2}[.):]\s*)?(?:" + sites + r")\b[^:]{0,60}[:\-]\s*"
+        r"(?P<finding>.*)$|metasta\w*\s+(?:[\w-]+\s+){0,3}(?:to|in|involving)\s+(?:the\s+)?"
+        r"(?:" + sites + r")\b",
+        re.I,
+    )
+
+
+def _distant_metastasis(text: str, cancer: str) -> bool:
+    """A unit stating a metastasis at a site distant for ``cancer`` (M1), not negated."""
+    m = _distant_site_re(cancer.lower()).search(text)
+    if m is None:
+        return False
+    finding = NEGATED_FINDING_RE.sub(" ", m.group("finding") or m.group(0))
+    return bool(re.search(r"metasta\w*|carcinoma|sarcoma|melanoma|malignan\w*", finding, re.I))
+
+
+def _derived_stage(
+    facts: ReportFacts, units: list[Unit], cancer: str | None, age: float | None = None
+) -> Fact | None:
     if not cancer:
         return None
     from kemm.knowledge.ajcc import SUPPORTED_CANCERS, stage_from_tnm, stage_rule
@@ -1868,6 +1941,12 @@ def _derived_stage(facts: ReportFacts, cancer: str | None, age: float | None = N
     stage = stage_from_tnm(cancer, facts.value("t"), facts.value("n"), facts.value("m"), age)
     if stage is None:
         return None
+    if (
+        facts.m is None
+        and not stage.startswith("IV")
+        and any(_distant_metastasis(u.text, cancer) for u in units)
+    ):
+        return None  # M1 by a metastasis in another part, which the TNM read does not give
     spans = [f for f in (facts.t, facts.n, facts.m) if f is not None]
     source = "; ".join(dict.fromkeys(f.source for f in spans))
     rule = stage_rule(cancer, [str(f.value) for f in spans], stage, age)
@@ -1875,7 +1954,11 @@ def _derived_stage(facts: ReportFacts, cancer: str | None, age: float | None = N
 
 
 def _derive_tnm(
-    facts: ReportFacts, units: list[Unit], cancer: str | None, whole: list[Unit]
+    facts: ReportFacts,
+    units: list[Unit],
+    cancer: str | None,
+    whole: list[Unit],
+    others: list[Unit],
 ) -> None:
     """T and N from the findings that define them, where the report states no category (a
     stated category always wins over a derived one). ``whole``: the report's whole text, read
@@ -1883,7 +1966,7 @@ def _derive_tnm(
     from kemm.knowledge.ajcc import SUPPORTED_CANCERS
 
     if facts.t is None:
-        found = derive_t(units, facts.size_cm, cancer, whole)
+        found = derive_t(units, facts.size_cm, cancer, whole, others)
         if found is not None:
             facts.t = Fact(found.value, found.start, found.end, found.source, True, found.rule)
     if facts.n is None:
