@@ -835,3 +835,33 @@ NODE_REVIEW_3 = [
 def test_node_review_phrasings(cancer, text, positive, examined):
     facts = extract_report_facts(text, cancer)
     assert (facts.value("nodes_positive"), facts.value("nodes_examined")) == (positive, examined)
+
+
+@pytest.mark.parametrize(
+    ("text", "cancer", "expected"),
+    [
+        # joined, the "c" is T1c's; apart, it opens the clinical M ("pN0 cM0" is N0)
+        ("DIAGNOSIS:\nPathologic stage: pT1cN0MX\n", "brca", {"t": "T1c", "n": "N0"}),
+        ("DIAGNOSIS:\nPathologic stage: pT3 pN0 cM0\n", "coad", {"t": "T3", "n": "N0"}),
+        # TCGA-BH-A0DG: an upper-case prefix and an OCR "NO"
+        ("L. PATHOLOGIC STAGE: PT2,NO, Mx.", "brca", {"t": "T2", "n": "N0"}),
+        # an M "not applicable" after the T and N denies neither (TCGA-BG-A0VT's summary)
+        ('4. "Stage": pT2, pNO, Not Applicable.', "ucec", {"t": "T2", "n": "N0", "m": None}),
+        # "prior core biopsy site" is no earlier staging (TCGA-AR-A0TX)
+        (
+            "Infiltrating ductal carcinoma, 1.5 cm, adjacent to the prior core biopsy site "
+            "(AJCC pTlc)",
+            "brca",
+            {"t": "T1c"},
+        ),
+        # a staging stated in a clause about the pretreatment stage is not this resection's
+        (
+            "Pathologic stage: ypT2 ypN0\nPretreatment EUS stage: T3N1\n",
+            "read",
+            {"t": "T2", "n": "N0"},
+        ),
+    ],
+)
+def test_stated_tnm_tokens(text, cancer, expected):
+    facts = extract_report_facts(text, cancer)
+    assert {field: facts.value(field) for field in expected} == expected

@@ -28,6 +28,7 @@ size, differentiation and histology words) lives in :mod:`kemm.knowledge.pattern
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
 import re
@@ -475,19 +476,27 @@ RECEPTOR_COLUMNS = ("er", "pr", "her2")
 _T_VALUE = r"(?:is|[0-4xX]|[lIO](?=[a-d\s,;.):/]|$|[NM]))"
 _N_VALUE = r"(?:[0-3xX]|[lIO](?=[a-c\s,;.):/(\]]|$|M|\(|mi))"
 _M_VALUE = r"(?:[01xX]|[lIO](?=[a-c\s,;.):/]|$))"
-_SUB = r"(?:\s?[a-d](?![a-z]))?(?:\s?\d(?!\d))?"
-_PRE = r"(?P<pre>y?p|y|c|r|a)"
+# (the "c" of a following "cM0" / "cN0" is no subcategory: "pN0 cM0" is N0)
+# (joined, "pT1cN0" is T1c: the clinical prefix is written apart)
+_NEXT_TOKEN = r"(?!\s[cpyCPY]{1,2}\s?[TNM]\s?[0-4xXlIOis])"
+_SUB = r"(?:" + _NEXT_TOKEN + r"\s?[a-d](?![a-z]))?(?:\s?\d(?!\d))?"
+_PRE = r"(?P<pre>[yY]?[pP]|y|c|r|a)"
 # a prefixed category: pT2a, ypN0, pT 1 b, PT3b, pMx, pN1mi
 # case-sensitive on purpose: "cm in" must not read as cM1 ("P" for "p" is a common OCR slip)
 _PREFIXED_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?P<pre>y?p|yP|P|y|c|r)\s?(?P<cat>[TNM])\s?"
-    r"(?P<val>is|[0-4xX]|[lIO](?![a-z]{2}))"
-    r"(?P<sub>\s?(?:mi|\(i[+-]\)|\(mol[+-]\)|[a-d](?![a-z]))?(?:\s?\d(?![\d.]))?)"
+    r"(?<![A-Za-z0-9])(?P<pre>y?p|[yY][pP]|P|y|c|r)\s?(?P<cat>[TNM])\s?"
+    r"(?P<val>is|a(?![A-Za-z])|[0-4xX]|[lIO](?![a-z]{2}))"
+    r"(?P<sub>\s?(?:mi|\(i[+-]\)|\(mol[+-]\)|" + _NEXT_TOKEN + r"[a-d](?![a-z]))?"
+    r"(?:\s?\d(?![\d.]))?)"
 )
 # an unprefixed run: T2N0M0, T2 N1 MX, T3a, N1, M0 (a run needs at least two categories)
 _RUN_RE = re.compile(
     r"(?<![A-Za-z0-9])(?:" + _PRE + r"\s?)?T\s?(?P<t>" + _T_VALUE + r")(?P<ts>" + _SUB + r")"
-    r"\s*[,/]?\s*(?:y?p|c)?N\s?(?P<n>" + _N_VALUE + r")(?P<ns>(?:mic?|\s?[a-c](?![a-z]))?)"
+    r"\s*[,/]?\s*(?:[yY]?[pP]|c)?N\s?(?P<n>"
+    + _N_VALUE
+    + r")(?P<ns>(?:mic?|"
+    + _NEXT_TOKEN
+    + r"\s?[a-c](?![a-z]))?)"
     r"(?:\s*[,/]?\s*(?:y?p|c)?M\s?(?P<m>" + _M_VALUE + r")(?P<ms>[a-c]?))?(?![A-Za-z0-9])",
 )
 # a labelled item: "Primary tumor (pT): T2", "Regional lymph nodes: N0", "T stage: 2"
@@ -537,6 +546,8 @@ def _norm_category(cat: str, value: str, sub: str) -> str | None:
     value = _digit(value)
     if value.upper() == "X":
         return None
+    if value.lower() == "a":
+        return "Ta" if cat == "T" else None  # non-invasive papillary carcinoma (bladder)
     sub = re.sub(r"\s", "", sub or "")
     if cat == "T":
         if value == "is":
@@ -564,13 +575,17 @@ class _Candidate:
     unit: Unit
     strength: int  # 3 a correction, 2 prefixed or run, 1 labelled
     at: int = 0  # position in the unit
+    defined: bool = False  # followed by its definition ("pN3: Metastasis in a lymph node ...")
 
 
 # An addendum's correction: "the stage is amended to pT1a from pT1b", "amended from N1 to N2",
 # "the template is revised to reflect the correct pathologic stage: pT2N1Mx"
 _CORRECTION_RE = re.compile(
     r"\b(?:amended|revised|corrected|changed)\s+(?:from\s+[^.;]{1,60}?\s+)?to\b"
-    r"(?:\s+reflect\s+the\s+correct\b)?",
+    r"(?:\s+reflect\s+the\s+correct\b)?|"
+    # "ADDENDUM: Revised pathologic stage: pT3 pN0", "the final stage is pT3 (not pT4a ...)"
+    r"\b(?:revised|corrected|amended|final)\s+(?:pathologic(?:al)?\s+)?(?:stage|staging)\s*"
+    r"(?:is|:|=)",
     re.I,
 )
 # not a correction: "has not been changed to", "would be changed to", "if amended to"
@@ -605,15 +620,108 @@ def _corrected(strength: int, text: str, at: int, correction: re.Match[str] | No
     return strength
 
 
+# A token that states no category of this tumour: an unticked option of a form ("[ ] pT1",
+# "___ pT2"), a token in a range or list ("T1-T4", "(M1, M2)"), a negated or hedged one ("not
+# pT4a", "pT4a cannot be excluded", "would require M1"), or one in a clause about clinical,
+# pretreatment or earlier staging ("Pretreatment EUS stage: T3N1", "history of ... (pT4a N2a)
+# resected in 2008", "Prior TURBT (2011) showed pT1")
+_UNTICKED_BEFORE_RE = re.compile(r"(?:\[\s*\]|_{2,}|\(\s*\))\s*$")
+# "pT4a [ ]", "pM1a: Metastasis confined to one organ or site [ ]": the box after the option
+_UNTICKED_AFTER_RE = re.compile(
+    r"^[^\[\]\n]{0,60}?\[\s*\]|^[^\n]{0,60}?specify[^:\n]{0,20}:\s*_{2,}"
+)
+_BOX_AFTER_RE = re.compile(r"^\s*[:\-]?\s*\[\s*\]")
+# the line's first box comes before its first category ("[ ] pT1 [x] pT2")
+_BOX_FIRST_RE = re.compile(
+    r"^(?:(?!(?:[yY]?[pP])?[TNM]\s?[0-4aisxX])[^\[])*(?:\[\s*[xX✓√]?\s*\]|_{2,}|_[xX]_)\s*"
+    r"(?:[yY]?[pP])?[TNM]\s?[0-4aisxX]"
+)
+_TICKED_AFTER_RE = re.compile(r"^\s*[:\-]?\s*\[\s*[xX✓√]\s*\]")
+_TICKED_BEFORE_RE = re.compile(r"(?:\[\s*[xX✓√]\s*\]|_*[xX]_+|\(\s*[xX]\s*\))\s*$")
+_RANGE_AFTER_RE = re.compile(r"^\s*(?:-|–|to|,|/|or)\s*[TNM]\s?[0-4]")
+_RANGE_BEFORE_RE = re.compile(r"[TNM]\s?[0-4][a-d]?\s*(?:-|–|to|,|or)\s*$")
+_NEGATED_TOKEN_BEFORE_RE = re.compile(
+    r"\b(?:not|no|rather\s+than|instead\s+of|would\s+(?:\w+\s+)?(?:require|be)|if|unless)\s+"
+    r"(?:as\s+)?(?:an?\s+)?$|\bnot\s+(?:\w+\s+){1,2}(?:to\s+)?$",
+    re.I,
+)
+_NEGATED_TOKEN_AFTER_RE = re.compile(
+    r"^\s*\(?\s*(?:cannot\s+be\s+(?:excluded|ruled\s+out)|is\s+not\s+(?:assigned|applicable|"
+    r"used)|not\s+(?:assigned|applicable)|would\s+(?:require|be))",
+    re.I,
+)
+_OTHER_STAGING_BEFORE_RE = re.compile(
+    r"\b(?:pre-?treatment|baseline|pre-?chemo\w*|pre-?neoadjuvant|prior\s+to\s+(?:therapy|"
+    r"treatment|chemo\w*|radia\w*|neoadjuvant)|clinical(?:ly)?|EUS|MRI|history\s+of|"
+    r"(?:prior|previous)\s+(?:\w+\s+){0,2}(?:\(\d{4}\)\s+)?(?:showed|revealed|demonstrated|was)|"
+    r"previously|resected\s+in|in\s+(?:19|20)\d\d)\b[^.;]{0,60}$",
+    re.I,
+)
+
+
+_M_NOT_ASSESSED_RE = re.compile(
+    r"(?:distant\s+metastas[ie]s|\bp?M\b)\s*(?:\(p?M\))?\s*[:\-]?\s*(?:not\s+applicable|"
+    r"cannot\s+be\s+assessed|not\s+assessed)|\bp?MX\s*(?:\[\s*[xX]\s*\]|:)",
+    re.I,
+)
+
+
+_M_LABEL_ONLY_RE = re.compile(r"^\W*distant\s+metastas[ie]s\s*(?:\(p?M\))?\s*:?\s*$", re.I)
+_NOT_ASSESSED_START_RE = re.compile(r"^\W*(?:not\s+applicable|cannot\s+be\s+assessed)", re.I)
+
+
+def _not_a_statement(text: str, start: int, end: int, prefixed: bool = True) -> bool:
+    """True for a TNM token at ``text[start:end]`` that states no category of this tumour
+    (``prefixed``: a pT/pN/pM token, never part of a range: "amended from pN1 to pN0")."""
+    before, after = text[max(0, start - 80) : start], text[end:]
+    # a form puts its boxes before its options ("[ ] pT1 [x] pT2") or after them ("pT3 [X]
+    # pT4a [ ]"): the first box of the line says which
+    if _BOX_FIRST_RE.search(text):
+        if _TICKED_BEFORE_RE.search(before):
+            return False
+    else:
+        if _TICKED_AFTER_RE.match(after):
+            return False
+        if _BOX_AFTER_RE.match(after):
+            return True
+        if _TICKED_BEFORE_RE.search(before):
+            return False
+    return bool(
+        _UNTICKED_BEFORE_RE.search(before)
+        or _UNTICKED_AFTER_RE.match(after)
+        or not prefixed
+        and (_RANGE_AFTER_RE.match(after) or _RANGE_BEFORE_RE.search(before))
+        or _NEGATED_TOKEN_BEFORE_RE.search(before[-30:])
+        or _NEGATED_TOKEN_AFTER_RE.match(after)
+        or _OTHER_STAGING_BEFORE_RE.search(before)
+    )
+
+
+def _legend_tokens(text: str) -> bool:
+    """A unit listing a form's options with their definitions ("___ pT2: Tumor invades ... _X_
+    pT3: ... ___ pT4a: ..."): three or more categories of one kind followed by ":"."""
+    counts = collections.Counter(
+        m.group(1).upper()
+        for m in re.finditer(r"\b[yY]?[pP]?([TNM])\s?[0-4a-dxXis]{1,3}\s*:", text)
+    )
+    return any(n >= 3 for n in counts.values())
+
+
 def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
     out: dict[str, list[_Candidate]] = {"T": [], "N": [], "M": []}
     for unit in units:
         text = _untangle_tnm(unit.text)
         correction = _correction_in(text)
         taken: list[tuple[int, int]] = []
+        legend = _legend_tokens(text)
         for m in _RUN_RE.finditer(text):
             prefix = (m.group("pre") or "").lower() or None
             taken.append(m.span())
+            # (a run states several categories: never one end of a range)
+            if _not_a_statement(text, m.start(), m.end()) or (
+                legend and not _TICKED_BEFORE_RE.search(text[max(0, m.start() - 10) : m.start()])
+            ):
+                continue
             strength = _corrected(2, text, m.start(), correction)
             for cat, val, sub in (("T", m.group("t"), m.group("ts")),
                                   ("N", m.group("n"), m.group("ns")),
@@ -621,7 +729,8 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
                 if val is None or strength is None:
                     continue
                 norm = None if _is_x(val) else _norm_category(cat, val, sub)
-                out[cat].append(_Candidate(norm, prefix, unit, strength, m.start()))
+                defined = bool(_TOKEN_DEFINITION_RE.match(text[m.end() :]))
+                out[cat].append(_Candidate(norm, prefix, unit, strength, m.start(), defined))
         for m in _PREFIXED_RE.finditer(text):
             if any(a <= m.start() < b for a, b in taken):
                 continue
@@ -629,20 +738,27 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
             pre = m.group("pre").lower()
             if pre == "a" or (pre == "r" and cat != "T"):
                 continue  # "aN" / "rN" are not TNM prefixes in reports
+            if _not_a_statement(text, m.start(), m.end()) or (
+                legend and not _TICKED_BEFORE_RE.search(text[max(0, m.start() - 10) : m.start()])
+            ):
+                continue
             val = m.group("val")
             # "pN" followed by a lymph-node station number is not a category (rare), but "pNO"
             # (OCR zero) is
             norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
             strength = _corrected(2, text, m.start(), correction)
             if strength is not None:
-                out[cat].append(_Candidate(norm, pre, unit, strength, m.start()))
+                defined = bool(_TOKEN_DEFINITION_RE.match(text[m.end() :]))
+                out[cat].append(_Candidate(norm, pre, unit, strength, m.start(), defined))
         if _STAGING_CONTEXT_RE.search(text):
             # a staging line ("pTNM Stage: T1b", "AJCC: T3a N0 M0"): unprefixed tokens count
             for m in _CONTEXT_TOKEN_RE.finditer(text):
                 if any(a <= m.start() < b for a, b in taken):
                     continue
                 cat = m.group("cat")
-                if any(c.unit is unit for c in out[cat]):
+                if any(c.unit is unit for c in out[cat]) or _not_a_statement(
+                    text, m.start(), m.end(), prefixed=False
+                ):
                     continue
                 val = m.group("val")
                 norm = None if _is_x(val) else _norm_category(cat, val, m.group("sub"))
@@ -660,7 +776,19 @@ def _tnm_candidates(units: list[Unit]) -> dict[str, list[_Candidate]]:
                 val = vm.group("val")
                 norm = None if _is_x(val) else _norm_category(cat, val, vm.group("sub"))
                 out[cat].append(_Candidate(norm, None, unit, 1))
+    for cat, cands in out.items():
+        # a form that prints its options with their definitions on lines of their own: only
+        # the categories stated without a definition are findings
+        if len({c.value for c in cands if c.defined}) >= 2:
+            out[cat] = [c for c in cands if not c.defined]
     return out
+
+
+_TOKEN_DEFINITION_RE = re.compile(
+    r"\s*:\s*(?:tumou?r|metasta\w*|no\s|distant|carcinoma|invades|spread|isolated|"
+    r"regional|single|multiple|ipsilateral|bilateral)",
+    re.I,
+)
 
 
 def _untangle_tnm(text: str) -> str:
@@ -684,6 +812,8 @@ def _choose(cands: list[_Candidate], order) -> _Candidate | None:
         last = max(corrections, key=lambda c: (c.unit.start, -c.at))
         return last if last.value is not None else None
     stated = [c for c in cands if c.value is not None]
+    if any(c.prefix != "c" for c in stated):
+        stated = [c for c in stated if c.prefix != "c"]  # pathologic wins over clinical
     if not stated:
         return None
     best = max(c.strength for c in stated)
@@ -713,7 +843,8 @@ _STAGE_RE = re.compile(
 # words that make "stage N" something other than the tumour's stage group
 _NOT_TUMOUR_STAGE_RE = re.compile(
     r"(?:kidney|renal|liver|heart|lung)\s+disease|\bckd\b|\besrd\b|fibrosis|cirrhosis|ishak|"
-    r"dukes|astler|clark|breslow|decubitus|pressure|ulcer|hypertension|sleep|"
+    r"dukes|astler|clark|breslow|decubitus|pressure|ulcer|hypertension|sleep|batts|ludwig|"
+    r"laennec|metavir|scheuer|\bnash\b|\bcrn\b|steatohepatitis|"
     r"\bcin\b|pelvic\s+organ|prolapse|lymphedema",
     re.I,
 )
@@ -738,6 +869,8 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
                 r"grade[^.;]{0,30}$", unit.text[: m.start()], re.I
             ):
                 continue  # "Histologic grade: 3 (FIGO 3)": the FIGO grade, not a stage
+            if re.match(r"\s*(?:would|if|requires?|is\s+not)\b", unit.text[m.end() :], re.I):
+                continue  # "stage IV would require M1": no finding
             if _DEFINITION_RE.match(unit.text[m.end() :]):
                 continue  # a staging legend ("Stage IVB: the cancer has spread ..."), not a finding
             roman = m.group("roman").upper().replace("L", "I")
@@ -1766,9 +1899,18 @@ def _extract_cached(
 ) -> ReportFacts:
     facts = ReportFacts()
     every = report_units(str(text))
-    units = [u for u in every if not _foreign(u.text, cancer)]
+    units = [
+        u for u, foreign in zip(every, _foreign_flags(every, cancer), strict=True) if not foreign
+    ]
     readable = [u for u in units if not _HISTORY_RE.search(u.text) or _TNM_HINT_RE.search(u.text)]
     cands = _tnm_candidates(readable)
+    if any(_M_NOT_ASSESSED_RE.search(u.text) for u in readable) or any(
+        _M_LABEL_ONLY_RE.match(a.text) and _NOT_ASSESSED_START_RE.match(b.text)
+        for a, b in zip(readable, readable[1:], strict=False)
+    ):
+        # "Distant Metastasis (pM): Not applicable" beside a "pM1: Distant metastasis" legend:
+        # no M1 is stated (a false M1 is the costliest error of all)
+        cands["M"] = [c for c in cands["M"] if not (c.value or "").startswith("M1")]
     for cat, attr, order in (("T", "t", _t_rank), ("N", "n", _nm_rank), ("M", "m", _nm_rank)):
         chosen = _choose(cands[cat], order)
         if chosen is not None:
@@ -1824,14 +1966,21 @@ def _extract_cached(
 _FOREIGN_TUMOUR = {
     "thymoma": r"thym(?:oma|ic|us)", "thyroid": r"thyroid(?!\s+cartilage)", "prostate": r"prostat",
     "colorectal": r"\bcolon\b|colorectal|\brect(?:um|al)\b", "liver": r"hepatocellular",
-    "bladder": r"urothelial|bladder", "melanoma": r"melanoma", "lymphoma": r"lymphoma",
-    "ovary": r"ovar(?:y|ian)", "cervix": r"cervi(?:x|cal)", "kidney": r"renal\s+cell",
+    "bladder": r"urothelial|(?<!gall)bladder", "melanoma": r"melanoma", "lymphoma": r"lymphoma",
+    # ("cervical lymph nodes", "cervical esophagus" are the neck's)
+    "ovary": r"ovar(?:y|ian)", "kidney": r"renal\s+cell",
+    "gist": r"\bGIST\b|gastrointestinal\s+stromal",
+    "neuroendocrine": r"carcinoid|(?<!large\scell\s)neuroendocrine\s+tumou?r",
+    "cervix": r"cervix|endocervi\w*|ectocervi\w*|cervical\s+(?:carcinoma|cancer|squamous|adeno\w*|"
+              r"intraepithelial|stroma|canal|os\b|biopsy|cone|conization)",
 }  # fmt: skip
 _OWN_SITES = {
     "ucec": {"ovary", "cervix"}, "kirc": {"kidney"}, "kirp": {"kidney"}, "kich": {"kidney"},
     "coad": {"colorectal"}, "read": {"colorectal"}, "blca": {"bladder"}, "prad": {"prostate"},
-    "thca": {"thyroid"}, "lihc": {"liver"}, "skcm": {"melanoma"}, "thym": {"thymoma"},
-    "ov": {"ovary"}, "cesc": {"cervix"},
+    "thca": {"thyroid"}, "lihc": {"liver"}, "skcm": {"melanoma"},
+    "ov": {"ovary"}, "cesc": {"cervix"}, "luad": {"neuroendocrine"}, "lusc": {"neuroendocrine"},
+    "paad": {"neuroendocrine"}, "pcpg": {"neuroendocrine"}, "sarc": {"gist"},
+    "thym": {"thymoma", "neuroendocrine"},
 }  # fmt: skip
 
 
@@ -1840,13 +1989,52 @@ _OWN_SITES = {
 # resected organ ("prostatic stroma", "bladder neck", "prostatic urethra"), not as a tumour's
 _INVADED_SITE_BEFORE_RE = re.compile(
     r"\b(?:invad\w*|invasion|involv\w*|extend\w*|extension|infiltrat\w*|adheren\w*|"
-    r"adherent|penetrat\w*|into)\s+(?:(?:of|to|into|the|adjacent|through)\s+)*$",
+    r"adherent|penetrat\w*|into)\s+(?:(?:of|to|into|the|adjacent|through|urinary|left|right)\s+)*$",
     re.I,
 )
 _SITE_STRUCTURE_AFTER_RE = re.compile(
     r"^\w*\s+(?:stroma|neck|wall|urethra|parenchyma|capsule|fat|soft\s+tissue|apex|base)\b",
     re.I,
 )
+
+
+def _foreign_flags(units: list[Unit], cancer: str | None) -> list[bool]:
+    """Per unit, whether it is about another organ's tumour: the unit itself, or a unit under a
+    part or title naming another tumour ("C. Thyroid, total thyroidectomy:" then "pT3 pN0";
+    "PROSTATE CANCER SYNOPTIC" then "Pathologic staging: pT3a pN0"), up to the next part or
+    title."""
+    flags, inherited = [], False
+    own = _own_site_re((cancer or "").lower())
+    for unit in units:
+        foreign = _foreign(unit.text, cancer)
+        part = _PART_LABEL_RE.match(unit.text) or _BARE_PART_RE.match(unit.text)
+        if part or _SYNOPTIC_TITLE_RE.match(unit.text):
+            # a part about another organ that does not also name the cohort's ("A. URINARY
+            # BLADDER AND PROSTATE, RADICAL CYSTOPROSTATECTOMY:" is the bladder's)
+            inherited = (
+                foreign
+                and bool(_SYNOPTIC_TITLE_RE.match(unit.text) or unit.text.rstrip().endswith(":"))
+                and not (own is not None and own.search(unit.text))
+            )
+        flags.append(foreign or inherited)
+    return flags
+
+
+_BARE_PART_RE = re.compile(r"^\W*(?:\d{1,2}|[A-H])\s*[.):]\s*$")
+# a title opening a synoptic of its own ("PROSTATE CANCER SYNOPTIC", "THYROID CHECKLIST")
+_SYNOPTIC_TITLE_RE = re.compile(
+    r"^\W*[A-Za-z ,&/()-]{2,40}\b(?:synoptic|checklist|case\s+summary|staging\s+summary)\b"
+    r"[\w ]{0,20}:?\s*$",
+    re.I,
+)
+
+
+@functools.cache
+def _own_site_re(cancer: str) -> re.Pattern[str] | None:
+    sites = _OWN_SITES.get(cancer, set())
+    if not sites:
+        return None
+    return re.compile("|".join(f"(?:{_FOREIGN_TUMOUR[site]})" for site in sites), re.I)
 
 
 # The cohort's own tumour named in a line about another organ, and that organ's own tumour
