@@ -2032,9 +2032,12 @@ _SYNOPTIC_TITLE_RE = re.compile(
 @functools.cache
 def _own_site_re(cancer: str) -> re.Pattern[str] | None:
     sites = _OWN_SITES.get(cancer, set())
-    if not sites:
-        return None
-    return re.compile("|".join(f"(?:{_FOREIGN_TUMOUR[site]})" for site in sites), re.I)
+    return re.compile(_alternation(_FOREIGN_TUMOUR, sites.__contains__), re.I) if sites else None
+
+
+def _alternation(patterns: dict[str, str], keep) -> str:
+    """One alternation of the site patterns whose names ``keep`` accepts."""
+    return "|".join(f"(?:{rx})" for site, rx in patterns.items() if keep(site))
 
 
 # The cohort's own tumour named in a line about another organ, and that organ's own tumour
@@ -2071,9 +2074,7 @@ def _foreign(text: str, cancer: str | None) -> bool:
 def _foreign_re(cancer: str) -> re.Pattern[str]:
     """One pattern for the tumour sites foreign to ``cancer``."""
     own = _OWN_SITES.get(cancer, set())
-    return re.compile(
-        "|".join(f"(?:{rx})" for site, rx in _FOREIGN_TUMOUR.items() if site not in own), re.I
-    )
+    return re.compile(_alternation(_FOREIGN_TUMOUR, lambda site: site not in own), re.I)
 
 
 _TNM_HINT_RE = re.compile(r"\b(?:y?p)[TNM]\s?[0-4xX]", re.I)
@@ -2097,9 +2098,8 @@ _REGIONAL_SITES = {
 
 @functools.cache
 def _distant_site_re(cancer: str) -> re.Pattern[str]:
-    sites = "|".join(
-        rx for site, rx in _DISTANT_SITES.items() if site not in _REGIONAL_SITES.get(cancer, ())
-    )
+    regional = _REGIONAL_SITES.get(cancer, ())
+    sites = _alternation(_DISTANT_SITES, lambda site: site not in regional)
     return re.compile(
         r"^\W*(?:(?:part\s*)?[A-Z0-9]{1,2}[.):]\s*)?(?:" + sites + r")\b[^:]{0,60}[:\-]\s*"
         r"(?P<finding>.*)$|metasta\w*\s+(?:[\w-]+\s+){0,3}(?:to|in|involving)\s+(?:the\s+)?"
