@@ -361,6 +361,22 @@ def test_mx_or_absent_m_is_read_as_m0(m: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("cancer", "t", "n", "expected"),
+    [
+        ("luad", "T1c", "N0", "IA"),  # 8th edition: T1 either way under the 7th (IA)
+        ("luad", "T1mi", "N0", "IA"),
+        ("ucec", "T1c", "N0", "I"),  # FIGO 1988 IC: 7th-edition T1a or T1b, stage I either way
+        ("ucec", "T1c", "N1", "IIIC1"),
+        ("lusc", "T2c", "N0", None),  # T2: IB or IIA, no common main group
+    ],
+)
+def test_unknown_subcategory_reads_as_its_main_category(
+    cancer: str, t: str, n: str, expected: str | None
+) -> None:
+    assert stage_from_tnm(cancer, t, n, "M0") == expected
+
+
+@pytest.mark.parametrize(
     ("cancer", "t", "n", "m"),
     [
         ("brca", "T1", "NX", "M0"),  # IA .. IIIC
@@ -372,8 +388,7 @@ def test_mx_or_absent_m_is_read_as_m0(m: str | None) -> None:
         ("brca", "garbage", "N0", "M0"),
         ("brca", "T2", "N0", "M2"),
         ("brca", "N1", "T2", "M0"),  # axes swapped
-        ("luad", "T1c", "N0", "M0"),  # 8th edition category
-        ("luad", "T1mi", "N0", "M0"),
+        ("kirc", "T1a", "N2", "M0"),  # a 6th-edition kidney N2: no 7th-edition category
         ("coad", None, None, None),
     ],
 )

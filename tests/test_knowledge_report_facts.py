@@ -77,6 +77,19 @@ REAL_CASES = {
     # microscopic "in six lymph nodes" restates the diagnosis' "(0/6)"; "level 10 lymph nodes"
     # names a station, not ten nodes
     "TCGA-44-3919": ("luad", {"n": "N0", "nodes_positive": 0, "nodes_examined": 27}),
+    # "Moderately differentiated (FIGO 2)" is the FIGO grade, not stage II; "FIGO STAGE: IC"
+    # (FIGO 1988) is the stated group
+    "TCGA-BG-A0M3": ("ucec", {"t": "T1c", "n": "N0", "stage": "IC"}),
+    # "Well differentiated(FIGO 1)" is no stage I: the group is derived from pT1b pNO
+    "TCGA-BG-A0MQ": ("ucec", {"t": "T1b", "stage": "IB"}),
+    # "poorly differentiated carcinoma FIGO 3/3" is no stage III; pTx gives no group
+    "TCGA-B5-A11E": ("ucec", {"t": None, "stage": None}),
+    # "endometrioid adenocarcinoma (FIGO 3)" is no stage III beside "FIGO STAGE GROUPING: IIB"
+    "TCGA-EY-A1G7": ("ucec", {"t": "T2b", "stage": "IIB"}),
+    # "pT1C pNO pMX" in upper case (FIGO 1988 IC): T1c, stage I by the main category T1
+    "TCGA-B5-A3FA": ("ucec", {"t": "T1c", "n": "N0", "stage": "I"}),
+    # "pT4B, NO, MX": the joined upper-case subcategory is read
+    "TCGA-GI-A2C8": ("brca", {"t": "T4b"}),
     # "Histologic grade: 3 (FIGO 3)" is the FIGO grade; no stage group is stated, and none is
     # derived from T3a N0: "Peritoneal implants, biopsy: Poorly differentiated carcinoma" may be
     # intraperitoneal disease (M1, IVB), which the TNM read does not give

@@ -17,6 +17,8 @@ Reading rules (:func:`stage_from_tnm`):
   colorectal M1 without a subcategory). No common main group (e.g. lung T2 N0: IB or IIA)
   gives ``None``.
 - MX or absent M is read as M0, as TCGA's pathologic staging did.
+- A subcategory the table does not know (an older edition's endometrial ``T1c``) reads as its
+  main category (``T1``: IA or IB, so ``'I'``).
 - Combinations the table does not stage (e.g. breast T0 N0, a 6th-edition kidney N2) give
   ``None``; so does an unparseable category, and a cell the table marks ``?`` because the
   edition groups it by more than TNM (grade for oesophagus, PSA and Gleason for prostate).
@@ -135,7 +137,12 @@ def _resolve(category: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     for end in range(len(category) - 1, 1, -1):  # finer than the table: its parent category
         if category[:end] in allowed:
             return (category[:end],)
-    return tuple(a for a in allowed if a.startswith(category))  # coarser: its subcategories
+    coarser = tuple(a for a in allowed if a.startswith(category))  # its subcategories
+    if coarser or len(category) < 3 or not category[1].isdigit():
+        return coarser
+    # a subcategory the table does not know (an older edition's endometrial T1c): the main
+    # category's, so a group is given only where the main category fixes it
+    return tuple(a for a in allowed if a.startswith(category[:2]))
 
 
 def _parse_stage(stage: str) -> tuple[str, str, str] | None:
