@@ -487,7 +487,9 @@ _PREFIXED_RE = re.compile(
     r"(?<![A-Za-z0-9])(?P<pre>y?p|[yY][pP]|P|y|c|r)\s?(?P<cat>[TNM])\s?"
     r"(?P<val>is|a(?![A-Za-z])|[0-4xX]|[lIO](?![a-z]{2}))"
     # an upper-case subcategory only joined to its digit ("PT2A"; "PT3 B. LYMPH NODES" is T3)
-    r"(?P<sub>\s?(?:mi|\(i[+-]\)|\(mol[+-]\)|" + _NEXT_TOKEN + r"[a-d](?![a-z])|"
+    r"(?P<sub>\s?(?:mi|(?<=[0-3])MI(?![A-Za-z])|\(i[+-]\)|\(mol[+-]\)|"
+    + _NEXT_TOKEN
+    + r"[a-d](?![a-z])|"
     r"(?<=[0-4])[A-D](?![A-Za-z]))?"
     r"(?:\s?\d(?![\d.]))?)"
 )
@@ -496,7 +498,7 @@ _RUN_RE = re.compile(
     r"(?<![A-Za-z0-9])(?:" + _PRE + r"\s?)?T\s?(?P<t>" + _T_VALUE + r")(?P<ts>" + _SUB + r")"
     r"\s*[,/]?\s*(?:[yY]?[pP]|c)?N\s?(?P<n>"
     + _N_VALUE
-    + r")(?P<ns>(?:mic?|"
+    + r")(?P<ns>(?:(?i:mic?)|"
     + _NEXT_TOKEN
     + r"\s?[a-c](?![a-z]))?)"
     r"(?:\s*[,/]?\s*(?:y?p|c)?M\s?(?P<m>" + _M_VALUE + r")(?P<ms>[a-c]?))?(?![A-Za-z0-9])",
@@ -867,13 +869,14 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
                 continue
             if re.search(r"(?<![A-Za-z])(?:y?p|c)?\s?[TNM][\s-]*$", unit.text[: m.start()]):
                 continue  # "N stage: 1", "pT stage: 2" state a category, not a stage group
-            if m.group("label").lower() == "figo" and (
+            if m.group("label").lower() == "figo" and not m.group("sub") and (
                 m.group("roman").isdigit()
                 or re.search(r"grade[^.;]{0,30}$|differentiat\w*\W{0,5}$",
                              unit.text[: m.start()], re.I)
             ):  # fmt: skip
                 # "Histologic grade: 3 (FIGO 3)", "Moderately differentiated (FIGO 2)", "FIGO
-                # 3/3": the FIGO grade; a bare "FIGO" names a stage in Roman numerals only
+                # 3/3": the FIGO grade; a stage has a Roman numeral or a subgroup ("FIGO 1A",
+                # "moderately differentiated, FIGO IB")
                 continue
             if re.match(r"\s*(?:would|if|requires?|is\s+not)\b", unit.text[m.end() :], re.I):
                 continue  # "stage IV would require M1": no finding
@@ -1998,10 +2001,13 @@ _INVADED_SITE_BEFORE_RE = re.compile(
     r"adherent|penetrat\w*|into)\s+(?:(?:of|to|into|the|adjacent|through|urinary|left|right)\s+)*$",
     re.I,
 )
-# the cohort's tumour reaching another organ, which names no tumour of that organ
+# another organ reached by the cohort's tumour ("Thyroid gland: involved by squamous cell
+# carcinoma (direct extension)"); not another organ's tumour that directly invades a third
+# ("Prostate: adenocarcinoma directly invading the seminal vesicles (pT3b)")
 _DIRECT_EXTENSION_RE = re.compile(
-    r"\bdirect(?:ly)?\s+(?:extension|spread|invasion|invad\w*|involv\w*|extend\w*)|"
-    r"\b(?:by|with)\s+contiguous\s+(?:extension|spread)",
+    r"\bby\s+(?:direct|contiguous)\s+(?:extension|spread|invasion)|"
+    r"\(\s*(?:direct|contiguous)\s+(?:extension|spread|invasion)\s*\)|"
+    r"\b(?:direct|contiguous)\s+(?:extension|spread)\s+(?:of|from)\b",
     re.I,
 )
 _SITE_STRUCTURE_AFTER_RE = re.compile(
@@ -2011,60 +2017,35 @@ _SITE_STRUCTURE_AFTER_RE = re.compile(
 
 
 def _foreign_flags(units: list[Unit], cancer: str | None) -> list[bool]:
-    """Per unit, whether it is about another organ's tumour: the unit itself; a unit under a
+    """Per unit, whether it is about another organ's tumour: the unit itself, or a unit under a
     part or title naming another tumour ("C. Thyroid, total thyroidectomy:" then "pT3 pN0";
-    "PROSTATE CANCER SYNOPTIC" or "PROSTATE GLAND: RADICAL PROSTATECTOMY" then "Pathologic
-    staging: pT3a pN0"), up to the next part or title, unless it names the cohort's own tumour;
-    or a bare staging unit ("PT2A.") after another tumour's unit in the same section with no
-    unit naming the cohort's site between them."""
-    flags, inherited, after_foreign, section = [], False, False, None
-    key = (cancer or "").lower()
-    own = _own_site_re(key)
-    own_tumour = _OWN_TUMOUR.get(key)
+    "PROSTATE CANCER SYNOPTIC", alone or joined to its first line, then "Pathologic staging:
+    pT3a pN0"), up to the next part or title."""
+    flags, inherited = [], False
+    own = _own_site_re((cancer or "").lower())
     for unit in units:
-        text = unit.text
-        foreign = _foreign(text, cancer)
-        names_own = own is not None and bool(own.search(text))
-        own_only = (
-            own_tumour is not None and bool(own_tumour[0].search(text))
-            and not own_tumour[1].search(text)
-        )  # fmt: skip
-        part = _PART_LABEL_RE.match(text) or _BARE_PART_RE.match(text)
-        title = _SYNOPTIC_TITLE_RE.match(text) or _SPECIMEN_TITLE_RE.match(text)
+        foreign = _foreign(unit.text, cancer)
+        part = _PART_LABEL_RE.match(unit.text) or _BARE_PART_RE.match(unit.text)
+        title = _SYNOPTIC_TITLE_RE.match(unit.text)
         if part or title:
             # a part about another organ that does not also name the cohort's ("A. URINARY
             # BLADDER AND PROSTATE, RADICAL CYSTOPROSTATECTOMY:" is the bladder's)
             inherited = (
-                foreign and bool(title or text.rstrip().endswith(":")) and not names_own
-            )  # fmt: skip
-        if part or title or unit.section != section or (names_own and not foreign):
-            after_foreign = False
-        section = unit.section
-        bare_staging = after_foreign and bool(_BARE_STAGING_RE.search(text))
-        flags.append(foreign or bare_staging or (inherited and not own_only))
-        after_foreign = after_foreign or foreign
+                foreign
+                and bool(title or unit.text.rstrip().endswith(":"))
+                and not (own is not None and own.search(unit.text))
+            )
+        flags.append(foreign or inherited)
     return flags
 
 
 _BARE_PART_RE = re.compile(r"^\W*(?:\d{1,2}|[A-H])\s*[.):]\s*$")
 # a title opening a synoptic of its own ("PROSTATE CANCER SYNOPTIC", "THYROID CHECKLIST"),
-# alone or joined to the first line it labels
+# alone or joined to the first line it labels ("PROSTATE CANCER SYNOPTIC Histologic type: ...")
 _SYNOPTIC_TITLE_RE = re.compile(
     r"^\W*[A-Za-z ,&/()-]{2,40}\b(?:synoptic|checklist|case\s+summary|staging\s+summary)\b"
-    r"(?:[\w ]{0,20}:?\s*$|\s+(?=[A-Z]))",
+    r"(?:[\w ]{0,20}:?\s*$|\s+(?=[A-Z][a-z]+(?:\s+[a-z]+)?\s*:))",
     re.I,
-)
-# a specimen title naming an organ and a procedure, no finding ("PROSTATE GLAND: RADICAL
-# PROSTATECTOMY")
-_SPECIMEN_TITLE_RE = re.compile(
-    r"^\W*[A-Za-z ,()/-]{2,40}:\s*[A-Za-z ,()/-]{0,40}?\b(?:\w+ectomy|resection|excision|"
-    r"biops(?:y|ies))\b[A-Za-z ,()/-]{0,30}:?\s*$",
-    re.I,
-)
-# a unit that is, or ends in a sentence that is, nothing but TNM tokens ("PT2A.", "pT3a pN0
-# MX", "SEMINAL VESICLE INVASION NOT IDENTIFIED. PT2A.")
-_BARE_STAGING_RE = re.compile(
-    r"(?:^|[.;]\s+)\W*(?:y?p?[TNM](?:[0-4]|is|x)[a-d]?\d?\W*){1,3}$", re.I
 )
 
 
@@ -2100,7 +2081,7 @@ def _foreign(text: str, cancer: str | None) -> bool:
     own = _OWN_TUMOUR.get(cancer.lower())
     if own is not None and own[0].search(text) and not own[1].search(text):
         return False  # "Prostate, excision: urothelial carcinoma involving prostatic urethra"
-    if _DIRECT_EXTENSION_RE.search(text):
+    if _DIRECT_EXTENSION_RE.search(text) and not _TNM_HINT_RE.search(text):
         return False  # "Thyroid gland: involved by squamous cell carcinoma (direct extension)"
     for m in _foreign_re(cancer.lower()).finditer(text):
         if _INVADED_SITE_BEFORE_RE.search(text[max(0, m.start() - 40) : m.start()]):
