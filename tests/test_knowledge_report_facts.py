@@ -90,6 +90,23 @@ REAL_CASES = {
     "TCGA-B5-A3FA": ("ucec", {"t": "T1c", "n": "N0", "stage": "I"}),
     # "pT4B, NO, MX": the joined upper-case subcategory is read
     "TCGA-GI-A2C8": ("brca", {"t": "T4b"}),
+    # "T4B, N2a, MX, STAGE GROUPING IIIB": an upper-case subcategory inside a run
+    "TCGA-A2-A0YT": ("brca", {"t": "T4b", "n": "N2a", "stage": "IIIB"}),
+    # "AJCC. stage T1C N1a Mx": T1c N1a, stage IIA derived
+    "TCGA-BH-A1F0": ("brca", {"t": "T1c", "n": "N1a", "stage": "IIA"}),
+    # "Lymph node status: - Number of positive lymph nodes: 1. - Total number sampled: 23": the
+    # checklist's totals (the parts had added up to 21)
+    "TCGA-A1-A0SI": ("brca", {"nodes_positive": 1, "nodes_examined": 23}),
+    # "Regional Lymph Nodes: Number examined: 25. Number involved: 1", not the parts (2 of 29)
+    # summed over the diagnosis and a "Previously reported as:" restatement
+    "TCGA-EW-A1PG": ("brca", {"nodes_positive": 1, "nodes_examined": 25}),
+    # "Total lymph nodes: 11 (including 2 sentinel nodes). Lymph nodes positive: 3"
+    "TCGA-A7-A13F": ("brca", {"nodes_positive": 3, "nodes_examined": 11, "n": "N1a"}),
+    # "REGIONAL LYMPH NODES. NUMBER EXAMINED: 7. NUMBER INVOLVED: 1"
+    "TCGA-53-7626": ("luad", {"nodes_examined": 7}),
+    # "Regional Lymph Nodes: Number involved: 1" beside benign parts adding up to 0 of 4: the
+    # parts missed the positive node's specimen, so 4 is not the number examined
+    "TCGA-55-6979": ("luad", {"nodes_positive": 1, "nodes_examined": None, "n": "N1"}),
     # "Histologic grade: 3 (FIGO 3)" is the FIGO grade; no stage group is stated, and none is
     # derived from T3a N0: "Peritoneal implants, biopsy: Poorly differentiated carcinoma" may be
     # intraperitoneal disease (M1, IVB), which the TNM read does not give

@@ -41,6 +41,7 @@ __all__ = [
     "stage_from_tnm",
     "stage_rank",
     "stage_rule",
+    "table_names",
     "years",
 ]
 
@@ -218,6 +219,11 @@ def _tables_of(cancer: str | None) -> tuple[_Table, ...]:
     if not cancer:
         return ()
     return _TABLES.get(str(cancer).strip().lower().removeprefix("tcga-"), ())
+
+
+def table_names(cancer: str | None) -> tuple[str, ...]:
+    """The names of a cancer's AJCC tables (``("colorectum",)``; empty where it has none)."""
+    return tuple(table.name for table in _tables_of(cancer))
 
 
 def depends_on_age(cancer: str | None) -> bool:

@@ -24,6 +24,7 @@ class CancerType:
     name: str
     rules: str  # the code kemm's report rules and AJCC tables are keyed by, lower case
     oncotree: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()  # a combined cohort's projects' rules codes ("stad", "esca")
 
 
 # code: (name, OncoTree codes, rules code). Rules code: the project's own, or the project whose
@@ -94,7 +95,8 @@ def _cancer(code: str) -> CancerType:
     if code in _COMBINED:
         name, parts = _COMBINED[code]
         oncotree = tuple(o for part in parts for o in _PROJECTS[part][1])
-        return CancerType(code, name, _PROJECTS[parts[0]][2], oncotree)
+        rules = tuple(_PROJECTS[part][2] for part in parts)
+        return CancerType(code, name, rules[0], oncotree, rules)
     name, oncotree, rules = _PROJECTS[code]
     return CancerType(code, name, rules, oncotree)
 

@@ -493,15 +493,19 @@ _PREFIXED_RE = re.compile(
     r"(?<=[0-4])[A-D](?![A-Za-z]))?"
     r"(?:\s?\d(?![\d.]))?)"
 )
-# an unprefixed run: T2N0M0, T2 N1 MX, T3a, N1, M0 (a run needs at least two categories)
+# an unprefixed run: T2N0M0, T2 N1 MX, T3a, N1, M0 (a run needs at least two categories);
+# an upper-case subcategory joined to its digit is read inside a run ("PT2AN0", "YPT3N1B")
 _RUN_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:" + _PRE + r"\s?)?T\s?(?P<t>" + _T_VALUE + r")(?P<ts>" + _SUB + r")"
-    r"\s*[,/]?\s*(?:[yY]?[pP]|c)?N\s?(?P<n>"
+    r"(?<![A-Za-z0-9])(?:" + _PRE + r"\s?)?T\s?(?P<t>" + _T_VALUE + r")"
+    # (a joined upper-case "C" before N or M is the clinical prefix: "PT2CN0", "PT3N0CMX")
+    r"(?P<ts>(?<=[0-4])(?:[ABD]|C(?![NM]))|" + _SUB + r")"
+    r"\s*[,/]?\s*(?:[yY]?[pP]|[cC])?N\s?(?P<n>"
     + _N_VALUE
-    + r")(?P<ns>(?:(?i:mic?)|"
+    + r")(?P<ns>(?:(?i:mic?)|(?<=[0-3])(?:[AB]|C(?!M))(?![a-z])|"
     + _NEXT_TOKEN
     + r"\s?[a-c](?![a-z]))?)"
-    r"(?:\s*[,/]?\s*(?:y?p|c)?M\s?(?P<m>" + _M_VALUE + r")(?P<ms>[a-c]?))?(?![A-Za-z0-9])",
+    r"(?:\s*[,/]?\s*(?:y?[pP]|[cC])?M\s?(?P<m>" + _M_VALUE + r")(?P<ms>[a-c]?|(?<=1)[A-C]))?"
+    r"(?![A-Za-z0-9])",
 )
 # a labelled item: "Primary tumor (pT): T2", "Regional lymph nodes: N0", "T stage: 2"
 _LABELLED_RE = {
@@ -841,7 +845,8 @@ _STAGE_RE = re.compile(
     r"(?<![A-Za-z])(?P<label>(?:(?:ajcc|pathologic(?:al)?|figo|tnm|anatomic|overall|prognostic)\s+)*"
     r"(?:stage(?:\s+group(?:ing)?)?|figo))\s*(?:\((?:ajcc|figo|p?tnm)[^)]{0,20}\)\s*)?"
     r"(?:(?:is|:|-|=)\s*)*(?:stage\s*)?(?P<roman>IV|I{1,3}|[1-4]|[lI]{1,3}V?)"
-    r"(?P<sub>[ABC][12]?)?(?![A-Za-z0-9])",
+    # ("IIIA/B", "III-A/B": either subgroup, so the main group only)
+    r"(?:-?(?P<sub>[ABC][12]?)(?!/)|-?[ABC][12]?/[ABC][12]?)?(?![A-Za-z0-9])",
     re.I,
 )
 # words that make "stage N" something other than the tumour's stage group
@@ -854,10 +859,26 @@ _NOT_TUMOUR_STAGE_RE = re.compile(
 )
 
 
+# a stage of the past, or of before treatment, or a suspected one: what a system-named stage
+# beside a Dukes stage or "clinical" may still be ("a prior rectal adenocarcinoma (modified
+# Dukes C2, AJCC stage IIIC) resected in 2006", "Pre-treatment stage (AJCC): III (Astler-Coller
+# C2)", "Clinically suspected FIGO stage IIB")
+_PAST_STAGE_RE = re.compile(
+    r"\b(?:prior|previous(?:ly)?|remote|former(?:ly)?|earlier|original(?:ly)?|initial(?:ly)?|"
+    r"pre-?treatment|pre-?operative|recurr\w*|suspect\w*|presum\w*|possibl\w*|probabl\w*|"
+    r"likely|resected|treated|diagnosed)\b|\b(?:in|of)\s+(?:19|20)\d\d\b",
+    re.I,
+)
+# cancers whose FIGO stage is assigned clinically (cervix): "FIGO stage IB1 (clinical)" is the
+# stage TCGA records, not a history
+_CLINICAL_FIGO = frozenset({"cesc"})
+
+
 def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, Unit]]:
     """Stated stage groups; where an addendum corrects the stage ("FIGO stage IIIA has been
     changed to FIGO stage IA"), only the last correction."""
     out, corrections = [], []
+    clinical_figo = (cancer or "").lower() in _CLINICAL_FIGO
     for unit in units:
         correction = _correction_in(unit.text)
         for m in _STAGE_RE.finditer(unit.text):
@@ -865,8 +886,18 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
             if strength is None:
                 continue  # the group a correction replaces
             window = unit.text[max(0, m.start() - 40) : m.end() + 40]
-            if _NOT_TUMOUR_STAGE_RE.search(window) or _HISTORY_RE.search(unit.text):
+            # a stage named by its system ("(AJCC stage IIIB)" after "Modified Dukes stage C1",
+            # "FIGO stage IB1" beside "arising in CIN III") is the tumour's
+            system = re.search(r"ajcc|figo|tnm", m.group(0), re.I) and not _PAST_STAGE_RE.search(
+                unit.text
+            )
+            if not system and _NOT_TUMOUR_STAGE_RE.search(window):
                 continue
+            if any(
+                not (clinical_figo and system and h.group(0).lower() == "clinical")
+                for h in _HISTORY_RE.finditer(unit.text)
+            ):
+                continue  # history or suspicion; a cervix's FIGO stage is clinical by definition
             if re.search(r"(?<![A-Za-z])(?:y?p|c)?\s?[TNM][\s-]*$", unit.text[: m.start()]):
                 continue  # "N stage: 1", "pT stage: 2" state a category, not a stage group
             if m.group("label").lower() == "figo" and not m.group("sub") and (
@@ -878,6 +909,9 @@ def _stage_candidates(units: list[Unit], cancer: str | None) -> list[tuple[str, 
                 # 3/3": the FIGO grade; a stage has a Roman numeral or a subgroup ("FIGO 1A",
                 # "moderately differentiated, FIGO IB")
                 continue
+            if re.match(r"\s*(?:-|to|or|/)\s*(?:IV|I{1,3}|[1-4])(?![A-Za-z0-9])",
+                        unit.text[m.end() :], re.I):  # fmt: skip
+                continue  # a range of stages ("stage II-III", "stage II or III"): none
             if re.match(r"\s*(?:would|if|requires?|is\s+not)\b", unit.text[m.end() :], re.I):
                 continue  # "stage IV would require M1": no finding
             if _DEFINITION_RE.match(unit.text[m.end() :]):
@@ -1007,7 +1041,10 @@ _NODE_PATTERNS = (
 _NODES_EXAMINED_RE = re.compile(
     r"(?:number\s+of\s+)?(?:lymph\s+)?nodes?\s+(?:examined|recovered|retrieved|identified|"
     r"submitted|sampled)(?:\s*\([^)]{0,60}\))?\s*(?:[:=]|\bis\b)?\s*(?P<n>\d{1,3})\b|(?P<n2>\d{1,3})\s+"
-    r"(?:lymph\s+)?nodes?\s+(?:were\s+)?(?:examined|recovered|retrieved|identified)",
+    r"(?:lymph\s+)?nodes?\s+(?:were\s+)?(?:examined|recovered|retrieved|identified)|"
+    # "Total lymph nodes: 11 (including 2 sentinel nodes)", not "Total lymph nodes: 3/11"
+    r"\btotal\s+(?:number\s+of\s+)?lymph\s+nodes?\s*[:=]\s*(?P<n3>\d{1,3})"
+    r"(?=\s*(?:$|[.;]|,\s*(?!\d)|\(including\b))",
     re.I,
 )
 _NODES_POSITIVE_RE = re.compile(
@@ -1111,6 +1148,60 @@ _NODE_GROUP_RE = re.compile(
 )
 # The first line of a synoptic item's label wrapped onto two ("Number of pelvic lymph").
 _WRAPPED_LABEL_RE = re.compile(r"^\s*number\s+of\s+[a-z -]+$", re.I)
+# A checklist's node items without the word "nodes" ("Regional Lymph Nodes" / "Number examined:
+# 18" / "Number involved: 0"): read as node items only right under a lymph-node heading or
+# another such item.
+_BARE_NODE_ITEM_RE = re.compile(
+    r"(?<![A-Za-z])number\s+(?=(?P<kind>examined|involved|positive|sampled|retrieved|recovered)"
+    r"\s*[:=])",
+    re.I,
+)
+_NODE_HEADING_RE = re.compile(r"(?:regional\s+)?lymph\s+nodes?\W*$", re.I)
+_BARE_POSITIVE = ("involved", "positive")
+
+
+def _bare_node_kinds(units: list[Unit]) -> set[str]:
+    """The kinds of bare node item ("examined", "positive") a report states once and nowhere
+    else: several bare items of a kind may be groups the item does not name ("Sentinel: Number
+    examined: 2", "Number examined: 12 (pelvic)"), or another item may state the count, so
+    they are read only where one item alone says it."""
+    counts = collections.Counter(
+        "positive" if m.group("kind").lower() in _BARE_POSITIVE else "examined"
+        for unit in units
+        for m in _BARE_NODE_ITEM_RE.finditer(unit.text)
+    )
+    return {
+        kind
+        for kind, count in counts.items()
+        if count == 1
+        and not any(
+            (_NODES_POSITIVE_RE if kind == "positive" else _NODES_EXAMINED_RE).search(unit.text)
+            for unit in units
+        )
+    }
+
+
+def _bare_node_items(text: str, heading: bool, kinds: set[str]) -> str | None:
+    """``text`` with its bare node items of ``kinds`` named as such ("Number examined: 18" ->
+    "Number of lymph nodes examined: 18") where ``heading`` (the unit before is a lymph-node
+    heading or a node-count item) or the unit itself opens with the heading; else None."""
+    m = _BARE_NODE_ITEM_RE.search(text)
+    if m is None or not (heading or _NODE_HEADING_RE.search(text[: m.start()])):
+        return None
+    if not heading and text[: m.start()].strip(" \t:.-").lower() not in (
+        "lymph nodes", "lymph node", "regional lymph nodes", "regional lymph node",
+    ):  # fmt: skip
+        return None
+    named = _BARE_NODE_ITEM_RE.sub(
+        lambda b: (
+            "number of lymph nodes "
+            if ("positive" if b.group("kind").lower() in _BARE_POSITIVE else "examined") in kinds
+            else b.group(0)
+        ),
+        text,
+    )
+    return named if named != text else None
+
 
 # The label of a specimen part ("PART 4:", "B.", "SPECIMEN C -") opening a unit.
 _PART_LABEL_RE = re.compile(
@@ -1157,6 +1248,8 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
     uncounted = False  # a positive statement the rules could not count
     part_label = ""
     previous: Unit | None = None
+    node_heading = False  # the unit before is a lymph-node heading or a node-count item
+    bare_kinds = _bare_node_kinds(units)
     for unit in units:
         text, before_unit = unit.text, previous
         before = before_unit.text if before_unit is not None else ""
@@ -1164,12 +1257,22 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
         label = _PART_LABEL_RE.match(text)
         if label:
             part_label = (label.group("a") or label.group("b")).upper()
+        named = _bare_node_items(text, node_heading, bare_kinds)
+        text = named or text
+        node_heading = bool(
+            _NODE_HEADING_RE.fullmatch(text.strip())
+            or _NODES_EXAMINED_RE.search(text)
+            or _NODES_POSITIVE_RE.search(text)
+        )
         if _HISTORY_RE.search(text) or not re.search(r"node|\bLN", text, re.I):
             continue
         for rx, found in ((_NODES_EXAMINED_RE, examined), (_NODES_POSITIVE_RE, positive)):
             m = rx.search(text)
             if m:
-                value = m.group("p") if "p" in rx.groupindex else m.group("n") or m.group("n2")
+                value = (
+                    m.group("p") if "p" in rx.groupindex
+                    else m.group("n") or m.group("n2") or m.group("n3")
+                )  # fmt: skip
                 # the group is named before the match's "nodes" ("Number of para-aortic lymph
                 # nodes examined" matches from "lymph"), or on the line before when the item's
                 # label is wrapped ("Number of para-aortic" / "lymph nodes examined: 6")
@@ -1229,9 +1332,13 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
                 pos, exam = p, n
         first = parts[0][3]
         source = "; ".join(dict.fromkeys(u.text for *_, u in parts))
+        # a stated positive count fills the number examined from the parts only where their
+        # positive nodes add up to it ("Number involved: 1" beside parts summing 0 of 4: the
+        # parts missed the positive node's specimen, so 4 is not the number examined)
         if totals_pos is None:
             totals_pos = Fact(pos, first.start, parts[-1][3].end, source)
-        if totals_exam is None:
+        grouped = any(group for _, group, _ in positive)  # "sentinel nodes positive: 1"
+        if totals_exam is None and (grouped or int(totals_pos.value) == pos):
             totals_exam = Fact(exam, first.start, parts[-1][3].end, source)
     if (
         totals_pos is not None
@@ -1883,13 +1990,16 @@ def extract_report_facts(
 ) -> ReportFacts:
     """The typed fact record of one report (see the module docstring for the reading rules).
 
-    ``cancer`` (TCGA study code, e.g. ``"kirc"``) selects the grade scale and the AJCC 7th
+    ``cancer`` (any name :func:`kemm.knowledge.cancers.resolve_cancer_code` accepts: a TCGA
+    code such as ``"kirc"`` or ``"COADREAD"``, an OncoTree code, a common name; an unknown one
+    raises :class:`~kemm.errors.ConfigError`) selects the grade scale and the AJCC 7th
     edition table used to derive a stage group from TNM when no group is stated. ``age`` (years
     at diagnosis) picks the table where the groups depend on it (thyroid); without it such a
     stage is derived only where every age band gives the same group. ``derive=False`` leaves
     T and N that the report does not state empty (no derivation from size, depth or node
     counts; a stage is still derived from stated TNM).
     """
+    cancer = _rules_code(cancer)
     if not text or not str(text).strip():
         return ReportFacts()
     from kemm.knowledge.ajcc import depends_on_age, years
@@ -1898,6 +2008,28 @@ def extract_report_facts(
     age = years(age) if depends_on_age(cancer) else None
     # a fresh copy each call: callers may fill or merge the record they get
     return copy.deepcopy(_extract_cached(str(text), cancer, age, derive))
+
+
+@functools.lru_cache(maxsize=256)
+def _rules_code(cancer: str | None) -> str | None:
+    """The code the rules are keyed by for any name of a cancer ("COADREAD", "kidney", "IDC"
+    -> "coad", "kirc", "brca"); an unknown name is the resolver's one-line error, never a
+    record silently read without its cancer's rules."""
+    from kemm.errors import ConfigError
+    from kemm.knowledge.ajcc import table_names
+    from kemm.knowledge.cancers import resolve_cancer_code
+
+    if cancer is None or not str(cancer).strip():
+        return None
+    found = resolve_cancer_code(cancer)
+    tables = {part: table_names(part) for part in found.parts}
+    if len(set(tables.values())) > 1:
+        raise ConfigError(
+            f"cancer {cancer!r} combines projects staged by different AJCC tables ("
+            + ", ".join(f"{part.upper()}: {' / '.join(t) or 'none'}" for part, t in tables.items())
+            + "): give each report its own project's code"
+        )
+    return found.rules
 
 
 # One run reads each report several times (covariates, statements, grounding) and a benchmark
