@@ -1157,7 +1157,11 @@ _BARE_NODE_ITEM_RE = re.compile(
     re.I,
 )
 _NODE_HEADING_RE = re.compile(r"(?:regional\s+)?lymph\s+nodes?\W*$", re.I)
-_BARE_POSITIVE = ("involved", "positive")
+
+
+def _bare_kind(item: re.Match[str]) -> str:
+    """A bare node item's count: "positive" (involved, positive) or "examined"."""
+    return "positive" if item.group("kind").lower() in ("involved", "positive") else "examined"
 
 
 def _bare_node_kinds(units: list[Unit]) -> set[str]:
@@ -1166,9 +1170,7 @@ def _bare_node_kinds(units: list[Unit]) -> set[str]:
     examined: 2", "Number examined: 12 (pelvic)"), or another item may state the count, so
     they are read only where one item alone says it."""
     counts = collections.Counter(
-        "positive" if m.group("kind").lower() in _BARE_POSITIVE else "examined"
-        for unit in units
-        for m in _BARE_NODE_ITEM_RE.finditer(unit.text)
+        _bare_kind(m) for unit in units for m in _BARE_NODE_ITEM_RE.finditer(unit.text)
     )
     return {
         kind
@@ -1186,19 +1188,10 @@ def _bare_node_items(text: str, heading: bool, kinds: set[str]) -> str | None:
     "Number of lymph nodes examined: 18") where ``heading`` (the unit before is a lymph-node
     heading or a node-count item) or the unit itself opens with the heading; else None."""
     m = _BARE_NODE_ITEM_RE.search(text)
-    if m is None or not (heading or _NODE_HEADING_RE.search(text[: m.start()])):
-        return None
-    if not heading and text[: m.start()].strip(" \t:.-").lower() not in (
-        "lymph nodes", "lymph node", "regional lymph nodes", "regional lymph node",
-    ):  # fmt: skip
+    if m is None or not (heading or _NODE_HEADING_RE.fullmatch(text[: m.start()].strip(" \t:.-"))):
         return None
     named = _BARE_NODE_ITEM_RE.sub(
-        lambda b: (
-            "number of lymph nodes "
-            if ("positive" if b.group("kind").lower() in _BARE_POSITIVE else "examined") in kinds
-            else b.group(0)
-        ),
-        text,
+        lambda b: "number of lymph nodes " if _bare_kind(b) in kinds else b.group(0), text
     )
     return named if named != text else None
 
@@ -1257,13 +1250,13 @@ def _nodes(units: list[Unit]) -> tuple[Fact | None, Fact | None]:
         label = _PART_LABEL_RE.match(text)
         if label:
             part_label = (label.group("a") or label.group("b")).upper()
-        named = _bare_node_items(text, node_heading, bare_kinds)
-        text = named or text
-        node_heading = bool(
-            _NODE_HEADING_RE.fullmatch(text.strip())
-            or _NODES_EXAMINED_RE.search(text)
-            or _NODES_POSITIVE_RE.search(text)
-        )
+        if bare_kinds:  # (most reports have no bare item: nothing to track)
+            text = _bare_node_items(text, node_heading, bare_kinds) or text
+            node_heading = bool(
+                _NODE_HEADING_RE.fullmatch(text.strip())
+                or _NODES_EXAMINED_RE.search(text)
+                or _NODES_POSITIVE_RE.search(text)
+            )
         if _HISTORY_RE.search(text) or not re.search(r"node|\bLN", text, re.I):
             continue
         for rx, found in ((_NODES_EXAMINED_RE, examined), (_NODES_POSITIVE_RE, positive)):
