@@ -236,3 +236,20 @@ def test_multimodal_baselines_without_slides_use_their_genomic_branch(name):
         assert not torch.allclose(out, no_wsi(y).logits)  # genomics drive the prediction
     with pytest.raises(ConfigError, match="needs genomics"):
         create(name, dims=InputDims(wsi_dim=12), n_bins=4, dim=16)
+
+
+def test_survpath_scores_a_patient_the_same_whatever_its_batch():
+    """Patients without a slide are attended in one batched call and patients with one alone;
+    either way a patient's risk is its own, not its batch companions'."""
+    model = build("survpath").eval()
+    x = make_input(wsi=(True, False, False, True), gen=(True, True, True, False),
+                   report=(True,) * 4)  # fmt: skip
+    with torch.no_grad():
+        together = model(x).logits
+        for b in range(4):
+            one = ModelInput(
+                wsi=[x.wsi[b]], genomics=[g[b : b + 1] for g in x.genomics],
+                genomics_mask=x.genomics_mask[b : b + 1],
+            )  # fmt: skip
+            assert torch.allclose(model(one).logits[0], together[b], atol=1e-5)
+    assert not torch.allclose(together[1], together[2])  # genomics drive the slide-free rows

@@ -291,22 +291,29 @@ class SurvPath(_SlideGenomicBaseline):
         present = self._present(x, device)
         has_wsi, has_gen = present["wsi"], present["genomics"]
         tokens = self._group_tokens(x, has_gen, device, dtype)
-        paths, patches = [], []
-        for b in range(x.batch_size):
-            pw = self.norm(tokens[b]) if bool(has_gen[b]) else None
-            ph = self.norm(self._patches(x, b)) if bool(has_wsi[b]) else None
+        zero = self.norm.weight.new_zeros(self.norm.weight.shape[0])
+        pw_all = self.norm(tokens) if tokens is not None else None
+        # A patient without a bag attends over its pathway tokens alone: one batched call for
+        # all of them (the attention is per patient either way; a loop cost a tenth of a
+        # benchmark). Patients with a bag have keys of their own length: one at a time.
+        no_bag = (
+            self.post_norm(pw_all + self.attn(pw_all, pw_all).out).mean(1)
+            if pw_all is not None
+            else zero.expand(x.batch_size, -1)
+        )
+        paths, patches = [zero] * x.batch_size, [zero] * x.batch_size
+        for b in has_wsi.nonzero().flatten().tolist():
+            pw = pw_all[b] if pw_all is not None and bool(has_gen[b]) else None
+            ph = self.norm(self._patches(x, b))
             if pw is not None:
-                keys = pw if ph is None else torch.cat([pw, ph])  # pathway -> pathway, patches
+                keys = torch.cat([pw, ph])  # pathway -> pathway, patches
                 upd = self.attn(pw[None], keys[None]).out[0]
-                paths.append(self.post_norm(pw + upd).mean(0))
-            else:
-                paths.append(self.norm.weight.new_zeros(self.norm.weight.shape[0]))
-            if ph is not None:
-                upd = self.attn(ph[None], pw[None]).out[0] if pw is not None else 0.0
-                patches.append(self.post_norm(ph + upd).mean(0))  # patch -> pathway only
-            else:
-                patches.append(self.norm.weight.new_zeros(self.norm.weight.shape[0]))
-        path_emb, patch_emb = torch.stack(paths), torch.stack(patches)
+                paths[b] = self.post_norm(pw + upd).mean(0)
+            upd = self.attn(ph[None], pw[None]).out[0] if pw is not None else 0.0
+            patches[b] = self.post_norm(ph + upd).mean(0)  # patch -> pathway only
+        bag_free = (has_gen & ~has_wsi)[:, None]
+        path_emb = torch.where(bag_free, no_bag, torch.stack(paths))
+        patch_emb = torch.stack(patches)
         fused = self.fuse(torch.cat([path_emb, patch_emb], 1))
         z = _fallback(has_wsi & has_gen, fused, has_wsi, patch_emb, path_emb)
         return ModelOutput(self.head(z), z)
