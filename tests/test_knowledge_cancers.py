@@ -70,3 +70,29 @@ def test_knowledge_facts_resolves_kidney_or_ends_in_one_line(tmp_path):
     typo = runner.invoke(app, ["knowledge", "facts", "--reports", str(reports), "--cancer",
                                "kidny", "--out", str(tmp_path / "x.csv")])  # fmt: skip
     assert typo.exit_code == 2 and "unknown cancer 'kidny'" in typo.output
+
+
+def test_a_cohort_of_two_staging_tables_routes_each_patient_by_its_oncotree_code():
+    stes = resolve_cancer_code("STES")
+    assert stes.mixed_tables
+    assert [stes.rules_for(c) for c in ("ESCC", "EAC", "GEJ", "ESCA", "DSTAD", "stad")] == [
+        "esca", "esca", "esca", "esca", "stad", "stad"
+    ]  # fmt: skip
+    assert stes.rules_for("CCRCC") is None and stes.rules_for(None) is None
+    # projects sharing one table need no code: every patient gets the cohort's rules
+    for name in ("COADREAD", "KIPAN", "GBMLGG", "BRCA"):
+        cancer = resolve_cancer_code(name)
+        assert not cancer.mixed_tables and cancer.rules_for(None) == cancer.rules
+
+
+def test_knowledge_facts_refuses_one_table_for_a_cohort_of_two(tmp_path):
+    from typer.testing import CliRunner
+
+    from kemm.cli import app
+
+    reports = tmp_path / "reports.csv"
+    reports.write_text('case_id,raw_text\nTCGA-AA-0001,"Adenocarcinoma. pT1b pN1 cM0"\n')
+    result = CliRunner().invoke(app, ["knowledge", "facts", "--reports", str(reports), "--cancer",
+                                      "STES", "--out", str(tmp_path / "f.csv")])  # fmt: skip
+    assert result.exit_code == 2 and "STAD: stomach, ESCA: esophagus" in result.output
+    assert not (tmp_path / "f.csv").exists()

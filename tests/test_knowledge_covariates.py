@@ -156,3 +156,34 @@ def test_a_derived_stage_uses_each_patients_age_where_the_table_depends_on_it(si
     assert (age < 45).any() and (age >= 45).any()
     assert (data.clinical["stage>=3"] == (age >= 45).astype(float)).all()
     assert (data.clinical["stage=unknown"] == 0).all()
+
+
+def test_a_cohort_of_two_staging_tables_reads_each_report_by_its_patients_project(
+    sim_root, tmp_path
+):
+    """STES holds stomach and oesophagus: pT1b pN1 is stage IB by the stomach table and IIB by
+    the oesophagus one, so each patient is staged by the project of its OncoTree code, and a
+    patient whose code names neither is an error naming it (never the first project's table)."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(sim_root, root)
+    table_path = root / "tcga" / "sim" / "tcga_sim_all_clean.csv"
+    table = pd.read_csv(table_path)
+    table["oncotree_code"] = ["ESCC" if i % 2 else "DSTAD" for i in range(len(table))]
+    table.to_csv(table_path, index=False)
+    reports = pd.DataFrame({"case_id": table.case_id, "raw_text": "Adenocarcinoma. pT1b pN1 cM0"})
+    reports.to_csv(tmp_path / "reports.csv", index=False)
+    raw = {"data": {"root": str(root), "cohort": "sim", "cancer": "STES",
+                    "clinical": ["stage"], "reports": {"csv": str(tmp_path / "reports.csv")}},
+           "models": [{"name": "clinical_cox"}]}  # fmt: skip
+    data = prepare_cohort(parse_config(raw).data)
+    oesophagus = table.set_index("case_id").oncotree_code.reindex(data.clinical.index) == "ESCC"
+    assert (data.clinical["stage>=2"] == oesophagus.astype(float)).all()
+    assert (data.clinical["stage=unknown"] == 0).all()
+
+    table.loc[3, "oncotree_code"] = "CCRCC"
+    table.to_csv(table_path, index=False)
+    with pytest.raises(InputDataError, match="1 of 60 patient.*no oncotree_code") as error:
+        prepare_cohort(parse_config(raw).data)
+    assert table.case_id[3] in str(error.value) and "tcga_sim_all_clean.csv" in str(error.value)

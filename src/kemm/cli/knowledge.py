@@ -341,10 +341,10 @@ def register(app: typer.Typer) -> None:
         from kemm.knowledge.facts_llm import extract_facts, read_report_ages, read_report_table
 
         try:
-            from kemm.knowledge.cancers import resolve_cancer_code
+            from kemm.knowledge.cancers import report_rules
 
             # one resolver: "kidney", "TCGA-KIRC", "CCRCC" -> the kidney rules, or one error line
-            code = resolve_cancer_code(cancer).rules if cancer else None
+            code = report_rules(cancer)
             texts = read_report_table(reports, text_column=text_column)
             texts = batch.take(texts)
             ages = read_report_ages(reports, age_column) if age_column else None

@@ -91,7 +91,8 @@ class DataConfig(_Strict):
         None,
         "cancer type of the report rules, AJCC table and PBK: a TCGA code (KIRC), a "
         "combined cohort (COADREAD, KIPAN), an OncoTree code (CCRCC) or a name (kidney); default "
-        "the cohort name, else the table's OncoTree codes",
+        "the cohort name, else the table's OncoTree codes. In a combined cohort of projects with "
+        "different AJCC tables (STES) each patient's oncotree_code picks its project's rules",
     )
     genomics: GenomicsConfig | None = _doc(GenomicsConfig(), "genomic inputs (null: none)")
     wsi: WSIConfig | None = _doc(None, "slide feature bags (null: no slides)")

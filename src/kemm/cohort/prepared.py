@@ -308,6 +308,29 @@ def cancer_code(config: DataConfig, cohort: Cohort | None = None) -> str:
     return cancer_type(config, cohort).rules
 
 
+def patient_rules(config: DataConfig, cohort: Cohort) -> dict[str, str]:
+    """Each patient's report-rules code: the run's cancer's, except in a cohort of projects
+    staged by different AJCC tables (STES: stomach and oesophagus), where it is the project of
+    the patient's ``oncotree_code``. There a patient whose code names none of them is an error
+    naming the table and the patients: a report read with another organ's tables would get a
+    wrong stage."""
+    found = cancer_type(config, cohort)
+    if not found.mixed_tables:
+        return dict.fromkeys(cohort.case_ids, found.rules)
+    codes = cohort.patients.get("oncotree_code", pd.Series(None, index=cohort.patients.index))
+    rules = {case: found.rules_for(None if pd.isna(code) else code) for case, code in codes.items()}
+    unknown = [case for case, code in rules.items() if code is None]
+    if unknown:
+        raise InputDataError(
+            f"{found.code} combines projects staged by different AJCC tables "
+            f"({found.tables_text()}), and {len(unknown)} of {len(rules)} patient(s) have no "
+            f"oncotree_code naming one of them (e.g. {unknown[:3]}): give each patient its "
+            "project's OncoTree code, or set data.cancer to one project",
+            file=str(cohort.source) if cohort.source else None, patient=unknown[0],
+        )  # fmt: skip
+    return rules  # type: ignore[return-value]
+
+
 _FACT_CACHE: dict[tuple, pd.DataFrame] = {}
 
 
@@ -348,12 +371,12 @@ def report_fact_values(
             "report-fact covariates need a reports CSV (data.reports.csv, or --reports)",
             file=str(csv),
         )
-    cancer = cancer_code(config, cohort)
+    rules = patient_rules(config, cohort)
     # age at diagnosis picks the AJCC table where stage groups depend on it (thyroid)
     ages = cohort.patients["age"].dropna().to_dict() if "age" in cohort.patients.columns else {}
     key = (
-        str(csv.resolve()), csv.stat().st_mtime_ns, cancer, tuple(sorted(ages.items())),
-        config.derived_facts,
+        str(csv.resolve()), csv.stat().st_mtime_ns, tuple(sorted(rules.items())),
+        tuple(sorted(ages.items())), config.derived_facts,
     )  # fmt: skip
     if key not in _FACT_CACHE:
         columns = read_csv(csv, what="reports file", nrows=0).columns
@@ -361,7 +384,7 @@ def report_fact_values(
         for column in ("raw_text", "llm_text"):
             if column in columns:
                 texts = read_reports(csv, text_column=column)
-                records = facts_for_reports(texts, cancer, ages, derive=config.derived_facts)
+                records = facts_for_reports(texts, rules, ages, derive=config.derived_facts)
                 frames.append(records_frame(records))
         merged = frames[0] if frames else pd.DataFrame()
         for extra in frames[1:]:

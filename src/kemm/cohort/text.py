@@ -35,20 +35,22 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
             c: s[: reports.max_statements] for c, s in read_refined(reports.refined_jsonl).items()
         }
     else:
-        from kemm.cohort.prepared import cancer_code
+        from kemm.cohort.prepared import patient_rules
         from kemm.knowledge.extractive import refine_extractive
         from kemm.knowledge.reports import read_reports
 
         csv = Path(reports.csv) if reports.csv else cohort_dir(config) / "reports.csv"
         texts = read_reports(csv, text_column=reports.column)
+        # each patient's rules (a cohort of mixed AJCC tables reads each report by its project)
+        rules = patient_rules(config, cohort) if reports.refiner == "extractive" else {}
         for case_id, text in texts.items():
-            if not text or not str(text).strip():
+            if not text or not str(text).strip() or case_id not in cohort.patients.index:
                 continue
             if reports.refiner == "extractive":
                 statements[case_id] = refine_extractive(
                     str(text),
                     max_statements=reports.max_statements,
-                    cancer=cancer_code(config, cohort),
+                    cancer=rules[case_id],
                 )
             else:
                 statements[case_id] = split_sentences(str(text), reports.max_statements)

@@ -26,6 +26,37 @@ class CancerType:
     oncotree: tuple[str, ...] = ()
     parts: tuple[str, ...] = ()  # a combined cohort's projects' rules codes ("stad", "esca")
 
+    @property
+    def mixed_tables(self) -> bool:
+        """True for a combined cohort whose projects are staged by different AJCC tables (STES:
+        stomach and oesophagus): one set of rules cannot read all its reports."""
+        from kemm.knowledge.ajcc import table_names
+
+        return len({table_names(part) for part in self.parts}) > 1
+
+    def tables_text(self) -> str:
+        """``"STAD: stomach, ESCA: esophagus"``: each part's AJCC tables, for messages."""
+        from kemm.knowledge.ajcc import table_names
+
+        projects = _COMBINED[self.code][1] if self.code in _COMBINED else (self.code,)
+        return ", ".join(
+            f"{project}: {' / '.join(table_names(_PROJECTS[project][2])) or 'none'}"
+            for project in projects
+        )
+
+    def rules_for(self, oncotree_code: str | None) -> str | None:
+        """The rules code of one patient of this cohort: the cohort's, except in a cohort of
+        mixed tables, where it is the project whose OncoTree codes hold the patient's (None
+        when none does: the patient's tables are unknown)."""
+        if not self.mixed_tables:
+            return self.rules
+        code = str(oncotree_code or "").strip().upper()
+        for project in _COMBINED[self.code][1]:
+            _, oncotree, rules = _PROJECTS[project]
+            if code in oncotree:
+                return rules
+        return None
+
 
 # code: (name, OncoTree codes, rules code). Rules code: the project's own, or the project whose
 # report rules and AJCC table apply to it (READ -> the colorectal rules kept under "coad").
@@ -39,7 +70,8 @@ _PROJECTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "CHOL": ("cholangiocarcinoma", ("CHOL", "IHCH", "EHCH"), "chol"),
     "COAD": ("colon adenocarcinoma", ("COAD", "MACR"), "coad"),
     "DLBC": ("diffuse large B-cell lymphoma", ("DLBCLNOS",), "dlbc"),
-    "ESCA": ("esophageal carcinoma", ("ESCA", "EAC", "ESCC"), "esca"),
+    # GEJ: the AJCC 7th edition stages junction adenocarcinomas with the oesophagus
+    "ESCA": ("esophageal carcinoma", ("ESCA", "EAC", "ESCC", "GEJ"), "esca"),
     "GBM": ("glioblastoma multiforme", ("GBM",), "gbm"),
     "HNSC": ("head and neck squamous cell carcinoma", ("HNSC", "OCSC", "LXSC", "OPHSC"), "hnsc"),
     "KICH": ("kidney chromophobe", ("CHRCC",), "kich"),
@@ -58,7 +90,8 @@ _PROJECTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "READ": ("rectum adenocarcinoma", ("READ",), "read"),
     "SARC": ("sarcoma", ("SARC", "LMS", "DDLS", "UPS", "MFS"), "sarc"),
     "SKCM": ("skin cutaneous melanoma", ("SKCM",), "skcm"),
-    "STAD": ("stomach adenocarcinoma", ("STAD",), "stad"),
+    "STAD": ("stomach adenocarcinoma", ("STAD", "DSTAD", "ISTAD", "MSTAD", "PSTAD", "SSRCC",
+                                        "TSTAD"), "stad"),
     "TGCT": ("testicular germ cell tumors", ("NSGCT", "SEM"), "tgct"),
     "THCA": ("thyroid carcinoma", ("THPA", "THFO"), "thca"),
     "THYM": ("thymoma", ("THYM",), "thym"),
@@ -131,6 +164,21 @@ def resolve_cancer_code(text: str) -> CancerType:
         f"combined cohorts ({', '.join(sorted(_COMBINED))}), their OncoTree codes (e.g. CCRCC, "
         f"IDC, UEC) or names (e.g. {', '.join(list(_NAMES)[:6])})"
     )
+
+
+def report_rules(text: str | None) -> str | None:
+    """The code the report rules are keyed by for any name of a cancer ("COADREAD", "kidney",
+    "IDC" -> "coad", "kirc", "brca"; blank -> None); an unknown name is the resolver's error, and
+    so is a cohort of mixed tables (STES), whose reports each need their own project's rules."""
+    if text is None or not str(text).strip():
+        return None
+    found = resolve_cancer_code(text)
+    if found.mixed_tables:
+        raise ConfigError(
+            f"cancer {text!r} combines projects staged by different AJCC tables "
+            f"({found.tables_text()}): give each report its own project's code"
+        )
+    return found.rules
 
 
 def cancer_from_oncotree(codes: Iterable[str]) -> CancerType | None:

@@ -197,17 +197,25 @@ def covariate_of(column: str) -> str:
 
 def facts_for_reports(
     texts: Mapping[str, str | None],
-    cancer: str | None = None,
+    cancer: str | Mapping[str, str | None] | None = None,
     ages: Mapping[str, float] | None = None,
     *,
     derive: bool = True,
 ) -> dict[str, ReportFacts]:
     """The fact record of every patient's report text (empty record for an empty text);
-    ``ages`` (years at diagnosis) pick the AJCC table where stage groups depend on age;
-    ``derive=False``: only the T and N categories the reports state."""
+    ``cancer``: one cancer for all, or each patient's (a cohort of mixed AJCC tables, see
+    :func:`kemm.cohort.prepared.patient_rules`); ``ages`` (years at diagnosis) pick the AJCC
+    table where stage groups depend on age; ``derive=False``: only the T and N categories the
+    reports state."""
     ages = ages or {}
+    per_case = cancer if isinstance(cancer, Mapping) else None
     return {
-        case: extract_report_facts(text, cancer, ages.get(case), derive=derive)
+        case: extract_report_facts(
+            text,
+            per_case.get(case) if per_case is not None else cancer,
+            ages.get(case),
+            derive=derive,
+        )  # fmt: skip
         for case, text in texts.items()
     }
 

@@ -2005,24 +2005,11 @@ def extract_report_facts(
 
 @functools.lru_cache(maxsize=256)
 def _rules_code(cancer: str | None) -> str | None:
-    """The code the rules are keyed by for any name of a cancer ("COADREAD", "kidney", "IDC"
-    -> "coad", "kirc", "brca"); an unknown name is the resolver's one-line error, never a
-    record silently read without its cancer's rules."""
-    from kemm.errors import ConfigError
-    from kemm.knowledge.ajcc import table_names
-    from kemm.knowledge.cancers import resolve_cancer_code
+    """The rules code of any name of a cancer (:func:`kemm.knowledge.cancers.report_rules`):
+    never a record silently read without its cancer's rules."""
+    from kemm.knowledge.cancers import report_rules
 
-    if cancer is None or not str(cancer).strip():
-        return None
-    found = resolve_cancer_code(cancer)
-    tables = {part: table_names(part) for part in found.parts}
-    if len(set(tables.values())) > 1:
-        raise ConfigError(
-            f"cancer {cancer!r} combines projects staged by different AJCC tables ("
-            + ", ".join(f"{part.upper()}: {' / '.join(t) or 'none'}" for part, t in tables.items())
-            + "): give each report its own project's code"
-        )
-    return found.rules
+    return report_rules(cancer)
 
 
 # One run reads each report several times (covariates, statements, grounding) and a benchmark
