@@ -187,3 +187,13 @@ def test_a_cohort_of_two_staging_tables_reads_each_report_by_its_patients_projec
     with pytest.raises(InputDataError, match="1 of 60 patient.*no oncotree_code") as error:
         prepare_cohort(parse_config(raw).data)
     assert table.case_id[3] in str(error.value) and "tcga_sim_all_clean.csv" in str(error.value)
+
+
+def test_facts_for_reports_refuses_a_case_its_cancer_mapping_leaves_out():
+    from kemm.knowledge.covariates import facts_for_reports
+
+    texts = {"A": "pT1b pN1 cM0", "B": "pT1b pN1 cM0"}
+    records = facts_for_reports(texts, {"A": "esca", "B": "stad"})
+    assert (records["A"].value("stage"), records["B"].value("stage")) == ("IIB", "IB")
+    with pytest.raises(ValueError, match="no cancer given for 1 report.*'B'"):
+        facts_for_reports(texts, {"A": "esca"})

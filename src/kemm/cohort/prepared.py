@@ -384,6 +384,7 @@ def report_fact_values(
         for column in ("raw_text", "llm_text"):
             if column in columns:
                 texts = read_reports(csv, text_column=column)
+                texts = {case: text for case, text in texts.items() if case in rules}
                 records = facts_for_reports(texts, rules, ages, derive=config.derived_facts)
                 frames.append(records_frame(records))
         merged = frames[0] if frames else pd.DataFrame()
