@@ -208,17 +208,13 @@ def facts_for_reports(
     table where stage groups depend on age; ``derive=False``: only the T and N categories the
     reports state."""
     ages = ages or {}
-    if isinstance(cancer, Mapping):
-        # a case the mapping does not cover would be read without rules: refused, not guessed
-        missing = [case for case in texts if case not in cancer]
-        if missing:
-            raise ValueError(f"no cancer given for {len(missing)} report(s), e.g. {missing[:3]}")
-        return {
-            case: extract_report_facts(text, cancer[case], ages.get(case), derive=derive)
-            for case, text in texts.items()
-        }
+    per_case = cancer if isinstance(cancer, Mapping) else dict.fromkeys(texts, cancer)
+    # a case the mapping does not cover would be read without rules: refused, not guessed
+    missing = [case for case in texts if case not in per_case]
+    if missing:
+        raise ValueError(f"no cancer given for {len(missing)} report(s), e.g. {missing[:3]}")
     return {
-        case: extract_report_facts(text, cancer, ages.get(case), derive=derive)
+        case: extract_report_facts(text, per_case[case], ages.get(case), derive=derive)
         for case, text in texts.items()
     }
 
