@@ -351,6 +351,22 @@ def test_kemm_prepare_writes_a_folder_a_run_trains_on(sim_root, tmp_path):
     ):
         run_cv(parse_config(raw), tmp_path / "other", show_progress=False)
 
+    # a folder prepared by other code (older report rules) is refused, and the benchmark
+    # prepares it again
+    from kemm.cohort.folder import prepared_is_current
+    from kemm.engine.benchmark import _from_prepared
+    from kemm.errors import InputDataError
+
+    manifest = json.loads((prepared / "prepared.json").read_text())
+    manifest["preparer_fingerprint"] = "0" * 64
+    (prepared / "prepared.json").write_text(json.dumps(manifest))
+    assert not prepared_is_current(prepared)
+    with pytest.raises(InputDataError, match=r"prepared by other code.*run kemm prepare again"):
+        read_prepared(prepared, config.data)
+    _from_prepared(config, prepared)
+    assert prepared_is_current(prepared)
+    np.testing.assert_array_equal(read_prepared(prepared, config.data).clinical, back.clinical)
+
 
 def test_cox_loss_trains_one_output_with_breslow_curves(sim_root, tmp_path):
     """train.loss: cox — one output per patient (the log hazard ratio), bag models read the

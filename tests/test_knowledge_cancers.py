@@ -79,6 +79,12 @@ def test_a_cohort_of_two_staging_tables_routes_each_patient_by_its_oncotree_code
         "esca", "esca", "esca", "esca", "stad", "stad"
     ]  # fmt: skip
     assert stes.rules_for("CCRCC") is None and stes.rules_for(None) is None
+    # a junction adenocarcinoma is staged with the oesophagus in a stomach cohort too
+    stad = resolve_cancer_code("STAD")
+    assert [stad.rules_for(c) for c in ("GEJ", "DSTAD", "CCRCC", None)] == [
+        "esca", "stad", "stad", "stad"
+    ]  # fmt: skip
+    assert resolve_cancer_code("ESCA").rules_for("GEJ") == "esca"
     # projects sharing one table need no code: every patient gets the cohort's rules
     for name in ("COADREAD", "KIPAN", "GBMLGG", "BRCA"):
         cancer = resolve_cancer_code(name)

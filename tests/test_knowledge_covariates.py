@@ -158,35 +158,62 @@ def test_a_derived_stage_uses_each_patients_age_where_the_table_depends_on_it(si
     assert (data.clinical["stage=unknown"] == 0).all()
 
 
-def test_a_cohort_of_two_staging_tables_reads_each_report_by_its_patients_project(
-    sim_root, tmp_path
-):
-    """STES holds stomach and oesophagus: pT1b pN1 is stage IB by the stomach table and IIB by
-    the oesophagus one, so each patient is staged by the project of its OncoTree code, and a
-    patient whose code names neither is an error naming it (never the first project's table)."""
+def _coded_stomach_cohort(sim_root, tmp_path, codes: list[str], cancer: str):
+    """The simulated cohort with these OncoTree codes, every report "pT1b pN1 cM0" (stage IB by
+    the stomach's table, IIB by the oesophagus's): its table, table path and run config."""
     import shutil
 
     root = tmp_path / "root"
     shutil.copytree(sim_root, root)
     table_path = root / "tcga" / "sim" / "tcga_sim_all_clean.csv"
     table = pd.read_csv(table_path)
-    table["oncotree_code"] = ["ESCC" if i % 2 else "DSTAD" for i in range(len(table))]
+    table["oncotree_code"] = codes[: len(table)]
     table.to_csv(table_path, index=False)
     reports = pd.DataFrame({"case_id": table.case_id, "raw_text": "Adenocarcinoma. pT1b pN1 cM0"})
     reports.to_csv(tmp_path / "reports.csv", index=False)
-    raw = {"data": {"root": str(root), "cohort": "sim", "cancer": "STES",
+    raw = {"data": {"root": str(root), "cohort": "sim", "cancer": cancer,
                     "clinical": ["stage"], "reports": {"csv": str(tmp_path / "reports.csv")}},
            "models": [{"name": "clinical_cox"}]}  # fmt: skip
+    return table, table_path, raw
+
+
+def test_a_cohort_of_two_staging_tables_reads_each_report_by_its_patients_project(
+    sim_root, tmp_path
+):
+    """STES holds stomach and oesophagus: pT1b pN1 is stage IB by the stomach table and IIB by
+    the oesophagus one, so each patient is staged by the project of its OncoTree code, and a
+    patient whose code names neither is an error naming it (never the first project's table)."""
+    codes = ["ESCC" if i % 2 else "DSTAD" for i in range(100)]
+    table, table_path, raw = _coded_stomach_cohort(sim_root, tmp_path, codes, "STES")
     data = prepare_cohort(parse_config(raw).data)
     oesophagus = table.set_index("case_id").oncotree_code.reindex(data.clinical.index) == "ESCC"
     assert (data.clinical["stage>=2"] == oesophagus.astype(float)).all()
     assert (data.clinical["stage=unknown"] == 0).all()
 
-    table.loc[3, "oncotree_code"] = "CCRCC"
+    table.loc[3, "oncotree_code"] = "XYZ"
     table.to_csv(table_path, index=False)
     with pytest.raises(InputDataError, match="1 of 60 patient.*no oncotree_code") as error:
         prepare_cohort(parse_config(raw).data)
     assert table.case_id[3] in str(error.value) and "tcga_sim_all_clean.csv" in str(error.value)
+    # a patient without a report needs no code: there is nothing to read
+    reports = pd.read_csv(tmp_path / "reports.csv")
+    reports.drop(index=3).to_csv(tmp_path / "reports.csv", index=False)
+    data = prepare_cohort(parse_config(raw).data)
+    assert data.clinical.loc[table.case_id[3], "stage=unknown"] == 1
+
+
+def test_a_patient_coded_for_another_staging_table_is_read_by_it_with_a_warning(
+    sim_root, tmp_path, caplog
+):
+    """A junction (GEJ) adenocarcinoma in a stomach cohort is staged with the oesophagus (AJCC
+    7th edition): its report is read by the oesophagus rules, and the warning counts it."""
+    codes = ["GEJ" if i == 5 else "STAD" for i in range(100)]
+    table, _, raw = _coded_stomach_cohort(sim_root, tmp_path, codes, "STAD")
+    with caplog.at_level("WARNING"):
+        data = prepare_cohort(parse_config(raw).data)
+    junction = data.clinical.index == table.case_id[5]
+    assert (data.clinical["stage>=2"] == junction.astype(float)).all()  # IIB vs IB
+    assert "1 patient(s) have OncoTree codes" in caplog.text and "GEJ -> esca" in caplog.text
 
 
 def test_facts_for_reports_refuses_a_case_its_cancer_mapping_leaves_out():

@@ -78,16 +78,17 @@ REAL_CASES = {
     # names a station, not ten nodes
     "TCGA-44-3919": ("luad", {"n": "N0", "nodes_positive": 0, "nodes_examined": 27}),
     # "Moderately differentiated (FIGO 2)" is the FIGO grade, not stage II; "FIGO STAGE: IC"
-    # (FIGO 1988) is the stated group
-    "TCGA-BG-A0M3": ("ucec", {"t": "T1c", "n": "N0", "stage": "IC"}),
+    # (FIGO 1988) is the stated group, read in the 7th edition's terms (IC -> IB, T1c -> T1b)
+    "TCGA-BG-A0M3": ("ucec", {"t": "T1b", "n": "N0", "stage": "IB"}),
     # "Well differentiated(FIGO 1)" is no stage I: the group is derived from pT1b pNO
     "TCGA-BG-A0MQ": ("ucec", {"t": "T1b", "stage": "IB"}),
     # "poorly differentiated carcinoma FIGO 3/3" is no stage III; pTx gives no group
     "TCGA-B5-A11E": ("ucec", {"t": None, "stage": None}),
     # "endometrioid adenocarcinoma (FIGO 3)" is no stage III beside "FIGO STAGE GROUPING: IIB"
-    "TCGA-EY-A1G7": ("ucec", {"t": "T2b", "stage": "IIB"}),
-    # "pT1C pNO pMX" in upper case (FIGO 1988 IC): T1c, stage I by the main category T1
-    "TCGA-B5-A3FA": ("ucec", {"t": "T1c", "n": "N0", "stage": "I"}),
+    # (FIGO 1988: cervical stroma), the 7th edition's T2 and stage II
+    "TCGA-EY-A1G7": ("ucec", {"t": "T2", "stage": "II"}),
+    # "pT1C pNO pMX" in upper case (FIGO 1988 IC): the 7th edition's T1b, stage IB
+    "TCGA-B5-A3FA": ("ucec", {"t": "T1b", "n": "N0", "stage": "IB"}),
     # "pT4B, NO, MX": the joined upper-case subcategory is read
     "TCGA-GI-A2C8": ("brca", {"t": "T4b"}),
     # "T4B, N2a, MX, STAGE GROUPING IIIB": an upper-case subcategory inside a run
@@ -895,3 +896,47 @@ def test_node_review_phrasings(cancer, text, positive, examined):
 def test_stated_tnm_tokens(text, cancer, expected):
     facts = extract_report_facts(text, cancer)
     assert {field: facts.value(field) for field in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "t", "stage"),
+    [
+        # TCGA-B5-A11N: the 6th edition's T1b (under half of the myometrium) is the 7th's T1a
+        ("PATHOLOGIC STAGE (AJCC 6th Edition): pTlb pNO pMX", "T1a", "IA"),
+        # TCGA-A5-A0RA: 6th-edition T1c [IC] (half or more) is the 7th's T1b, stage IB
+        (
+            "AJCC 6thEdition 2002 Primary Tumor(pT): pT1 c [IC]: Tumor invades one-half or more "
+            "of the myometrium. Regional Lymph Nodes (pN): pN0",
+            "T1b",
+            "IB",
+        ),
+        # TCGA-AX-A064: cervical glands only (6th T2a) are stage I in the 7th
+        ("Pathologic TNM (AJCC 6th Edition ):pT2a NO MX", "T1", "I"),
+        ("FIGO (1988) stage IIA. Endometrioid adenocarcinoma.", None, "I"),
+        # no edition named, but values only the 6th has (T1c, IC): the same translation
+        ("FIGO STAGE: IC. Pathologic stage: pT1c pN0", "T1b", "IB"),
+        ("FIGO stage: IIA. pT2a pN0", "T1", "I"),  # the 7th's stage II has no IIA
+        # TCGA-EY-A1GI: a 6th-edition T beside a 2009 FIGO group (outer half of the wall):
+        # only the value the 6th alone has is translated
+        (
+            "Tumor invades into the outer half of the myometrial wall. AJCC pathologic staging: "
+            "pT1c pNO pMx. FIGO stage grouping: IB.",
+            "T1b",
+            "IB",
+        ),
+        # no edition named, or the 7th: read as the 7th
+        ("Pathologic stage: pT1b pN0", "T1b", "IB"),
+        ("AJCC 7th edition (AJCC 6th edition was retired): pT1b pN0", "T1b", "IB"),
+        # "the sixth container" names no edition
+        ("F. The sixth container is labeled pelvic lymph nodes. pT1b pN0", "T1b", "IB"),
+    ],
+)
+def test_a_sixth_edition_endometrial_report_is_read_in_the_seventh_editions_terms(text, t, stage):
+    facts = extract_report_facts(text, "ucec")
+    assert (facts.value("t"), facts.value("stage")) == (t, stage)
+    if "IIA" in text:
+        assert "(FIGO 1988) IIA of the corpus uteri is the 7th's I" in facts.stage.rule
+    if t is not None and t not in text and "7th" not in text:
+        assert not facts.t.derived and "6th edition" in facts.t.rule
+    # another organ's T is never translated
+    assert "6th edition" not in str(getattr(extract_report_facts(text, "brca").t, "rule", None))

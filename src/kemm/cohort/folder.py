@@ -15,8 +15,10 @@ again. JSON and HDF5 only: nothing is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,31 @@ FORMAT = "kemm.prepared_cohort.v1"
 _LOCATION_FIELDS = {"prepared", "root", "cache_dir"}
 
 
+@lru_cache(maxsize=1)
+def preparer_fingerprint() -> str:
+    """A hash of the code and data that prepare a cohort (the ``kemm.cohort`` and
+    ``kemm.knowledge`` packages: report rules, AJCC tables, PBK, genomics): a folder prepared by
+    other code holds values that code read (a report's stage by older tables), so it is refused."""
+    digest = hashlib.sha256()
+    for package in ("cohort", "knowledge"):
+        root = Path(__file__).resolve().parent.parent / package
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(path.relative_to(root.parent).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def prepared_is_current(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a prepared cohort written by this code (see
+    :func:`preparer_fingerprint`)."""
+    try:
+        manifest = json.loads((Path(folder) / "prepared.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("preparer_fingerprint") == preparer_fingerprint()
+
+
 def write_prepared(data: PreparedCohort, config: DataConfig, folder: str | Path) -> Path:
     """Write ``data`` (prepared from ``config``) into ``folder``; returns the manifest's path."""
     folder = Path(folder)
@@ -49,6 +76,7 @@ def write_prepared(data: PreparedCohort, config: DataConfig, folder: str | Path)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "kemm_version": __version__,
+        "preparer_fingerprint": preparer_fingerprint(),
         "data_config": _comparable(config),
         "cohort": {
             "name": cohort.name,
@@ -125,6 +153,14 @@ def _read_prepared(folder: Path, path: Path, config: DataConfig | None) -> Prepa
     if manifest.get("format") != FORMAT:
         raise InputDataError(f"unknown prepared-cohort format {manifest.get('format')!r}",
                              file=str(path))  # fmt: skip
+    if manifest.get("preparer_fingerprint") != preparer_fingerprint():
+        raise InputDataError(
+            f"prepared by other code (kemm {manifest.get('kemm_version', '?')}, preparing code "
+            f"{str(manifest.get('preparer_fingerprint') or 'unrecorded')[:12]}; this is kemm "
+            f"{__version__}, {preparer_fingerprint()[:12]}): its report facts, statements and "
+            "genomics are as that code read them; run kemm prepare again",
+            file=str(path),
+        )
     if config is not None:
         _check_same_config(manifest["data_config"], _comparable(config), path)
     table = manifest["patients"]

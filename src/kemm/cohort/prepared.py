@@ -9,6 +9,7 @@ on a training fold lives in :mod:`kemm.engine.data`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,25 +309,37 @@ def cancer_code(config: DataConfig, cohort: Cohort | None = None) -> str:
     return cancer_type(config, cohort).rules
 
 
-def patient_rules(config: DataConfig, cohort: Cohort) -> dict[str, str]:
-    """Each patient's report-rules code: the run's cancer's, except in a cohort of projects
-    staged by different AJCC tables (STES: stomach and oesophagus), where it is the project of
-    the patient's ``oncotree_code``. There a patient whose code names none of them is an error
-    naming the table and the patients: a report read with another organ's tables would get a
-    wrong stage."""
+def patient_rules(
+    config: DataConfig, cohort: Cohort, cases: Iterable[str] | None = None
+) -> dict[str, str]:
+    """The report-rules code of each patient of ``cases`` (default: all; give those with a
+    report): the run's cancer's, except where the patient's ``oncotree_code`` names a project
+    staged by other AJCC tables (GEJ in a stomach cohort; each project of STES) — then that
+    project's, with a warning counting them. In a cohort of mixed tables a patient whose code
+    names none of them is an error naming the table and the patients: a report read with
+    another organ's tables would get a wrong stage."""
     found = cancer_type(config, cohort)
-    if not found.mixed_tables:
-        return dict.fromkeys(cohort.case_ids, found.rules)
+    wanted = list(cohort.case_ids if cases is None else cases)
     codes = cohort.patients.get("oncotree_code", pd.Series(None, index=cohort.patients.index))
-    rules = {case: found.rules_for(None if pd.isna(code) else code) for case, code in codes.items()}
+    code_of = {case: None if pd.isna(codes.get(case)) else str(codes.get(case)) for case in wanted}
+    rules = {case: found.rules_for(code) for case, code in code_of.items()}
     unknown = [case for case, code in rules.items() if code is None]
     if unknown:
         raise InputDataError(
             f"{found.code} combines projects staged by different AJCC tables "
-            f"({found.tables_text()}), and {len(unknown)} of {len(rules)} patient(s) have no "
-            f"oncotree_code naming one of them (e.g. {unknown[:3]}): give each patient its "
-            "project's OncoTree code, or set data.cancer to one project",
+            f"({found.tables_text()}), and {len(unknown)} of {len(rules)} patient(s) with a "
+            f"report have no oncotree_code naming one of them (e.g. {unknown[:3]}): give each "
+            "patient its project's OncoTree code, or set data.cancer to one project",
             file=str(cohort.source) if cohort.source else None, patient=unknown[0],
+        )  # fmt: skip
+    own = set(found.parts or (found.rules,))
+    routed = sorted(case for case, code in rules.items() if code not in own)
+    if routed:
+        log.warning(
+            "%s: %d patient(s) have OncoTree codes of projects staged by other AJCC tables than "
+            "%s (%s); their reports are read with those projects' rules (e.g. %s)",
+            cohort.source or cohort.name, len(routed), found.code,
+            ", ".join(sorted({f"{code_of[c]} -> {rules[c]}" for c in routed})), routed[:3],
         )  # fmt: skip
     return rules  # type: ignore[return-value]
 
@@ -371,7 +384,14 @@ def report_fact_values(
             "report-fact covariates need a reports CSV (data.reports.csv, or --reports)",
             file=str(csv),
         )
-    rules = patient_rules(config, cohort)
+    columns = read_csv(csv, what="reports file", nrows=0).columns
+    texts_by_column = {
+        column: read_reports(csv, text_column=column)
+        for column in ("raw_text", "llm_text")
+        if column in columns
+    }  # fmt: skip
+    with_text = {case for texts in texts_by_column.values() for case in texts}  # none empty
+    rules = patient_rules(config, cohort, [c for c in cohort.case_ids if c in with_text])
     # age at diagnosis picks the AJCC table where stage groups depend on it (thyroid)
     ages = cohort.patients["age"].dropna().to_dict() if "age" in cohort.patients.columns else {}
     key = (
@@ -379,14 +399,11 @@ def report_fact_values(
         tuple(sorted(ages.items())), config.derived_facts,
     )  # fmt: skip
     if key not in _FACT_CACHE:
-        columns = read_csv(csv, what="reports file", nrows=0).columns
         frames = []
-        for column in ("raw_text", "llm_text"):
-            if column in columns:
-                texts = read_reports(csv, text_column=column)
-                texts = {case: text for case, text in texts.items() if case in rules}
-                records = facts_for_reports(texts, rules, ages, derive=config.derived_facts)
-                frames.append(records_frame(records))
+        for texts in texts_by_column.values():
+            texts = {case: text for case, text in texts.items() if case in rules}
+            records = facts_for_reports(texts, rules, ages, derive=config.derived_facts)
+            frames.append(records_frame(records))
         merged = frames[0] if frames else pd.DataFrame()
         for extra in frames[1:]:
             merged = merged.combine_first(extra)

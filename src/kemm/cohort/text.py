@@ -41,8 +41,10 @@ def report_statements(config: DataConfig, cohort: Cohort) -> tuple[dict[str, lis
 
         csv = Path(reports.csv) if reports.csv else cohort_dir(config) / "reports.csv"
         texts = read_reports(csv, text_column=reports.column)
-        # each patient's rules (a cohort of mixed AJCC tables reads each report by its project)
-        rules = patient_rules(config, cohort) if reports.refiner == "extractive" else {}
+        # each reported patient's rules (by its OncoTree code where that names other tables)
+        rules = {}
+        if reports.refiner == "extractive":
+            rules = patient_rules(config, cohort, [c for c in texts if c in cohort.patients.index])
         for case_id, text in texts.items():
             if not text or not str(text).strip() or case_id not in cohort.patients.index:
                 continue

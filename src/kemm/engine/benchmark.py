@@ -17,6 +17,7 @@ Data variants differ only in what the models read:
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import subprocess
 import time
@@ -30,6 +31,8 @@ from kemm.cohort import read_all_clean
 from kemm.engine.config import RunConfig, parse_config
 from kemm.engine.results import METRIC_KEYS
 from kemm.errors import InputDataError
+
+log = logging.getLogger(__name__)
 
 COHORTS = ("brca", "luad", "kirc", "ucec", "lusc")
 # Age, sex and the facts of the pathology report (kemm.knowledge.report_facts), encoded by
@@ -393,12 +396,15 @@ def format_paired(summary: dict) -> str:
 
 
 def _from_prepared(config: RunConfig, folder: Path) -> RunConfig:
-    """``config`` reading its cohort from ``folder``, prepared there first if need be."""
+    """``config`` reading its cohort from ``folder``, prepared there first if need be (again
+    where the folder was prepared by other code)."""
     from kemm.cohort import prepare_cohort
-    from kemm.cohort.folder import write_prepared
+    from kemm.cohort.folder import prepared_is_current, write_prepared
     from kemm.cohort.text import load_text_modality
 
-    if not (folder / "prepared.json").is_file():
+    if not prepared_is_current(folder):
+        if (folder / "prepared.json").is_file():
+            log.warning("%s: prepared by other code; preparing it again", folder)
         write_prepared(prepare_cohort(config.data, text_loader=load_text_modality), config.data,
                        folder)  # fmt: skip
     return config.model_copy(

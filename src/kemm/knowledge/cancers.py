@@ -45,17 +45,25 @@ class CancerType:
         )
 
     def rules_for(self, oncotree_code: str | None) -> str | None:
-        """The rules code of one patient of this cohort: the cohort's, except in a cohort of
-        mixed tables, where it is the project whose OncoTree codes hold the patient's (None
-        when none does: the patient's tables are unknown)."""
-        if not self.mixed_tables:
-            return self.rules
+        """The rules code of one patient of this cohort, by the patient's OncoTree code: in a
+        cohort of mixed tables, the project whose codes hold the patient's (None when none does:
+        the patient's tables are unknown); a code that AJCC stages with another project's table
+        wherever it occurs (GEJ: the oesophagus) gets that project's; else the cohort's."""
+        from kemm.knowledge.ajcc import table_names
+
         code = str(oncotree_code or "").strip().upper()
-        for project in _COMBINED[self.code][1]:
-            _, oncotree, rules = _PROJECTS[project]
-            if code in oncotree:
+        if self.mixed_tables:
+            for project in _COMBINED[self.code][1]:
+                _, oncotree, rules = _PROJECTS[project]
+                if code in oncotree:
+                    return rules
+        if code in _STAGED_WITH:
+            rules = _PROJECTS[_STAGED_WITH[code]][2]
+            if table_names(rules) not in {
+                table_names(part) for part in self.parts or (self.rules,)
+            }:
                 return rules
-        return None
+        return None if self.mixed_tables else self.rules
 
 
 # code: (name, OncoTree codes, rules code). Rules code: the project's own, or the project whose
@@ -99,6 +107,9 @@ _PROJECTS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "UCS": ("uterine carcinosarcoma", ("UCS",), "ucs"),
     "UVM": ("uveal melanoma", ("UM",), "uvm"),
 }  # fmt: skip
+# OncoTree codes the AJCC 7th edition stages with another project's table in whatever cohort they
+# occur: junction adenocarcinomas extending into the oesophagus are staged as oesophageal.
+_STAGED_WITH = {"GEJ": "ESCA"}
 # Combined cohorts (FireHose / PanCancer study names) -> their parts; the first part's rules.
 _COMBINED: dict[str, tuple[str, tuple[str, ...]]] = {
     "COADREAD": ("colorectal adenocarcinoma", ("COAD", "READ")),

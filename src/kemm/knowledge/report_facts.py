@@ -32,6 +32,7 @@ import collections
 import copy
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from kemm.knowledge.derived_tnm import derive_n, derive_t
@@ -2038,6 +2039,10 @@ def _extract_cached(
             unit = chosen.unit
             setattr(facts, attr, Fact(chosen.value, unit.start, unit.end, unit.text))
             setattr(facts, f"{attr}_prefix", chosen.prefix)
+    seventh = _seventh_edition_terms(str(text), cancer)
+    if facts.t is not None and (value := seventh(str(facts.t.value))):
+        old = facts.t
+        facts.t = Fact(value, old.start, old.end, old.source, rule=_sixth_edition_rule(old.value))
     facts.grade = _grade(units, cancer)
     facts.nodes_positive, facts.nodes_examined = _nodes(units)
     if _contradicts_n(facts.n, facts.nodes_positive):
@@ -2063,6 +2068,10 @@ def _extract_cached(
     if stages:
         value, unit = max(stages, key=lambda s: _stage_key(s[0]))
         facts.stage = Fact(value, unit.start, unit.end, unit.text)
+        if translated := seventh(value):
+            facts.stage = Fact(translated, unit.start, unit.end, unit.text,
+                               rule=_sixth_edition_rule(value))  # fmt: skip
+            value = translated
         tnm = [f for f in (facts.t, facts.n, facts.m) if f is not None]
         tnm_units = {(f.start, f.end) for f in tnm}
         if (
@@ -2082,6 +2091,45 @@ def _extract_cached(
         for key, fact in _receptors(units).items():
             setattr(facts, key, fact)
     return facts
+
+
+# The 6th edition (FIGO 1988) split the endometrium's stage I in three (T1a: the endometrium
+# only, T1b: under half of the myometrium, T1c: half or more) and its stage II by cervical
+# glands (IIA) or stroma (IIB); the 7th (FIGO 2009) has T1a under half, T1b half or more, no
+# T2 or stage II subcategories (cervical glands alone are stage I), and its IIIA no longer
+# counts a positive washing (III only). A value only the 6th has (T1c, T2a, T2b; IC, IIA,
+# IIB) is read in the 7th's terms (our AJCC table's) wherever it is written; a value both
+# have (T1b, IB, IIIA) only in a report that names the 6th edition and not the 7th (a report
+# may give "pT1c" beside a 2009 "FIGO stage IB"). The value stays stated, with its rule.
+_UTERUS_6TH = {"T1b": "T1a", "T1c": "T1b", "T2a": "T1", "T2b": "T2",
+               "IB": "IA", "IC": "IB", "IIA": "I", "IIB": "II", "IIIA": "III"}  # fmt: skip
+_UTERUS_6TH_ONLY = frozenset({"T1c", "T2a", "T2b", "IC", "IIA", "IIB"})
+_SIXTH_EDITION_RE = re.compile(
+    r"\b(?:6th|sixth)\s*ed(?:ition|\b)|\bajcc\W{0,3}(?:6th|sixth|6)\b|\bfigo\W{0,3}1988\b|"
+    r"\b1988\W{0,3}figo\b", re.I)  # fmt: skip
+_SEVENTH_EDITION_RE = re.compile(
+    r"\b(?:7th|seventh)\s*ed(?:ition|\b)|\bajcc\W{0,3}(?:7th|seventh|7)\b|\bfigo\W{0,3}2009\b|"
+    r"\b2009\W{0,3}figo\b", re.I)  # fmt: skip
+
+
+def _sixth_edition_rule(value: object) -> str:
+    return f"the 6th edition's (FIGO 1988) {value} of the corpus uteri is the 7th's {_UTERUS_6TH[str(value)]}"
+
+
+def _seventh_edition_terms(text: str, cancer: str | None) -> Callable[[str], str | None]:
+    """The 7th-edition value of a T or stage group of this report written in the 6th
+    edition's terms (corpus uteri only), or None where it needs no translation."""
+    from kemm.knowledge.ajcc import table_names
+
+    uterus = table_names(cancer) == ("corpus uteri",)
+    named = uterus and _SIXTH_EDITION_RE.search(text) and not _SEVENTH_EDITION_RE.search(text)
+
+    def translate(value: str) -> str | None:
+        if uterus and (value in _UTERUS_6TH_ONLY or (named and value in _UTERUS_6TH)):
+            return _UTERUS_6TH[value]
+        return None
+
+    return translate
 
 
 _FOREIGN_TUMOUR = {
