@@ -22,7 +22,7 @@ from kemm.knowledge.facts_llm import (
     supports,
     validate_fills,
 )
-from kemm.knowledge.report_facts import FACT_COLUMNS, RECEPTOR_COLUMNS
+from kemm.knowledge.report_facts import FACT_COLUMNS, RECEPTOR_COLUMNS, extract_report_facts
 
 runner = CliRunner()
 
@@ -210,6 +210,18 @@ def test_validator_keeps_a_grounded_value_with_its_span():
     fact = kept["t"]
     assert (fact.value, fact.by, fact.derived) == ("T1b", "llm", False)
     assert REPORT[fact.start : fact.end] == fact.source == "Extent of invasion: T1b"
+
+
+def test_validator_reads_a_sixth_edition_endometrial_value_as_the_rules_do():
+    """An LLM's FIGO 1988 "IC" (half or more of the myometrium) is the 7th edition's IB."""
+    text = "Endometrioid adenocarcinoma. Tumor invades 12 of 20 mm. FIGO stage IC."
+    answer = _answer(stage={"quote": "FIGO stage IC", "value": "IC"})
+    kept, _ = validate_fills(text, answer, ["stage"], cancer="ucec")
+    assert kept["stage"].value == extract_report_facts(text, "ucec").value("stage") == "IB"
+    assert "(FIGO 1988) IC of the corpus uteri is the 7th's IB" in kept["stage"].rule
+    kept, _ = validate_fills(text.replace("IC", "IB"), answer.replace("IC", "IB"), ["stage"],
+                             cancer="ucec")  # fmt: skip
+    assert (kept["stage"].value, kept["stage"].rule) == ("IB", None)  # edition not named
 
 
 def test_validator_drops_a_quote_not_in_the_report():

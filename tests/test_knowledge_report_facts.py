@@ -929,6 +929,31 @@ def test_stated_tnm_tokens(text, cancer, expected):
         ("AJCC 7th edition (AJCC 6th edition was retired): pT1b pN0", "T1b", "IB"),
         # "the sixth container" names no edition
         ("F. The sixth container is labeled pelvic lymph nodes. pT1b pN0", "T1b", "IB"),
+        # the 6th edition named in other words, or its T1b written with its definition
+        ("AJCC Pathologic stage (2002 ,6te Ed ):pTlb pN0", "T1a", "IA"),
+        ("Endometrioid adenocarcinoma. FIGO stage IB (1988).", None, "IA"),
+        ("pT1b (IB) : Tumor invades less than one-half of the myometrium. pN0", "T1a", "IA"),
+        # TCGA-AX-A05Y
+        (
+            "Tumor invades less than one-half of the myometrium (Tlb/IB). The overall pathologic "
+            "AJCC stage of the tumor is T1b/N0/M0 (Stage IB)",
+            "T1a",
+            "IA",
+        ),
+        # no edition: "(AJCC): 6", a citation's "sixth ed.", a 7th-edition legend; the 7th
+        # named in OCR'd forms
+        ("Regional lymph nodes (AJCC): 6 examined. pT1b pN0", "T1b", "IB"),
+        ("WHO Classification of Tumours, sixth ed. pT1b pN0", "T1b", "IB"),
+        (
+            "pT1a: Tumor limited to endometrium or invades less than one-half of the myometrium. "
+            "pT1b: Tumor invades one-half or more of the myometrium. Staging: pT1b pN0",
+            "T1b",
+            "IB",
+        ),
+        ("AJCC7thEdition 2010. Historical: AJCC 6th edition. pT1b pN0", "T1b", "IB"),
+        ("[AJCC pT2b N0] (7th. edition, 2010)", "T2b", "II"),
+        # the 6th's N1 is pelvic or para-aortic: the 7th's IIIC1 or IIIC2
+        ("PATHOLOGIC STAGE (AJCC 6th Edition): pT1c pN1 pMX", "T1b", "IIIC"),
     ],
 )
 def test_a_sixth_edition_endometrial_report_is_read_in_the_seventh_editions_terms(text, t, stage):
@@ -940,3 +965,11 @@ def test_a_sixth_edition_endometrial_report_is_read_in_the_seventh_editions_term
         assert not facts.t.derived and "6th edition" in facts.t.rule
     # another organ's T is never translated
     assert "6th edition" not in str(getattr(extract_report_facts(text, "brca").t, "rule", None))
+
+
+def test_another_primarys_sixth_edition_looking_value_is_not_translated():
+    """An ovary's 7th-edition pT1c beside the endometrium's tumour is no 6th-edition T1c."""
+    text = ("Uterus: endometrioid adenocarcinoma, pT1a. Left ovary: independent primary "
+            "endometrioid carcinoma, pT1c.")  # fmt: skip
+    facts = extract_report_facts(text, "ucec")
+    assert facts.t is not None and facts.t.rule is None

@@ -40,18 +40,31 @@ FORMAT = "kemm.prepared_cohort.v1"
 _LOCATION_FIELDS = {"prepared", "root", "cache_dir"}
 
 
+# What a prepared folder's values depend on: the packages that read tables, reports, feature-bag
+# headers and knowledge, and the CSV reader under all of them.
+_PREPARING_CODE = ("cohort", "knowledge", "wsi", "io.py")
+_PREPARING_SUFFIXES = {".py", ".yaml", ".json", ".txt"}
+
+
 @lru_cache(maxsize=1)
 def preparer_fingerprint() -> str:
-    """A hash of the code and data that prepare a cohort (the ``kemm.cohort`` and
-    ``kemm.knowledge`` packages: report rules, AJCC tables, PBK, genomics): a folder prepared by
-    other code holds values that code read (a report's stage by older tables), so it is refused."""
+    """A hash of the code and data that prepare a cohort (report rules, AJCC tables, PBK,
+    genomics, the CSV reader; not stray files beside them): a folder prepared by other code
+    holds values that code read (a report's stage by older tables), so it is refused."""
+    kemm_root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for package in ("cohort", "knowledge"):
-        root = Path(__file__).resolve().parent.parent / package
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                digest.update(path.relative_to(root.parent).as_posix().encode())
-                digest.update(path.read_bytes())
+    for part in _PREPARING_CODE:
+        paths = (
+            [kemm_root / part] if part.endswith(".py") else sorted((kemm_root / part).rglob("*"))
+        )
+        for path in paths:
+            if (
+                path.is_file()
+                and path.suffix in _PREPARING_SUFFIXES
+                and "__pycache__" not in path.parts
+            ):
+                digest.update(path.relative_to(kemm_root).as_posix().encode())
+                digest.update(path.read_bytes().replace(b"\r\n", b"\n"))
     return digest.hexdigest()
 
 

@@ -84,6 +84,7 @@ from kemm.knowledge.report_facts import (
     _grade_scale,
     extract_report_facts,
     report_units,
+    seventh_edition_value,
 )
 
 __all__ = [
@@ -761,7 +762,12 @@ def validate_fills(
         if _OPEN_RE.search(statement) and value != "equivocal":  # a receptor may be "equivocal"
             dropped.append(Drop(name, value, quote, "left_open"))
             continue
-        kept[name] = SpanFact(value, span[0], span[1], source, False, "llm", quote)
+        rule = None
+        if name in ("t", "stage") and (
+            to_7th := seventh_edition_value(text, cancer, value, statement)
+        ):
+            value, rule = to_7th  # a 6th-edition value, as the rules read it
+        kept[name] = SpanFact(value, span[0], span[1], source, False, "llm", quote, rule)
     # One quote cannot show a total that parts or node groups add up to (the model copies one
     # part's count): the rules read and sum those, a model's count is kept only where the whole
     # report (not only the part shown to the model) gives a node count in one place.

@@ -32,7 +32,6 @@ import collections
 import copy
 import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from kemm.knowledge.derived_tnm import derive_n, derive_t
@@ -79,6 +78,7 @@ __all__ = [
     "Unit",
     "extract_report_facts",
     "report_units",
+    "seventh_edition_value",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -2039,10 +2039,11 @@ def _extract_cached(
             unit = chosen.unit
             setattr(facts, attr, Fact(chosen.value, unit.start, unit.end, unit.text))
             setattr(facts, f"{attr}_prefix", chosen.prefix)
-    seventh = _seventh_edition_terms(str(text), cancer)
-    if facts.t is not None and (value := seventh(str(facts.t.value))):
+    if facts.t is not None and (
+        to_7th := seventh_edition_value(text, cancer, facts.t.value, facts.t.source)
+    ):
         old = facts.t
-        facts.t = Fact(value, old.start, old.end, old.source, rule=_sixth_edition_rule(old.value))
+        facts.t = Fact(to_7th[0], old.start, old.end, old.source, rule=to_7th[1])
     facts.grade = _grade(units, cancer)
     facts.nodes_positive, facts.nodes_examined = _nodes(units)
     if _contradicts_n(facts.n, facts.nodes_positive):
@@ -2065,13 +2066,16 @@ def _extract_cached(
         if facts.t is not None or facts.m is not None
         else None
     )
+    if derived is not None and derived.value == "IIIC1" and _in_sixth_edition(text, cancer):
+        # the 6th edition's N1 counts para-aortic nodes too: the 7th's N1 or N2
+        rule = f"{derived.rule}; the 6th edition's N1 is the 7th's N1 or N2: IIIC"
+        derived = Fact("IIIC", derived.start, derived.end, derived.source, True, rule)
     if stages:
         value, unit = max(stages, key=lambda s: _stage_key(s[0]))
         facts.stage = Fact(value, unit.start, unit.end, unit.text)
-        if translated := seventh(value):
-            facts.stage = Fact(translated, unit.start, unit.end, unit.text,
-                               rule=_sixth_edition_rule(value))  # fmt: skip
-            value = translated
+        if to_7th := seventh_edition_value(text, cancer, value, unit.text):
+            value, rule = to_7th
+            facts.stage = Fact(value, unit.start, unit.end, unit.text, rule=rule)
         tnm = [f for f in (facts.t, facts.n, facts.m) if f is not None]
         tnm_units = {(f.start, f.end) for f in tnm}
         if (
@@ -2096,40 +2100,75 @@ def _extract_cached(
 # The 6th edition (FIGO 1988) split the endometrium's stage I in three (T1a: the endometrium
 # only, T1b: under half of the myometrium, T1c: half or more) and its stage II by cervical
 # glands (IIA) or stroma (IIB); the 7th (FIGO 2009) has T1a under half, T1b half or more, no
-# T2 or stage II subcategories (cervical glands alone are stage I), and its IIIA no longer
-# counts a positive washing (III only). A value only the 6th has (T1c, T2a, T2b; IC, IIA,
-# IIB) is read in the 7th's terms (our AJCC table's) wherever it is written; a value both
-# have (T1b, IB, IIIA) only in a report that names the 6th edition and not the 7th (a report
-# may give "pT1c" beside a 2009 "FIGO stage IB"). The value stays stated, with its rule.
+# T2 or stage II subcategories (cervical glands alone are stage I), and splits the 6th's N1
+# (pelvic or para-aortic) into N1 and N2. A value only the 6th has (T1c, T2a, T2b; IC, IIA,
+# IIB) is read in the 7th's terms (our AJCC table's) unless the report names the 7th edition
+# or the value's line names another primary (an ovary's 7th-edition T1c); a value both have
+# (T1b, IB) only in a report in the 6th edition's terms: it names the edition, or writes its
+# definition ("pT1b (IB): Tumor invades less than one-half of the myometrium"), and does not
+# name the 7th (a report may give "pT1c" beside a 2009 "FIGO stage grouping: IB"). The value
+# stays stated, with its rule. The 6th's IIIA (a positive washing alone, or serosa or adnexa)
+# is left as written: the 7th's IIIA, or stage I or II, which the report alone cannot tell.
 _UTERUS_6TH = {"T1b": "T1a", "T1c": "T1b", "T2a": "T1", "T2b": "T2",
-               "IB": "IA", "IC": "IB", "IIA": "I", "IIB": "II", "IIIA": "III"}  # fmt: skip
+               "IB": "IA", "IC": "IB", "IIA": "I", "IIB": "II"}  # fmt: skip
 _UTERUS_6TH_ONLY = frozenset({"T1c", "T2a", "T2b", "IC", "IIA", "IIB"})
 _SIXTH_EDITION_RE = re.compile(
-    r"\b(?:6th|sixth)\s*ed(?:ition|\b)|\bajcc\W{0,3}(?:6th|sixth|6)\b|\bfigo\W{0,3}1988\b|"
-    r"\b1988\W{0,3}figo\b", re.I)  # fmt: skip
+    r"(?:ajcc|uicc|tnm|stag\w*|edition)[^.;\n]{0,40}(?:\b6\s?t[a-z]?|\bsixth)\.?\s*ed(?:ition|\b)|"
+    r"(?:\b6\s?t[a-z]?|\bsixth)\.?\s*ed(?:ition|\b)[^.;\n]{0,40}(?:ajcc|uicc|tnm|stag|p\s?t\s?[0-4l])|"
+    r"\bajcc\W{0,3}(?:6th|sixth)\b|\bfigo\b[^.;\n]{0,25}\b1988\b|\b1988\W{0,3}figo\b|"
+    # the 6th's definition of T1b / IB written beside it
+    r"(?:\bp?t\s?[1l]\s?b|\bib)\b[\s:/()\[\]ibt1l-]{0,12}(?:tumou?r\s+)?(?:invad\w*\s+)?"
+    r"less\s+than\s+(?:one[-\s]?half|1/2|half)|"
+    r"less\s+than\s+(?:one[-\s]?half|1/2|half)\s+of\s+the\s+myometrium\s*\(\s*p?t\s?[1l]\s?b\b",
+    re.I)  # fmt: skip
 _SEVENTH_EDITION_RE = re.compile(
-    r"\b(?:7th|seventh)\s*ed(?:ition|\b)|\bajcc\W{0,3}(?:7th|seventh|7)\b|\bfigo\W{0,3}2009\b|"
+    r"(?:7th|seventh)\.?\s*ed(?:ition|\b)|ajcc\W{0,3}(?:7th|seventh)\b|\bfigo\b[^.;\n]{0,25}\b2009\b|"
     r"\b2009\W{0,3}figo\b", re.I)  # fmt: skip
+# another organ named with a tumour of its own ("Left ovary: independent primary endometrioid
+# carcinoma, pT1c"), not as free of one ("Right adnexa: Free of tumor", "The bilateral ovaries
+# and fallopian tubes are negative for tumor")
+_OTHER_PRIMARY_RE = re.compile(
+    r"\b(?:ovar(?:y|ies|ian)|adnex\w*|fallopian|breast)\b(?P<between>[^.;]{0,60}?)"
+    r"(?:carcinoma|primary|tumou?r|\bp?T\s?[0-4])", re.I)  # fmt: skip
+_NOT_INVOLVED_RE = re.compile(
+    r"negative|free|uninvolved|unremarkable|benign|\bno\b|\bnot\b|without", re.I
+)
 
 
-def _sixth_edition_rule(value: object) -> str:
-    return f"the 6th edition's (FIGO 1988) {value} of the corpus uteri is the 7th's {_UTERUS_6TH[str(value)]}"
+def _names_another_primary(line: str) -> bool:
+    return any(
+        not _NOT_INVOLVED_RE.search(m.group("between")) for m in _OTHER_PRIMARY_RE.finditer(line)
+    )
 
 
-def _seventh_edition_terms(text: str, cancer: str | None) -> Callable[[str], str | None]:
-    """The 7th-edition value of a T or stage group of this report written in the 6th
-    edition's terms (corpus uteri only), or None where it needs no translation."""
+def _in_sixth_edition(text: str, cancer: str | None) -> bool:
+    """A report of the corpus uteri in the 6th edition's terms (see above)."""
     from kemm.knowledge.ajcc import table_names
 
-    uterus = table_names(cancer) == ("corpus uteri",)
-    named = uterus and _SIXTH_EDITION_RE.search(text) and not _SEVENTH_EDITION_RE.search(text)
+    return (
+        table_names(cancer) == ("corpus uteri",)
+        and _SIXTH_EDITION_RE.search(text) is not None
+        and _SEVENTH_EDITION_RE.search(text) is None
+    )
 
-    def translate(value: str) -> str | None:
-        if uterus and (value in _UTERUS_6TH_ONLY or (named and value in _UTERUS_6TH)):
-            return _UTERUS_6TH[value]
+
+def seventh_edition_value(
+    text: str, cancer: str | None, value: object, line: str
+) -> tuple[str, str] | None:
+    """The 7th-edition value and its rule of a T or stage group that a report of the corpus
+    uteri writes in the 6th edition's terms (``line``: where the value stands); None where it
+    needs no translation."""
+    from kemm.knowledge.ajcc import table_names
+
+    value = str(value)
+    if value not in _UTERUS_6TH or table_names(cancer) != ("corpus uteri",):
         return None
-
-    return translate
+    if _SEVENTH_EDITION_RE.search(text) or _names_another_primary(line):
+        return None
+    if value not in _UTERUS_6TH_ONLY and not _in_sixth_edition(text, cancer):
+        return None
+    new = _UTERUS_6TH[value]
+    return new, f"the 6th edition's (FIGO 1988) {value} of the corpus uteri is the 7th's {new}"
 
 
 _FOREIGN_TUMOUR = {
