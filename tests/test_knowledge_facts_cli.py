@@ -218,6 +218,7 @@ def test_validator_reads_a_sixth_edition_endometrial_value_as_the_rules_do():
     answer = _answer(stage={"quote": "FIGO stage IC", "value": "IC"})
     kept, _ = validate_fills(text, answer, ["stage"], cancer="ucec")
     assert kept["stage"].value == extract_report_facts(text, "ucec").value("stage") == "IB"
+    assert validate_fills(text, answer, ["stage"], cancer="endometrial")[0]["stage"].value == "IB"
     assert "(FIGO 1988) IC of the corpus uteri is the 7th's IB" in kept["stage"].rule
     kept, _ = validate_fills(text.replace("IC", "IB"), answer.replace("IC", "IB"), ["stage"],
                              cancer="ucec")  # fmt: skip

@@ -954,6 +954,46 @@ def test_stated_tnm_tokens(text, cancer, expected):
         ("[AJCC pT2b N0] (7th. edition, 2010)", "T2b", "II"),
         # the 6th's N1 is pelvic or para-aortic: the 7th's IIIC1 or IIIC2
         ("PATHOLOGIC STAGE (AJCC 6th Edition): pT1c pN1 pMX", "T1b", "IIIC"),
+        ("Pathologic Stage: pT2b N1 MX", "T2", "IIIC"),  # a 6th-only T shows the edition
+        # FIGO's revised staging (2008/2009) is the 7th's: its IB stays, a 6th-only T is read
+        (
+            "AJCC 6th edition pathologic stage: pT1c pN0.\nFIGO (2008 classification) Stage "
+            "grouping: IB",
+            "T1b",
+            "IB",
+        ),
+        (
+            "AJCC Pathologic stage: pT2a pN0 pMx.\nFIGO (2009 classification) Stage Grouping: I",
+            "T1",
+            "I",
+        ),
+        ("AJCC 7 th edition: pT1c pN0", "T1c", "I"),  # the AJCC 7th named: left as written
+        # the 7th's T1a definition under a "T1b" label (an LLM summary, TCGA-DF-A2KV) is no
+        # 6th-edition wording
+        (
+            "Stage: T1bN0M0. The tumor is limited to the endometrium or invades less than half of "
+            "the myometrium (T1b)",
+            "T1b",
+            "IB",
+        ),
+        # OCR'd definitions (TCGA-AX-A0J0, TCGA-AX-A1CE)
+        (
+            "Tumor invades less than one -half of the myometrium (T1b/IB). The overall pathologic "
+            "AJCC stage of the tumor is T1b/N0/M0",
+            "T1a",
+            "IA",
+        ),
+        (
+            "pT1b [IB]: Tumor confined to corpus uteri: Tumor invades less than one-half of the "
+            "myometrium. pN0",
+            "T1a",
+            "IA",
+        ),
+        # "per AJCC 2002" is no evidence: TCGA-A5-A0G5 writes it beside pT1b at 80 % invasion
+        ("(per AJCC 2002) pT1b pN0", "T1b", "IB"),
+        # the ovaries named as free of tumour, or atrophic: the uterus's own T is read
+        ("Bilateral atrophy of the ovaries, with a final staging of pT1c N0", "T1b", "IB"),
+        ("Adnexa: tumor not identified, pT2a N0", "T1", "I"),
     ],
 )
 def test_a_sixth_edition_endometrial_report_is_read_in_the_seventh_editions_terms(text, t, stage):
@@ -969,7 +1009,10 @@ def test_a_sixth_edition_endometrial_report_is_read_in_the_seventh_editions_term
 
 def test_another_primarys_sixth_edition_looking_value_is_not_translated():
     """An ovary's 7th-edition pT1c beside the endometrium's tumour is no 6th-edition T1c."""
-    text = ("Uterus: endometrioid adenocarcinoma, pT1a. Left ovary: independent primary "
-            "endometrioid carcinoma, pT1c.")  # fmt: skip
-    facts = extract_report_facts(text, "ucec")
-    assert facts.t is not None and facts.t.rule is None
+    for text in (
+        "Uterus: endometrioid adenocarcinoma, pT1a. Left ovary: independent primary "
+        "endometrioid carcinoma, pT1c.",
+        "Left ovary with no surface involvement, synchronous primary endometrioid carcinoma (pT1c)",
+    ):
+        facts = extract_report_facts(text, "ucec")
+        assert facts.t is not None and facts.t.rule is None

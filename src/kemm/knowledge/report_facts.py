@@ -2066,7 +2066,10 @@ def _extract_cached(
         if facts.t is not None or facts.m is not None
         else None
     )
-    if derived is not None and derived.value == "IIIC1" and _in_sixth_edition(text, cancer):
+    sixth_terms = _in_sixth_edition(text, cancer) or (
+        facts.t is not None and facts.t.rule is not None and "6th edition" in facts.t.rule
+    )
+    if derived is not None and derived.value == "IIIC1" and sixth_terms:
         # the 6th edition's N1 counts para-aortic nodes too: the 7th's N1 or N2
         rule = f"{derived.rule}; the 6th edition's N1 is the 7th's N1 or N2: IIIC"
         derived = Fact("IIIC", derived.start, derived.end, derived.source, True, rule)
@@ -2102,42 +2105,53 @@ def _extract_cached(
 # glands (IIA) or stroma (IIB); the 7th (FIGO 2009) has T1a under half, T1b half or more, no
 # T2 or stage II subcategories (cervical glands alone are stage I), and splits the 6th's N1
 # (pelvic or para-aortic) into N1 and N2. A value only the 6th has (T1c, T2a, T2b; IC, IIA,
-# IIB) is read in the 7th's terms (our AJCC table's) unless the report names the 7th edition
-# or the value's line names another primary (an ovary's 7th-edition T1c); a value both have
-# (T1b, IB) only in a report in the 6th edition's terms: it names the edition, or writes its
-# definition ("pT1b (IB): Tumor invades less than one-half of the myometrium"), and does not
-# name the 7th (a report may give "pT1c" beside a 2009 "FIGO stage grouping: IB"). The value
+# IIB) is read in the 7th's terms (our AJCC table's) unless the report names the AJCC 7th
+# edition or the value's line names another primary (an ovary's 7th-edition T1c); a value both
+# have (T1b, IB) only in a report in the 6th edition's terms: it names the edition, or writes
+# its definition ("pT1b (IB): Tumor invades less than one-half of the myometrium"), and names
+# neither the 7th nor FIGO 2008/2009 (a report may give "pT1c" beside a 2009 "FIGO stage
+# grouping: IB"). A stage IIIC1 derived from such a report's N1 is IIIC. The value
 # stays stated, with its rule. The 6th's IIIA (a positive washing alone, or serosa or adnexa)
 # is left as written: the 7th's IIIA, or stage I or II, which the report alone cannot tell.
 _UTERUS_6TH = {"T1b": "T1a", "T1c": "T1b", "T2a": "T1", "T2b": "T2",
                "IB": "IA", "IC": "IB", "IIA": "I", "IIB": "II"}  # fmt: skip
 _UTERUS_6TH_ONLY = frozenset({"T1c", "T2a", "T2b", "IC", "IIA", "IIB"})
+_HALF = r"less\s+than\s+(?:one\s?[-\s]?\s?half|1/2|half)"
 _SIXTH_EDITION_RE = re.compile(
-    r"(?:ajcc|uicc|tnm|stag\w*|edition)[^.;\n]{0,40}(?:\b6\s?t[a-z]?|\bsixth)\.?\s*ed(?:ition|\b)|"
+    r"(?:ajcc|uicc|tnm|stag(?:e|ing)?|edition)\b[^.;\n]{0,40}(?:\b6\s?t[a-z]?|\bsixth)\.?\s*ed(?:ition|\b)|"
     r"(?:\b6\s?t[a-z]?|\bsixth)\.?\s*ed(?:ition|\b)[^.;\n]{0,40}(?:ajcc|uicc|tnm|stag|p\s?t\s?[0-4l])|"
     r"\bajcc\W{0,3}(?:6th|sixth)\b|\bfigo\b[^.;\n]{0,25}\b1988\b|\b1988\W{0,3}figo\b|"
-    # the 6th's definition of T1b / IB written beside it
-    r"(?:\bp?t\s?[1l]\s?b|\bib)\b[\s:/()\[\]ibt1l-]{0,12}(?:tumou?r\s+)?(?:invad\w*\s+)?"
-    r"less\s+than\s+(?:one[-\s]?half|1/2|half)|"
-    r"less\s+than\s+(?:one[-\s]?half|1/2|half)\s+of\s+the\s+myometrium\s*\(\s*p?t\s?[1l]\s?b\b",
+    # the 6th's definition of T1b / IB written beside it (not the 7th's T1a: "limited to the
+    # endometrium or invades less than half")
+    r"(?:\bp?t\s?[1l]\s?b|\bib)\b[\s:/()\[\]ibt1l-]{0,12}"
+    r"(?:tumou?r\s+confined\s+to\s+(?:the\s+)?corpus\s+uteri\W{0,3})?(?:tumou?r\s+)?(?:invad\w*\s+)?"
+    + _HALF + r"|(?<!\bor\sinvades\s)(?<!\bor\s)" + _HALF + r"\s+of\s+the\s+myometrium\s*\(\s*p?t\s?[1l]\s?b\b",
     re.I)  # fmt: skip
+# The AJCC 7th edition named; FIGO's revised staging (approved 2008, published 2009) is the 7th's
+_SEVENTH_AJCC_RE = re.compile(
+    r"(?:7\s?th|seventh)\.?\s*ed(?:ition|\b)|ajcc\W{0,3}(?:7\s?th|seventh|2010)\b|\btnm\W?7\b", re.I
+)
 _SEVENTH_EDITION_RE = re.compile(
-    r"(?:7th|seventh)\.?\s*ed(?:ition|\b)|ajcc\W{0,3}(?:7th|seventh)\b|\bfigo\b[^.;\n]{0,25}\b2009\b|"
-    r"\b2009\W{0,3}figo\b", re.I)  # fmt: skip
+    _SEVENTH_AJCC_RE.pattern + r"|\bfigo\b[^.;\n]{0,25}\b200[89]\b|\b200[89]\W{0,3}figo\b", re.I
+)
 # another organ named with a tumour of its own ("Left ovary: independent primary endometrioid
 # carcinoma, pT1c"), not as free of one ("Right adnexa: Free of tumor", "The bilateral ovaries
-# and fallopian tubes are negative for tumor")
+# and fallopian tubes are negative for tumor", "Adnexa: tumor not identified")
 _OTHER_PRIMARY_RE = re.compile(
     r"\b(?:ovar(?:y|ies|ian)|adnex\w*|fallopian|breast)\b(?P<between>[^.;]{0,60}?)"
-    r"(?:carcinoma|primary|tumou?r|\bp?T\s?[0-4])", re.I)  # fmt: skip
+    r"(?:carcinoma|primary|tumou?r)(?P<after>[^.;]{0,20})", re.I)  # fmt: skip
 _NOT_INVOLVED_RE = re.compile(
-    r"negative|free|uninvolved|unremarkable|benign|\bno\b|\bnot\b|without", re.I
+    r"negative|\bfree\b|uninvolved|unremarkable|benign|within\s+normal|atroph\w*|absent|"
+    r"\bno\s+(?:evidence|residual|tumou?r|carcinoma|malignan\w*)|"
+    r"\bnot\s+(?:involved|identified|seen|present)",
+    re.I,
 )
 
 
 def _names_another_primary(line: str) -> bool:
     return any(
-        not _NOT_INVOLVED_RE.search(m.group("between")) for m in _OTHER_PRIMARY_RE.finditer(line)
+        not _NOT_INVOLVED_RE.search(m.group("between") + " " + m.group("after"))
+        for m in _OTHER_PRIMARY_RE.finditer(line)
     )
 
 
@@ -2146,7 +2160,7 @@ def _in_sixth_edition(text: str, cancer: str | None) -> bool:
     from kemm.knowledge.ajcc import table_names
 
     return (
-        table_names(cancer) == ("corpus uteri",)
+        table_names(_rules_code(cancer)) == ("corpus uteri",)
         and _SIXTH_EDITION_RE.search(text) is not None
         and _SEVENTH_EDITION_RE.search(text) is None
     )
@@ -2161,9 +2175,9 @@ def seventh_edition_value(
     from kemm.knowledge.ajcc import table_names
 
     value = str(value)
-    if value not in _UTERUS_6TH or table_names(cancer) != ("corpus uteri",):
+    if value not in _UTERUS_6TH or table_names(_rules_code(cancer)) != ("corpus uteri",):
         return None
-    if _SEVENTH_EDITION_RE.search(text) or _names_another_primary(line):
+    if _SEVENTH_AJCC_RE.search(text) or _names_another_primary(line):
         return None
     if value not in _UTERUS_6TH_ONLY and not _in_sixth_edition(text, cancer):
         return None
