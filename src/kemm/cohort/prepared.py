@@ -384,23 +384,25 @@ def report_fact_values(
             "report-fact covariates need a reports CSV (data.reports.csv, or --reports)",
             file=str(csv),
         )
-    columns = read_csv(csv, what="reports file", nrows=0).columns
-    texts_by_column = {
-        column: read_reports(csv, text_column=column)
-        for column in ("raw_text", "llm_text")
-        if column in columns
-    }  # fmt: skip
-    with_text = {case for texts in texts_by_column.values() for case in texts}  # none empty
-    rules = patient_rules(config, cohort, [c for c in cohort.case_ids if c in with_text])
     # age at diagnosis picks the AJCC table where stage groups depend on it (thyroid)
     ages = cohort.patients["age"].dropna().to_dict() if "age" in cohort.patients.columns else {}
+    # each patient's rules follow from the cancer, its OncoTree code and the reports file
+    codes = cohort.patients.get("oncotree_code", pd.Series(None, index=cohort.patients.index))
     key = (
-        str(csv.resolve()), csv.stat().st_mtime_ns, tuple(sorted(rules.items())),
-        tuple(sorted(ages.items())), config.derived_facts,
+        str(csv.resolve()), csv.stat().st_mtime_ns, cancer_type(config, cohort).code,
+        tuple(codes.astype(str).items()), tuple(sorted(ages.items())), config.derived_facts,
     )  # fmt: skip
     if key not in _FACT_CACHE:
+        columns = read_csv(csv, what="reports file", nrows=0).columns
+        column_texts = [
+            read_reports(csv, text_column=column)
+            for column in ("raw_text", "llm_text")
+            if column in columns
+        ]  # fmt: skip
+        with_text = {case for texts in column_texts for case in texts}  # none empty
+        rules = patient_rules(config, cohort, [c for c in cohort.case_ids if c in with_text])
         frames = []
-        for texts in texts_by_column.values():
+        for texts in column_texts:
             texts = {case: text for case, text in texts.items() if case in rules}
             records = facts_for_reports(texts, rules, ages, derive=config.derived_facts)
             frames.append(records_frame(records))

@@ -27,21 +27,30 @@ class CancerType:
     parts: tuple[str, ...] = ()  # a combined cohort's projects' rules codes ("stad", "esca")
 
     @property
+    def projects(self) -> tuple[str, ...]:
+        """The TCGA projects of this cancer: a combined cohort's parts, else its own code."""
+        return _COMBINED[self.code][1] if self.code in _COMBINED else (self.code,)
+
+    @property
+    def tables(self) -> set[tuple[str, ...]]:
+        """The AJCC tables of each of its projects (one entry where they share them)."""
+        from kemm.knowledge.ajcc import table_names
+
+        return {table_names(rules) for rules in self.parts or (self.rules,)}
+
+    @property
     def mixed_tables(self) -> bool:
         """True for a combined cohort whose projects are staged by different AJCC tables (STES:
         stomach and oesophagus): one set of rules cannot read all its reports."""
-        from kemm.knowledge.ajcc import table_names
-
-        return len({table_names(part) for part in self.parts}) > 1
+        return len(self.tables) > 1
 
     def tables_text(self) -> str:
         """``"STAD: stomach, ESCA: esophagus"``: each part's AJCC tables, for messages."""
         from kemm.knowledge.ajcc import table_names
 
-        projects = _COMBINED[self.code][1] if self.code in _COMBINED else (self.code,)
         return ", ".join(
             f"{project}: {' / '.join(table_names(_PROJECTS[project][2])) or 'none'}"
-            for project in projects
+            for project in self.projects
         )
 
     def rules_for(self, oncotree_code: str | None) -> str | None:
@@ -52,18 +61,18 @@ class CancerType:
         from kemm.knowledge.ajcc import table_names
 
         code = str(oncotree_code or "").strip().upper()
-        if self.mixed_tables:
-            for project in _COMBINED[self.code][1]:
+        tables = self.tables
+        mixed = len(tables) > 1
+        if mixed:
+            for project in self.projects:
                 _, oncotree, rules = _PROJECTS[project]
                 if code in oncotree:
                     return rules
         if code in _STAGED_WITH:
             rules = _PROJECTS[_STAGED_WITH[code]][2]
-            if table_names(rules) not in {
-                table_names(part) for part in self.parts or (self.rules,)
-            }:
+            if table_names(rules) not in tables:
                 return rules
-        return None if self.mixed_tables else self.rules
+        return None if mixed else self.rules
 
 
 # code: (name, OncoTree codes, rules code). Rules code: the project's own, or the project whose

@@ -2039,9 +2039,10 @@ def _extract_cached(
             unit = chosen.unit
             setattr(facts, attr, Fact(chosen.value, unit.start, unit.end, unit.text))
             setattr(facts, f"{attr}_prefix", chosen.prefix)
-    if facts.t is not None and (
+    t_from_6th = facts.t is not None and (
         to_7th := seventh_edition_value(text, cancer, facts.t.value, facts.t.source)
-    ):
+    )
+    if t_from_6th:
         old = facts.t
         facts.t = Fact(to_7th[0], old.start, old.end, old.source, rule=to_7th[1])
     facts.grade = _grade(units, cancer)
@@ -2066,10 +2067,11 @@ def _extract_cached(
         if facts.t is not None or facts.m is not None
         else None
     )
-    sixth_terms = _in_sixth_edition(text, cancer) or (
-        facts.t is not None and facts.t.rule is not None and "6th edition" in facts.t.rule
-    )
-    if derived is not None and derived.value == "IIIC1" and sixth_terms:
+    if (
+        derived is not None
+        and derived.value == "IIIC1"
+        and (t_from_6th or _in_sixth_edition(text, cancer))
+    ):
         # the 6th edition's N1 counts para-aortic nodes too: the 7th's N1 or N2
         rule = f"{derived.rule}; the 6th edition's N1 is the 7th's N1 or N2: IIIC"
         derived = Fact("IIIC", derived.start, derived.end, derived.source, True, rule)
